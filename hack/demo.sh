@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `npm start`: the operator's main job. With a cluster configured (KUBECONFIG
+# or ~/.kube/config) it installs the CRDs and runs the operator against it.
+# With none, it builds and starts the local control plane first, applies the
+# sample Tenant and shows it being provisioned. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. hack/lib.sh
+
+stack_dir=""
+operator_pid=""
+cleanup() {
+  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null || true
+  [ -n "$stack_dir" ] && hack/cluster.sh down "$stack_dir" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${KUBECONFIG:-}" ] && [ ! -f "$HOME/.kube/config" ]; then
+  log "no cluster configured: starting the local control plane (the first run builds it, which takes a while)"
+  hack/setup.sh
+  stack_dir="$(pwd)/.tmp/stack"
+  # shellcheck disable=SC1090
+  . "$(hack/cluster.sh up "$stack_dir")"
+  export KUBECONFIG
+  sample=1
+fi
+kubectl="${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl"
+
+log "installing CRDs"
+node src/cli/main.ts install-crds
+"$kubectl" create namespace tenant-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+
+log "starting the operator (metrics on http://127.0.0.1:${METRICS_PORT:-8080}/metrics)"
+node src/cli/main.ts operator --namespace tenant-system --metrics-port "${METRICS_PORT:-8080}" &
+operator_pid=$!
+
+if [ "${sample:-0}" = 1 ]; then
+  log "applying the sample tenant examples/tenant-acme.yaml"
+  "$kubectl" apply -f examples/tenant-acme.yaml
+  for _ in $(seq 1 120); do
+    phase="$("$kubectl" get tenant acme -o jsonpath='{.status.phase}' 2>/dev/null || true)"
+    log "tenant acme: ${phase:-pending}"
+    [ "$phase" = Ready ] && break
+    sleep 1
+  done
+  "$kubectl" get tenant acme -o wide
+  "$kubectl" get tenant acme -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}){"\n"}{end}'
+  "$kubectl" -n tenant-acme get networkpolicies,resourcequota,limitrange,rolebindings
+  log "the operator keeps running: edit or delete a child and watch it come back; Ctrl-C stops it and the stack"
+  log "  export KUBECONFIG=$KUBECONFIG"
+fi
+wait "$operator_pid"

@@ -1,0 +1,33 @@
+// Every name the operator writes into the cluster derives from here, so a
+// rename happens in one place and selectors can never disagree with labels.
+
+export const GROUP = 'tenancy.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const FIELD_MANAGER = 'tenant-operator';
+export const FINALIZER = `${GROUP}/finalizer`;
+
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'tenant-operator';
+export const LABEL_TENANT = `${GROUP}/tenant`;
+/** ClusterRoles carrying this label are folded into tenant-admin by aggregation. */
+export const LABEL_AGGREGATE_TO_TENANT_ADMIN = `${GROUP}/aggregate-to-tenant-admin`;
+
+/** Namespace of a tenant is this prefix plus the Tenant's name. */
+export const NAMESPACE_PREFIX = 'tenant-';
+/** A namespace is a DNS label (63 characters), so the Tenant name gets what the prefix leaves. */
+export const MAX_TENANT_NAME_LENGTH = 63 - NAMESPACE_PREFIX.length;
+
+export const TENANT_ADMIN_CLUSTER_ROLE = 'tenancy.io:tenant-admin';
+export const TENANT_ADMIN_BASE_CLUSTER_ROLE = 'tenancy.io:tenant-admin-base';
+
+/** Events about cluster-scoped objects live in the default namespace, as kubectl expects. */
+export const EVENTS_NAMESPACE = 'default';
+
+export function managedLabels(tenant: string): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_TENANT]: tenant };
+}
+
+/** Label selector matching every child object of every tenant. */
+export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_TENANT}`;

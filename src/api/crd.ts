@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { GROUP, VERSION } from './constants.ts';
+import { tenantObjectValidations, tenantSpecSchema, tenantStatusSchema } from './tenant.ts';
+
+// Turns the zod schemas into CustomResourceDefinitions. Kubernetes wants a
+// *structural* schema, which is JSON Schema with a few differences; the
+// translation below covers exactly the constructs our schemas use.
+
+type JsonSchema = { [key: string]: unknown };
+
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  categories: string[];
+  spec: z.ZodType;
+  status: z.ZodType;
+  validations: { rule: string; message: string }[];
+  printerColumns: { name: string; type: string; jsonPath: string; priority?: number }[];
+}
+
+export const tenantKind: KindDefinition = {
+  kind: 'Tenant',
+  plural: 'tenants',
+  singular: 'tenant',
+  shortNames: ['tn'],
+  categories: ['tenancy'],
+  spec: tenantSpecSchema,
+  status: tenantStatusSchema,
+  validations: tenantObjectValidations,
+  printerColumns: [
+    { name: 'State', type: 'string', jsonPath: '.spec.state' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Namespace', type: 'string', jsonPath: '.status.namespace' },
+    { name: 'Region', type: 'string', jsonPath: '.spec.region', priority: 1 },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};
+
+export const ALL_KINDS: KindDefinition[] = [tenantKind];
+
+/** zod's JSON Schema, reshaped into a Kubernetes structural schema. */
+export function structuralSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const json = z.toJSONSchema(schema, { io, target: 'openapi-3.0', unrepresentable: 'throw' });
+  return toStructural(json);
+}
+
+function toStructural(node: JsonSchema): JsonSchema {
+  const out: JsonSchema = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$schema') continue;
+    // Structural schemas forbid additionalProperties:false next to properties;
+    // the API server prunes unknown fields anyway.
+    if (key === 'additionalProperties' && value === false) continue;
+    // zod spells "any safe integer" with bounds Kubernetes does not need.
+    if (
+      (key === 'minimum' || key === 'maximum') &&
+      Math.abs(value as number) >= Number.MAX_SAFE_INTEGER
+    ) {
+      continue;
+    }
+    out[key] = transform(value);
+  }
+  return out;
+}
+
+function transform(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(transform);
+  if (value !== null && typeof value === 'object') return toStructural(value as JsonSchema);
+  return value;
+}
+
+export function customResourceDefinition(def: KindDefinition): JsonSchema {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${def.plural}.${GROUP}` },
+    spec: {
+      group: GROUP,
+      scope: 'Cluster',
+      names: {
+        kind: def.kind,
+        listKind: `${def.kind}List`,
+        plural: def.plural,
+        singular: def.singular,
+        shortNames: def.shortNames,
+        categories: def.categories,
+      },
+      versions: [
+        {
+          name: VERSION,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: def.printerColumns,
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: structuralSchema(def.spec, 'input'),
+                status: structuralSchema(def.status, 'output'),
+              },
+              'x-kubernetes-validations': def.validations,
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { MAX_TENANT_NAME_LENGTH } from './constants.ts';
+import { durationSchema } from './duration.ts';
+import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
+
+// The Tenant API. These zod schemas are the single source of truth: the CRD's
+// openAPIV3Schema is generated from them (src/api/crd.ts) and the operator
+// validates every Tenant with them again before acting.
+
+export const TENANT_STATES = ['Active', 'Suspended', 'Closed'] as const;
+export type TenantState = (typeof TENANT_STATES)[number];
+
+export const TENANT_PHASES = [
+  'Provisioning',
+  'Ready',
+  'Suspended',
+  'Closed',
+  'Purging',
+  'Purged',
+  'Failed',
+] as const;
+export type TenantPhase = (typeof TENANT_PHASES)[number];
+
+const ownerSchema = z
+  .object({
+    kind: z.enum(['User', 'Group', 'ServiceAccount']),
+    name: z.string().min(1).max(253),
+    namespace: z.string().min(1).max(63).optional().meta({
+      description: 'Namespace of a ServiceAccount owner; required for that kind only.',
+    }),
+  })
+  .strict()
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: "self.kind != 'ServiceAccount' || has(self.namespace)",
+        message: 'a ServiceAccount owner needs a namespace',
+        fieldPath: '.namespace',
+      },
+    ],
+  });
+
+const cidrSchema = z
+  .string()
+  .min(3)
+  .max(49)
+  .regex(/^[0-9a-fA-F:.]+\/[0-9]{1,3}$/, 'must be a CIDR such as 203.0.113.0/24')
+  .meta({
+    'x-kubernetes-validations': [{ rule: 'isCIDR(self)', message: 'must be a valid CIDR' }],
+  });
+
+const networkSchema = z
+  .object({
+    allowIngressFromNamespaces: z.array(labelSelectorSchema).max(32).default([]).meta({
+      description: 'Namespaces (by label) whose pods may open connections into the tenant.',
+    }),
+    allowEgressCIDRs: z.array(cidrSchema).max(64).default([]).meta({
+      description: 'Address ranges outside the cluster that the tenant may connect to.',
+    }),
+  })
+  .strict();
+
+const quotaSchema = z
+  .object({
+    cpu: quantitySchema.default('4'),
+    memory: quantitySchema.default('8Gi'),
+    pods: z.number().int().min(0).max(100_000).default(50),
+    storage: quantitySchema.default('100Gi'),
+  })
+  .strict();
+
+const databaseSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    rotationInterval: durationSchema.default('30d'),
+    delivery: z.enum(['Vault', 'VaultAndSecret']).default('Vault'),
+  })
+  .strict();
+
+const backupSchema = z
+  .object({
+    schedule: z.string().min(9).max(128).default('H 2 * * *').meta({
+      description: 'Cron schedule; H stands for a stable per-tenant value that spreads load.',
+    }),
+    retention: durationSchema.default('35d'),
+    verifySchedule: z.string().min(9).max(128).default('H H * * 0'),
+  })
+  .strict();
+
+const retentionSchema = z
+  .object({
+    afterClosure: durationSchema.default('60d').meta({
+      description: 'How long data is kept after closure before it is erased.',
+    }),
+    legalHold: z.boolean().default(false).meta({
+      description: 'While true, erasure waits, whatever the timer says.',
+    }),
+  })
+  .strict();
+
+export const tenantSpecSchema = z
+  .object({
+    displayName: z.string().min(1).max(256).optional(),
+    owners: z.array(ownerSchema).min(1, 'at least one owner is required').max(64),
+    state: z.enum(TENANT_STATES).default('Active'),
+    region: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label such as eu-west')
+      .max(63)
+      .optional(),
+    network: networkSchema.prefault({}),
+    quota: quotaSchema.prefault({}),
+    database: databaseSchema.prefault({}),
+    backup: backupSchema.prefault({}),
+    retention: retentionSchema.prefault({}),
+  })
+  .strict();
+
+export type TenantSpec = z.output<typeof tenantSpecSchema>;
+
+const backupRefSchema = z.object({
+  id: z.string(),
+  time: z.string(),
+  bytes: z.number().int().optional(),
+  sha256: z.string().optional(),
+});
+
+export const tenantStatusSchema = z.object({
+  phase: z.enum(TENANT_PHASES).optional(),
+  observedGeneration: z.number().int().optional(),
+  conditions: z.array(conditionSchema).optional(),
+  namespace: z.string().optional(),
+  database: z
+    .object({
+      server: z.string().optional(),
+      name: z.string().optional(),
+      role: z.string().optional(),
+      lastRotated: z.string().optional(),
+    })
+    .optional(),
+  vaultPath: z.string().optional(),
+  lastBackup: backupRefSchema.optional(),
+  lastVerifiedBackup: backupRefSchema.optional(),
+  closedAt: z.string().optional(),
+  purgeAfter: z.string().optional(),
+  erasure: z
+    .object({
+      completedAt: z.string().optional(),
+      certificate: z.record(z.string(), z.string()).optional(),
+    })
+    .optional(),
+});
+
+export type TenantStatus = z.output<typeof tenantStatusSchema>;
+
+/** Rules on the whole object: they see metadata.name and both spec and status. */
+export const tenantObjectValidations = [
+  {
+    rule: `size(self.metadata.name) <= ${MAX_TENANT_NAME_LENGTH} && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')`,
+    message: `metadata.name must be a DNS label of at most ${MAX_TENANT_NAME_LENGTH} characters (lower-case letters, digits, '-'; no dots), because the namespace is tenant-<name>`,
+  },
+  {
+    rule: "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Purging', 'Purged']) || self.spec.state == oldSelf.spec.state",
+    message: 'spec.state: a tenant that is being or has been purged cannot change state (it cannot be re-opened)',
+  },
+];

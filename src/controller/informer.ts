@@ -1,0 +1,213 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { collectionPath, type ResourceType } from '../k8s/resources.ts';
+import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
+
+// A list-then-watch cache of one resource type. It never stops on its own:
+// a watch the server closes is reopened from the last resourceVersion, an
+// expired resourceVersion (410 Gone) triggers a fresh list, and any other
+// failure is retried with capped exponential backoff. `live` tells readiness
+// whether the cache is actually following the API server right now.
+
+export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export type ChangeHandler<T> = (object: T, change: ChangeType) => void;
+
+export interface InformerOptions {
+  labelSelector?: string;
+  /** How long the server keeps one watch open; the informer reopens it after. */
+  watchTimeoutSeconds?: number;
+  log: Logger;
+  onConnectionChange?: (connected: boolean) => void;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+/** A disconnect shorter than this does not make the operator unready. */
+const LIVENESS_GRACE_MS = 15_000;
+const PAGE_SIZE = 500;
+
+export class Informer<T extends KubeObject> {
+  readonly type: ResourceType;
+  private readonly client: KubeClient;
+  private readonly options: InformerOptions;
+  private readonly store = new Map<string, T>();
+  private readonly handlers: ChangeHandler<T>[] = [];
+  private resourceVersion: string | undefined;
+  private synced = false;
+  private connected = false;
+  private disconnectedSince = Date.now();
+  private syncWaiters: (() => void)[] = [];
+
+  constructor(client: KubeClient, type: ResourceType, options: InformerOptions) {
+    this.client = client;
+    this.type = type;
+    this.options = options;
+  }
+
+  onChange(handler: ChangeHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  /**
+   * Records an object the operator just wrote, so the next reconcile does not
+   * act on the stale copy before the watch delivers the change.
+   */
+  upsert(object: T): void {
+    this.store.set(objectKey(object), {
+      ...object,
+      apiVersion: this.type.apiVersion,
+      kind: this.type.kind,
+    });
+  }
+
+  list(): T[] {
+    return [...this.store.values()];
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** Synced, and its watch open now or lost only a moment ago. */
+  get live(): boolean {
+    return (
+      this.synced && (this.connected || Date.now() - this.disconnectedSince < LIVENESS_GRACE_MS)
+    );
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    let needList = true;
+    while (!signal.aborted) {
+      try {
+        if (needList) {
+          await this.relist(signal);
+          needList = false;
+        }
+        await this.watchOnce(signal);
+        failures = 0;
+      } catch (thrown: unknown) {
+        this.setConnected(false);
+        if (signal.aborted) break;
+        const err = toOperatorError(thrown);
+        if (err.code === ERROR_CODES.API_GONE) {
+          this.options.log.info(
+            { resource: this.type.plural },
+            'resourceVersion expired; listing again',
+          );
+          needList = true;
+          continue;
+        }
+        failures++;
+        const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 8));
+        this.options.log.warn(
+          { resource: this.type.plural, err: err.message, retryInMs: delay },
+          'watch failed; retrying',
+        );
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+    this.setConnected(false);
+  }
+
+  private setConnected(connected: boolean): void {
+    if (this.connected === connected) return;
+    this.connected = connected;
+    if (!connected) this.disconnectedSince = Date.now();
+    this.options.onConnectionChange?.(connected);
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    const fresh = new Map<string, T>();
+    let continueToken: string | undefined;
+    let listVersion = '';
+    do {
+      const page = await this.client.request<KubeList<T>>('GET', collectionPath(this.type), {
+        query: {
+          labelSelector: this.options.labelSelector,
+          limit: PAGE_SIZE,
+          continue: continueToken,
+        },
+        signal,
+      });
+      for (const item of page.items) {
+        // List items carry no apiVersion/kind; restore them so callers can treat them like watched objects.
+        fresh.set(objectKey(item), {
+          ...item,
+          apiVersion: this.type.apiVersion,
+          kind: this.type.kind,
+        });
+      }
+      continueToken = page.metadata.continue || undefined;
+      listVersion = page.metadata.resourceVersion;
+    } while (continueToken);
+
+    const previous = new Map(this.store);
+    this.store.clear();
+    for (const [key, object] of fresh) this.store.set(key, object);
+    this.resourceVersion = listVersion;
+    for (const [key, object] of fresh) {
+      const before = previous.get(key);
+      if (!before) this.emit(object, 'ADDED');
+      else if (before.metadata.resourceVersion !== object.metadata.resourceVersion)
+        this.emit(object, 'MODIFIED');
+    }
+    for (const [key, object] of previous) if (!fresh.has(key)) this.emit(object, 'DELETED');
+    if (!this.synced) {
+      this.synced = true;
+      for (const resolve of this.syncWaiters.splice(0)) resolve();
+    }
+  }
+
+  private async watchOnce(signal: AbortSignal): Promise<void> {
+    const timeout = this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60);
+    const events = this.client.watch<T>(
+      collectionPath(this.type),
+      {
+        labelSelector: this.options.labelSelector,
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: timeout,
+      },
+      signal,
+    );
+    this.setConnected(true);
+    for await (const event of events) {
+      if (event.type === 'ERROR') {
+        const status = event.object as { code?: number; message?: string };
+        const code = status.code === 410 ? ERROR_CODES.API_GONE : ERROR_CODES.API_ERROR;
+        throw new OperatorError(
+          code,
+          `watch ${this.type.plural}: ${status.message ?? 'error event'}`,
+        );
+      }
+      const object = event.object as T;
+      if (object.metadata.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+      if (event.type === 'BOOKMARK') continue;
+      const key = objectKey(object);
+      if (event.type === 'DELETED') this.store.delete(key);
+      else this.store.set(key, object);
+      this.emit(object, event.type);
+    }
+  }
+
+  private emit(object: T, change: ChangeType): void {
+    for (const handler of this.handlers) {
+      try {
+        handler(object, change);
+      } catch (err: unknown) {
+        this.options.log.error({ err: toOperatorError(err).message }, 'informer handler failed');
+      }
+    }
+  }
+}

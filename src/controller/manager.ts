@@ -1,0 +1,222 @@
+import type { Server } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
+import { toOperatorError } from '../errors.ts';
+import { KubeClient } from '../k8s/client.ts';
+import { objectPath, RESOURCES, resourceOfPath } from '../k8s/resources.ts';
+import { isSubset } from '../k8s/subset.ts';
+import type { KubeObject } from '../k8s/types.ts';
+import { createMetrics, type Metrics } from '../metrics/registry.ts';
+import type { TenantObject } from '../tenant/model.ts';
+import { buildSharedClusterRoles } from '../tenant/rbac.ts';
+import {
+  CHILD_KINDS,
+  reconcileTenant,
+  type ChildKind,
+  type ReconcileDeps,
+} from '../tenant/reconcile.ts';
+import { EventRecorder } from './events.ts';
+import { startHealthServer } from './health.ts';
+import { Informer } from './informer.ts';
+import { LeaderElector } from './leader.ts';
+import { WorkQueue } from './queue.ts';
+
+// Wires the pieces into a running operator: caches that follow the API
+// server, a queue of tenant names, the reconciler, leader election and the
+// health/metrics endpoint. Every replica keeps its caches warm and reports
+// readiness; only the leader reconciles.
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Namespace of the leader-election Lease. */
+  namespace: string;
+  identity: string;
+  concurrency: number;
+  resyncPeriodMs: number;
+  metricsHost: string;
+  metricsPort: number;
+  leaseDurationSeconds: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  onLostLeadership: () => void;
+}
+
+export class Operator {
+  readonly metrics: Metrics;
+  client!: KubeClient;
+  queue!: WorkQueue;
+  metricsPort = 0;
+  private readonly options: OperatorOptions;
+  private readonly abort = new AbortController();
+  private informers: Informer<KubeObject>[] = [];
+  private tenants!: Informer<TenantObject>;
+  private leader!: LeaderElector;
+  private server: Server | undefined;
+  private running: Promise<unknown>[] = [];
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: OperatorOptions) {
+    this.options = options;
+    this.metrics = createMetrics(
+      () => this.tenants?.list().map((t) => t.status?.phase ?? 'Unknown') ?? [],
+    );
+  }
+
+  get ready(): { ok: boolean; detail: string } {
+    const stale = this.informers.filter((i) => !i.live).map((i) => i.type.plural);
+    return stale.length === 0
+      ? { ok: true, detail: `ok (${this.leader?.isLeader ? 'leader' : 'standby'})` }
+      : { ok: false, detail: `watches not live: ${stale.join(', ')}` };
+  }
+
+  async start(): Promise<void> {
+    const { log, kubeConfig } = this.options;
+    this.client = await KubeClient.create(kubeConfig);
+    this.client.onRequest((method, path, status) => {
+      this.metrics.apiRequests.inc({ method, code: String(status) });
+      if (method !== 'GET') this.metrics.apiWrites.inc({ resource: resourceOfPath(path) });
+    });
+
+    const informer = <T extends KubeObject>(
+      kind: keyof typeof RESOURCES,
+      labelSelector?: string,
+    ) => {
+      const type = RESOURCES[kind];
+      const created = new Informer<T>(this.client, type, {
+        log: log.child({ informer: type.plural }),
+        ...(labelSelector ? { labelSelector } : {}),
+        onConnectionChange: (connected) =>
+          this.metrics.watchConnected.set({ resource: type.plural }, connected ? 1 : 0),
+      });
+      this.informers.push(created as unknown as Informer<KubeObject>);
+      return created;
+    };
+    this.tenants = informer<TenantObject>('Tenant');
+    const namespaces = informer<KubeObject>('Namespace', MANAGED_SELECTOR);
+    const children = Object.fromEntries(
+      CHILD_KINDS.map((kind) => [kind, informer<KubeObject>(kind, MANAGED_SELECTOR)]),
+    ) as Record<ChildKind, Informer<KubeObject>>;
+
+    const deps: ReconcileDeps = {
+      client: this.client,
+      tenants: this.tenants,
+      namespaces,
+      children,
+      events: new EventRecorder(this.client, log, this.options.identity),
+      metrics: this.metrics,
+      log,
+    };
+    this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
+      concurrency: this.options.concurrency,
+      onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
+      onError: (name, err, retryInMs) =>
+        log.warn(
+          { tenant: name, err: toOperatorError(err).message, retryInMs },
+          'reconcile failed; will retry',
+        ),
+    });
+
+    this.tenants.onChange((tenant) => this.queue.add(tenant.metadata.name));
+    const enqueueOwner = (child: KubeObject) => {
+      const tenant = child.metadata.labels?.[LABEL_TENANT];
+      if (tenant) this.queue.add(tenant);
+    };
+    namespaces.onChange(enqueueOwner);
+    for (const kind of CHILD_KINDS) children[kind].onChange(enqueueOwner);
+
+    const signal = this.abort.signal;
+    this.running = this.informers.map((i) => i.run(signal));
+    const health = await startHealthServer({
+      host: this.options.metricsHost,
+      port: this.options.metricsPort,
+      registry: this.metrics.registry,
+      ready: () => this.ready,
+    });
+    this.server = health.server;
+    this.metricsPort = health.port;
+    log.info({ metricsPort: health.port }, 'health and metrics endpoint listening');
+
+    this.leader = new LeaderElector(this.client, {
+      namespace: this.options.namespace,
+      name: 'tenant-operator',
+      identity: this.options.identity,
+      leaseDurationSeconds: this.options.leaseDurationSeconds,
+      renewDeadlineMs: this.options.renewDeadlineMs,
+      retryPeriodMs: this.options.retryPeriodMs,
+      log,
+    });
+    this.running.push(
+      this.leader.run(
+        signal,
+        () => void this.lead().catch((err: unknown) => this.fatal(err)),
+        () => {
+          this.metrics.leader.set(0);
+          this.queue.stop();
+          this.options.onLostLeadership();
+        },
+      ),
+    );
+  }
+
+  private async reconcile(deps: ReconcileDeps, name: string) {
+    const end = this.metrics.reconcileDuration.startTimer();
+    try {
+      const result = await reconcileTenant(deps, name);
+      this.metrics.reconcileTotal.inc({
+        result: result?.requeueAfterMs === undefined ? 'success' : 'requeue',
+      });
+      return result;
+    } catch (err: unknown) {
+      this.metrics.reconcileTotal.inc({ result: 'error' });
+      throw err;
+    } finally {
+      end();
+    }
+  }
+
+  private async lead(): Promise<void> {
+    this.metrics.leader.set(1);
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    await this.applySharedObjects();
+    this.queue.start();
+    this.resyncAll();
+    this.resyncTimer = setInterval(() => this.resyncAll(), this.options.resyncPeriodMs);
+    this.resyncTimer.unref();
+  }
+
+  /** Enqueues every tenant: the backstop that catches anything a watch missed. */
+  resyncAll(): void {
+    for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
+  }
+
+  /** The shared tenant-admin ClusterRoles; read first so a restart writes nothing. */
+  private async applySharedObjects(): Promise<void> {
+    for (const role of buildSharedClusterRoles()) {
+      const live = await this.client.get<KubeObject>(
+        objectPath(RESOURCES.ClusterRole, role.metadata.name),
+      );
+      if (!live || !isSubset(role, live)) await this.client.apply(role);
+    }
+  }
+
+  private fatal(err: unknown): void {
+    this.options.log.fatal(
+      { err: toOperatorError(err).message },
+      'operator failed to start leading',
+    );
+    this.options.onLostLeadership();
+  }
+
+  async stop(): Promise<void> {
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.queue?.stop();
+    this.abort.abort();
+    await Promise.allSettled(this.running);
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
+    await this.client?.close();
+  }
+}

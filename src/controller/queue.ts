@@ -1,0 +1,127 @@
+// A work queue keyed by object name. One key is never worked on twice at once
+// (a change that arrives meanwhile marks it dirty and it runs again after);
+// keys run with bounded concurrency; failures come back with exponential
+// backoff, and a worker may ask to be called again after a delay.
+
+export type ReconcileResult = { requeueAfterMs?: number } | void;
+export type Worker = (key: string) => Promise<ReconcileResult>;
+
+export interface QueueOptions {
+  concurrency: number;
+  baseBackoffMs?: number;
+  maxBackoffMs?: number;
+  onDepthChange?: (depth: number) => void;
+  onError?: (key: string, err: unknown, retryInMs: number) => void;
+}
+
+/** Node timers overflow past 2^31-1 ms (~24.8 days); longer delays re-arm in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class WorkQueue {
+  private readonly worker: Worker;
+  private readonly options: Required<Omit<QueueOptions, 'onDepthChange' | 'onError'>> &
+    QueueOptions;
+  private readonly pending = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private running = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(worker: Worker, options: QueueOptions) {
+    this.worker = worker;
+    this.options = { baseBackoffMs: 200, maxBackoffMs: 60_000, ...options };
+  }
+
+  get depth(): number {
+    return this.pending.size;
+  }
+
+  start(): void {
+    this.running = true;
+    this.pump();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  add(key: string): void {
+    if (this.active.has(key)) {
+      this.dirty.add(key);
+      return;
+    }
+    if (this.pending.has(key)) return;
+    this.pending.add(key);
+    this.options.onDepthChange?.(this.pending.size);
+    this.pump();
+  }
+
+  /** Adds the key after a delay; an earlier scheduled time for the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    const at = Date.now() + Math.max(0, delayMs);
+    const existing = this.timers.get(key);
+    if (existing && existing.at <= at) return;
+    if (existing) clearTimeout(existing.timer);
+    this.arm(key, at);
+  }
+
+  private arm(key: string, at: number): void {
+    const wait = Math.min(at - Date.now(), MAX_TIMER_MS);
+    const timer = setTimeout(
+      () => {
+        if (Date.now() < at) return this.arm(key, at);
+        this.timers.delete(key);
+        this.add(key);
+      },
+      Math.max(0, wait),
+    );
+    timer.unref();
+    this.timers.set(key, { at, timer });
+  }
+
+  /** Resolves when nothing is pending or running (tests and the benchmark use it). */
+  whenIdle(): Promise<void> {
+    if (this.pending.size === 0 && this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    if (!this.running) return;
+    for (const key of this.pending) {
+      if (this.active.size >= this.options.concurrency) break;
+      if (this.active.has(key)) continue;
+      this.pending.delete(key);
+      this.active.add(key);
+      void this.process(key);
+    }
+    this.options.onDepthChange?.(this.pending.size);
+    if (this.pending.size === 0 && this.active.size === 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    try {
+      const result = await this.worker(key);
+      this.failures.delete(key);
+      if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
+    } catch (err: unknown) {
+      const attempts = (this.failures.get(key) ?? 0) + 1;
+      this.failures.set(key, attempts);
+      const delay = Math.min(
+        this.options.maxBackoffMs,
+        this.options.baseBackoffMs * 2 ** (attempts - 1),
+      );
+      this.options.onError?.(key, err, delay);
+      this.addAfter(key, delay);
+    } finally {
+      this.active.delete(key);
+      if (this.dirty.delete(key)) this.pending.add(key);
+      this.pump();
+    }
+  }
+}

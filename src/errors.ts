@@ -1,0 +1,56 @@
+// One error type for the whole operator, with a code that callers branch on
+// and a message that is safe to put in a log line, an Event or a status field
+// (never a secret: values are named by what they are, not shown).
+
+export const ERROR_CODES = {
+  INVALID_SPEC: 'INVALID_SPEC',
+  API_CONFLICT: 'API_CONFLICT',
+  API_NOT_FOUND: 'API_NOT_FOUND',
+  API_GONE: 'API_GONE',
+  API_THROTTLED: 'API_THROTTLED',
+  API_FORBIDDEN: 'API_FORBIDDEN',
+  API_INVALID: 'API_INVALID',
+  API_ERROR: 'API_ERROR',
+  NETWORK: 'NETWORK',
+  INTERNAL: 'INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+export class OperatorError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; httpStatus?: number },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'OperatorError';
+    this.code = code;
+    this.httpStatus = options?.httpStatus;
+  }
+}
+
+/** Whatever was thrown, as an OperatorError. */
+export function toOperatorError(thrown: unknown): OperatorError {
+  if (thrown instanceof OperatorError) return thrown;
+  if (thrown instanceof Error) {
+    const network =
+      /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|fetch failed|socket|other side closed/i;
+    const text = `${thrown.message} ${String((thrown.cause as Error | undefined)?.message ?? '')}`;
+    if (network.test(text))
+      return new OperatorError(ERROR_CODES.NETWORK, thrown.message, { cause: thrown });
+    return new OperatorError(ERROR_CODES.INTERNAL, thrown.message, { cause: thrown });
+  }
+  return new OperatorError(ERROR_CODES.INTERNAL, String(thrown));
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof OperatorError && err.code === ERROR_CODES.API_NOT_FOUND;
+}
+
+export function isConflict(err: unknown): boolean {
+  return err instanceof OperatorError && err.code === ERROR_CODES.API_CONFLICT;
+}

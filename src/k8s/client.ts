@@ -1,0 +1,268 @@
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Agent, fetch } from 'undici';
+import { FIELD_MANAGER } from '../api/constants.ts';
+import { ERROR_CODES, OperatorError, type ErrorCode } from '../errors.ts';
+import type { KubeObject, WatchEvent } from './types.ts';
+import { objectPath, resourceFor, resourceOfPath } from './resources.ts';
+
+// A thin client for the Kubernetes REST API. @kubernetes/client-node reads the
+// kubeconfig and its credentials; the requests themselves go through one
+// keep-alive connection pool, because the library opens a new TLS connection
+// for every call and the operator makes many small ones.
+
+export interface RequestObserver {
+  (method: string, path: string, status: number): void;
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const REQUEST_TIMEOUT_MS = 30_000;
+
+export class KubeClient {
+  readonly server: string;
+  /** API requests that change something, by resource, since start. */
+  private readonly writeCounts = new Map<string, number>();
+  private readonly kubeConfig: KubeConfig;
+  private readonly agent: Agent;
+  private readonly observers: RequestObserver[] = [];
+
+  private constructor(kubeConfig: KubeConfig, server: string, agent: Agent) {
+    this.kubeConfig = kubeConfig;
+    this.server = server;
+    this.agent = agent;
+  }
+
+  static async create(kubeConfig: KubeConfig): Promise<KubeClient> {
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster)
+      throw new OperatorError(ERROR_CODES.INTERNAL, 'kubeconfig has no current cluster');
+    const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean } = {};
+    await kubeConfig.applyToHTTPSOptions(tls);
+    const agent = new Agent({
+      connections: 32,
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(tls.ca ? { ca: tls.ca as string } : {}),
+        ...(tls.cert ? { cert: tls.cert as string } : {}),
+        ...(tls.key ? { key: tls.key as string } : {}),
+        ...(tls.rejectUnauthorized === false || cluster.skipTLSVerify
+          ? { rejectUnauthorized: false }
+          : {}),
+      },
+    });
+    return new KubeClient(kubeConfig, cluster.server.replace(/\/$/, ''), agent);
+  }
+
+  /** Writes so far, leaving out the named resources (e.g. the leader Lease's renewals). */
+  writesExcept(...resources: string[]): number {
+    let total = 0;
+    for (const [resource, count] of this.writeCounts) if (!resources.includes(resource)) total += count;
+    return total;
+  }
+
+  onRequest(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  /** Headers are fetched per call: bearer tokens (service account, exec plugins) rotate. */
+  private async headers(contentType?: string): Promise<Record<string, string>> {
+    const opts: { headers?: Record<string, string> } = {};
+    await this.kubeConfig.applyToHTTPSOptions(opts);
+    return {
+      accept: 'application/json',
+      'user-agent': 'tenant-operator',
+      ...(opts.headers ?? {}),
+      ...(contentType ? { 'content-type': contentType } : {}),
+    };
+  }
+
+  private url(path: string, query?: RequestOptions['query']): string {
+    const url = new URL(this.server + path);
+    for (const [key, value] of Object.entries(query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    return url.toString();
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
+      : AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    let response;
+    try {
+      response = await fetch(this.url(path, options.query), {
+        method,
+        headers: await this.headers(
+          body === undefined ? undefined : (options.contentType ?? 'application/json'),
+        ),
+        ...(body === undefined ? {} : { body }),
+        dispatcher: this.agent,
+        signal,
+      });
+    } catch (err: unknown) {
+      throw new OperatorError(ERROR_CODES.NETWORK, `${method} ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (WRITE_METHODS.has(method)) {
+      const resource = resourceOfPath(path);
+      this.writeCounts.set(resource, (this.writeCounts.get(resource) ?? 0) + 1);
+    }
+    for (const observe of this.observers) observe(method, path, response.status);
+    const text = await response.text();
+    if (response.status >= 200 && response.status < 300) {
+      return (text ? JSON.parse(text) : undefined) as T;
+    }
+    throw apiError(method, path, response.status, text);
+  }
+
+  /** GET that answers undefined for a missing object. */
+  async get<T extends KubeObject>(path: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', path);
+    } catch (err: unknown) {
+      if (err instanceof OperatorError && err.code === ERROR_CODES.API_NOT_FOUND) return undefined;
+      throw err;
+    }
+  }
+
+  /** Server-side apply under our one field manager; force takes back fields others changed. */
+  async apply<T extends KubeObject>(object: T, options: { dryRun?: boolean } = {}): Promise<T> {
+    const type = resourceFor(object.apiVersion, object.kind);
+    const path = objectPath(type, object.metadata.name, object.metadata.namespace);
+    return this.request<T>('PATCH', path, {
+      query: {
+        fieldManager: FIELD_MANAGER,
+        force: true,
+        dryRun: options.dryRun ? 'All' : undefined,
+      },
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+    });
+  }
+
+  async mergePatch<T>(path: string, patch: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, {
+      query: { fieldManager: FIELD_MANAGER },
+      body: patch,
+      contentType: 'application/merge-patch+json',
+    });
+  }
+
+  async jsonPatch<T>(path: string, operations: unknown[]): Promise<T> {
+    return this.request<T>('PATCH', path, {
+      query: { fieldManager: FIELD_MANAGER },
+      body: operations,
+      contentType: 'application/json-patch+json',
+    });
+  }
+
+  async create<T extends KubeObject>(path: string, object: T): Promise<T> {
+    return this.request<T>('POST', path, { query: { fieldManager: FIELD_MANAGER }, body: object });
+  }
+
+  /** Delete; a missing object counts as deleted. */
+  async delete(
+    path: string,
+    propagationPolicy: 'Background' | 'Foreground' = 'Background',
+  ): Promise<void> {
+    try {
+      await this.request('DELETE', path, { body: { propagationPolicy } });
+    } catch (err: unknown) {
+      if (err instanceof OperatorError && err.code === ERROR_CODES.API_NOT_FOUND) return;
+      throw err;
+    }
+  }
+
+  /**
+   * Opens a watch and yields its events until the server ends the stream or
+   * the signal aborts. Errors (HTTP or network) are thrown to the caller,
+   * which decides whether to relist or rewatch.
+   */
+  async *watch<T extends KubeObject>(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    signal: AbortSignal,
+  ): AsyncGenerator<WatchEvent<T>> {
+    let response;
+    try {
+      response = await fetch(this.url(path, { ...query, watch: true }), {
+        method: 'GET',
+        headers: await this.headers(),
+        dispatcher: this.agent,
+        signal,
+      });
+    } catch (err: unknown) {
+      throw new OperatorError(ERROR_CODES.NETWORK, `watch ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    if (response.status !== 200 || !response.body) {
+      throw apiError('WATCH', path, response.status, await response.text());
+    }
+    const stream = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        yield JSON.parse(line) as WatchEvent<T>;
+      }
+    } catch (err: unknown) {
+      if (signal.aborted) return;
+      throw new OperatorError(ERROR_CODES.NETWORK, `watch ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    } finally {
+      lines.close();
+      stream.destroy();
+    }
+  }
+}
+
+function codeForStatus(status: number): ErrorCode {
+  switch (status) {
+    case 404:
+      return ERROR_CODES.API_NOT_FOUND;
+    case 409:
+      return ERROR_CODES.API_CONFLICT;
+    case 410:
+      return ERROR_CODES.API_GONE;
+    case 429:
+      return ERROR_CODES.API_THROTTLED;
+    case 401:
+    case 403:
+      return ERROR_CODES.API_FORBIDDEN;
+    case 400:
+    case 422:
+      return ERROR_CODES.API_INVALID;
+    default:
+      return ERROR_CODES.API_ERROR;
+  }
+}
+
+function apiError(method: string, path: string, status: number, body: string): OperatorError {
+  let message = body.slice(0, 500);
+  try {
+    const parsed = JSON.parse(body) as { message?: string };
+    if (parsed.message) message = parsed.message;
+  } catch {
+    // not a Status object; keep the raw text
+  }
+  return new OperatorError(codeForStatus(status), `${method} ${path}: ${status} ${message}`, {
+    httpStatus: status,
+  });
+}

@@ -1,0 +1,105 @@
+import {
+  LABEL_AGGREGATE_TO_TENANT_ADMIN,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_VALUE,
+  TENANT_ADMIN_BASE_CLUSTER_ROLE,
+  TENANT_ADMIN_CLUSTER_ROLE,
+} from '../api/constants.ts';
+import type { KubeObject } from '../k8s/types.ts';
+import { childMetadata, type ValidTenant } from './model.ts';
+
+// What a tenant's owners may do inside their namespace. The tenant-admin
+// ClusterRole is an aggregate, so a platform team can grant more (their own
+// CRDs, say) with a labelled ClusterRole instead of editing ours. The base
+// deliberately leaves out writes to what keeps the tenant isolated:
+// NetworkPolicies, ResourceQuotas, LimitRanges, Roles and RoleBindings.
+
+export const OWNER_BINDING_NAME = 'tenant-admins';
+
+const ALL = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
+const READ = ['get', 'list', 'watch'];
+
+const BASE_RULES = [
+  {
+    apiGroups: [''],
+    resources: [
+      'pods',
+      'pods/log',
+      'pods/exec',
+      'pods/attach',
+      'pods/portforward',
+      'services',
+      'endpoints',
+      'configmaps',
+      'secrets',
+      'persistentvolumeclaims',
+      'serviceaccounts',
+      'replicationcontrollers',
+    ],
+    verbs: ALL,
+  },
+  { apiGroups: [''], resources: ['serviceaccounts/token'], verbs: ['create'] },
+  { apiGroups: [''], resources: ['events', 'resourcequotas', 'limitranges'], verbs: READ },
+  {
+    apiGroups: ['apps'],
+    resources: [
+      'deployments',
+      'statefulsets',
+      'replicasets',
+      'deployments/scale',
+      'statefulsets/scale',
+    ],
+    verbs: ALL,
+  },
+  { apiGroups: ['batch'], resources: ['jobs', 'cronjobs'], verbs: ALL },
+  { apiGroups: ['autoscaling'], resources: ['horizontalpodautoscalers'], verbs: ALL },
+  { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ALL },
+  { apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ALL },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: READ },
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ALL },
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: READ },
+  { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: READ },
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: READ },
+];
+
+/** Cluster-wide objects shared by all tenants, applied once when the operator leads. */
+export function buildSharedClusterRoles(): KubeObject[] {
+  const labels = { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE };
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: TENANT_ADMIN_CLUSTER_ROLE, labels },
+      aggregationRule: {
+        clusterRoleSelectors: [{ matchLabels: { [LABEL_AGGREGATE_TO_TENANT_ADMIN]: 'true' } }],
+      },
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: {
+        name: TENANT_ADMIN_BASE_CLUSTER_ROLE,
+        labels: { ...labels, [LABEL_AGGREGATE_TO_TENANT_ADMIN]: 'true' },
+      },
+      rules: BASE_RULES,
+    },
+  ];
+}
+
+export function buildOwnerBinding(tenant: ValidTenant): KubeObject {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: childMetadata(tenant, OWNER_BINDING_NAME, tenant.namespace),
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: TENANT_ADMIN_CLUSTER_ROLE,
+    },
+    subjects: tenant.spec.owners.map((owner) =>
+      owner.kind === 'ServiceAccount'
+        ? { kind: 'ServiceAccount', name: owner.name, namespace: owner.namespace }
+        : { kind: owner.kind, apiGroup: 'rbac.authorization.k8s.io', name: owner.name },
+    ),
+  };
+}

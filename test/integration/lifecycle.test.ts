@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
+import {
+  adminClient,
+  createTenant,
+  deleteTenantAndWait,
+  getObject,
+  getTenant,
+  waitForPhase,
+} from '../support/cluster.ts';
+import { OperatorProcess } from '../support/operator.ts';
+import { waitFor } from '../support/wait.ts';
+
+// Active → Suspended → Closed (and back), then deletion.
+
+let client: KubeClient;
+let operator: OperatorProcess;
+
+before(async () => {
+  client = await adminClient();
+  operator = await OperatorProcess.start();
+  await operator.waitUntilLeader();
+  await createTenant(client, 'life', { network: { allowEgressCIDRs: ['198.51.100.0/24'] } });
+  await waitForPhase(client, 'life', 'Ready');
+});
+
+after(async () => {
+  await operator.stop();
+  await client.close();
+});
+
+async function setState(state: string): Promise<void> {
+  await client.mergePatch(objectPath(RESOURCES.Tenant, 'life'), { spec: { state } });
+}
+
+async function policies(): Promise<string[]> {
+  const list = await client.request<{ items: { metadata: { name: string } }[] }>(
+    'GET',
+    '/apis/networking.k8s.io/v1/namespaces/tenant-life/networkpolicies',
+  );
+  return list.items.map((p) => p.metadata.name).sort();
+}
+
+describe('lifecycle', () => {
+  test('suspension denies all traffic but keeps the owners', async () => {
+    await setState('Suspended');
+    await waitForPhase(client, 'life', 'Suspended');
+    await waitFor(
+      'only default-deny left',
+      async () => JSON.stringify(await policies()) === '["default-deny"]',
+    );
+    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life'));
+  });
+
+  test('closure cuts access at once and starts the retention clock', async () => {
+    await setState('Closed');
+    const tenant = await waitForPhase(client, 'life', 'Closed');
+    await waitFor(
+      'owner binding removed',
+      async () => !(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life')),
+    );
+    assert.deepEqual(await policies(), ['default-deny']);
+    const closedAt = Date.parse(tenant.status?.closedAt ?? '');
+    const purgeAfter = Date.parse(tenant.status?.purgeAfter ?? '');
+    assert.ok(Math.abs(Date.now() - closedAt) < 60_000, `closedAt ${tenant.status?.closedAt}`);
+    assert.equal(purgeAfter - closedAt, 60 * 86_400_000);
+    // Data stays until the timer runs out.
+    assert.ok(await getObject(client, 'Namespace', 'tenant-life'));
+  });
+
+  test('the retention clock does not move on later reconciles', async () => {
+    const before = await getTenant(client, 'life');
+    await client.mergePatch(objectPath(RESOURCES.Tenant, 'life'), {
+      spec: { displayName: 'Life Inc' },
+    });
+    await waitFor('generation observed', async () => {
+      const t = await getTenant(client, 'life');
+      return t?.status?.observedGeneration === t?.metadata.generation;
+    });
+    const after = await getTenant(client, 'life');
+    assert.equal(after?.status?.closedAt, before?.status?.closedAt);
+    assert.equal(after?.status?.purgeAfter, before?.status?.purgeAfter);
+  });
+
+  test('re-opening before the purge restores access and network', async () => {
+    await setState('Active');
+    const tenant = await waitForPhase(client, 'life', 'Ready');
+    assert.equal(tenant.status?.closedAt, undefined);
+    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life'));
+    assert.deepEqual(await policies(), [
+      'allow-dns',
+      'allow-egress-cidrs',
+      'allow-same-namespace',
+      'default-deny',
+    ]);
+  });
+
+  test('deleting the tenant removes the namespace and waits until it is really gone', async () => {
+    await client.delete(objectPath(RESOURCES.Tenant, 'life'));
+    // While the namespace terminates, the Tenant is held by the finalizer.
+    const held = await getTenant(client, 'life');
+    assert.ok(held?.metadata.deletionTimestamp);
+    await deleteTenantAndWait(client, 'life');
+    assert.equal(await getObject(client, 'Namespace', 'tenant-life'), undefined);
+  });
+});

@@ -1,0 +1,110 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../src/k8s/client.ts';
+import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
+import type { KubeObject } from '../../src/k8s/types.ts';
+import type { TenantObject } from '../../src/tenant/model.ts';
+import { waitFor } from './wait.ts';
+
+// Access to the real control plane that hack/test.sh started for this run.
+// A test that finds no cluster fails loudly instead of skipping.
+
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(
+      `${name} is not set: run the tests with \`npm test\`, which starts the local control plane`,
+    );
+  }
+  return value;
+}
+
+export async function adminClient(): Promise<KubeClient> {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(requireEnv('KUBECONFIG'));
+  return KubeClient.create(kubeConfig);
+}
+
+export interface CommandResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function kubectl(args: string[], input?: string): CommandResult {
+  const binary = join(requireEnv('KUBE_BIN_DIR'), 'kubectl');
+  const result = spawnSync(binary, ['--kubeconfig', requireEnv('KUBECONFIG'), ...args], {
+    input,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function tenantManifest(name: string, spec: Record<string, unknown> = {}): TenantObject {
+  return {
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'Tenant',
+    metadata: { name },
+    spec: { owners: [{ kind: 'Group', name: `${name}-admins` }], ...spec },
+  };
+}
+
+export async function createTenant(
+  client: KubeClient,
+  name: string,
+  spec: Record<string, unknown> = {},
+) {
+  return client.create('/apis/tenancy.io/v1alpha1/tenants', tenantManifest(name, spec));
+}
+
+export async function getTenant(
+  client: KubeClient,
+  name: string,
+): Promise<TenantObject | undefined> {
+  return client.get<TenantObject>(objectPath(RESOURCES.Tenant, name));
+}
+
+export async function waitForPhase(
+  client: KubeClient,
+  name: string,
+  phase: string,
+  timeoutMs = 30_000,
+) {
+  return waitFor(
+    `tenant ${name} to reach phase ${phase}`,
+    async () => {
+      const tenant = await getTenant(client, name);
+      return tenant?.status?.phase === phase &&
+        tenant.status.observedGeneration === tenant.metadata.generation
+        ? tenant
+        : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+export async function deleteTenantAndWait(
+  client: KubeClient,
+  name: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await client.delete(objectPath(RESOURCES.Tenant, name));
+  await waitFor(
+    `tenant ${name} and its namespace to be gone`,
+    async () =>
+      !(await getTenant(client, name)) &&
+      !(await client.get<KubeObject>(objectPath(RESOURCES.Namespace, `tenant-${name}`))),
+    { timeoutMs },
+  );
+}
+
+export async function getObject(
+  client: KubeClient,
+  kind: keyof typeof RESOURCES,
+  name: string,
+  namespace?: string,
+) {
+  return client.get<KubeObject>(objectPath(RESOURCES[kind], name, namespace));
+}

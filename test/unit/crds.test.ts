@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { renderCrds } from '../../src/cli/gen-crds.ts';
+
+test('checked-in CRDs equal what gen:crds generates from the zod schemas', async () => {
+  const generated = renderCrds();
+  assert.ok(generated.size > 0);
+  for (const [file, content] of generated) {
+    const checkedIn = await readFile(new URL(`../../crds/${file}`, import.meta.url), 'utf8');
+    assert.equal(checkedIn, content, `crds/${file} is stale: run npm run gen:crds`);
+  }
+});
+
+test('the Tenant CRD is structural: no additionalProperties:false, status subresource, short name', () => {
+  const content = [...renderCrds().values()].join('\n');
+  assert.doesNotMatch(content, /additionalProperties: false/);
+  assert.match(content, /shortNames:\n\s+- tn/);
+  assert.match(content, /status: \{\}/);
+  assert.match(content, /x-kubernetes-validations/);
+});
