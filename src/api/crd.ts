@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GROUP, VERSION } from './constants.ts';
+import { databaseServerSpecSchema, databaseServerStatusSchema } from './databaseserver.ts';
 import { tenantObjectValidations, tenantSpecSchema, tenantStatusSchema } from './tenant.ts';
 
 // Turns the zod schemas into CustomResourceDefinitions. Kubernetes wants a
@@ -38,7 +39,26 @@ export const tenantKind: KindDefinition = {
   ],
 };
 
-export const ALL_KINDS: KindDefinition[] = [tenantKind];
+export const databaseServerKind: KindDefinition = {
+  kind: 'DatabaseServer',
+  plural: 'databaseservers',
+  singular: 'databaseserver',
+  shortNames: ['dbs'],
+  categories: ['tenancy'],
+  spec: databaseServerSpecSchema,
+  status: databaseServerStatusSchema,
+  validations: [],
+  printerColumns: [
+    { name: 'Host', type: 'string', jsonPath: '.spec.host' },
+    { name: 'Region', type: 'string', jsonPath: '.spec.region' },
+    { name: 'Reachable', type: 'boolean', jsonPath: '.status.reachable' },
+    { name: 'Databases', type: 'integer', jsonPath: '.status.databases' },
+    { name: 'Capacity', type: 'integer', jsonPath: '.spec.capacity.maxDatabases' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};
+
+export const ALL_KINDS: KindDefinition[] = [tenantKind, databaseServerKind];
 
 /** zod's JSON Schema, reshaped into a Kubernetes structural schema. */
 export function structuralSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
@@ -105,7 +125,7 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
                 spec: structuralSchema(def.spec, 'input'),
                 status: structuralSchema(def.status, 'output'),
               },
-              'x-kubernetes-validations': def.validations,
+              ...(def.validations.length > 0 ? { 'x-kubernetes-validations': def.validations } : {}),
             },
           },
         },

@@ -20,6 +20,8 @@ function resource(
 
 export const RESOURCES = {
   Tenant: resource(API_VERSION, 'Tenant', 'tenants', false),
+  DatabaseServer: resource(API_VERSION, 'DatabaseServer', 'databaseservers', false),
+  Secret: resource('v1', 'Secret', 'secrets', true),
   Namespace: resource('v1', 'Namespace', 'namespaces', false),
   NetworkPolicy: resource('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),
   RoleBinding: resource('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', true),
