@@ -187,6 +187,7 @@ export VAULT_ADDR=http://127.0.0.1:$vault_port
 export VAULT_TOKEN=$vault_token
 export TEST_CLUSTER_DIR=$dir
 EOF
+  "$HACK_DIR/vault-config.sh" "$dir"
   log "control plane up: $("${kubectl[@]}" version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -n 1)"
   echo "$dir/env"
 }

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Configures the dev Vault of a local control plane (hack/cluster.sh up DIR) the
+# way the operator expects it. Safe to run again: each step checks first.
+#
+#   hack/vault-config.sh DIR
+#
+#   - KV v2 at secret/ (dev mode mounts it; checked, upgraded from v1 if needed)
+#   - Transit at transit/
+#   - the Kubernetes auth method at auth/kubernetes/, pointed at the local
+#     kube-apiserver, with a reviewer token of the ServiceAccount
+#     kube-system/vault-auth (bound to ClusterRole system:auth-delegator) so
+#     that tenants' own service accounts need no TokenReview permission.
+#
+# Progress goes to stderr; nothing secret is printed.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+dir="${1:-}"
+[ -n "$dir" ] || die "usage: $0 DIR   (DIR as given to hack/cluster.sh up)"
+[ -f "$dir/env" ] || die "no $dir/env: start the control plane with hack/cluster.sh up $dir"
+dir="$(cd "$dir" && pwd)"
+# shellcheck disable=SC1091
+. "$dir/env"
+: "${VAULT_ADDR:?not set in $dir/env}" "${VAULT_TOKEN:?not set in $dir/env}"
+: "${KUBECONFIG:?not set in $dir/env}" "${KUBE_BIN_DIR:?not set in $dir/env}"
+ca_file="$dir/certs/ca.crt"
+[ -f "$ca_file" ] || die "no cluster CA at $ca_file"
+kubectl=("$KUBE_BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG")
+
+# Reviewer tokens live this long; rerun the script to renew (the tests' clusters
+# live minutes).
+REVIEWER_TOKEN_DURATION="${REVIEWER_TOKEN_DURATION:-24h}"
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# vault_api METHOD PATH [JSON_BODY_FILE]: calls Vault's HTTP API and prints the
+# response body. Fails on HTTP >= 400 with Vault's `errors` strings only (never
+# the request body, which may hold a token).
+vault_api() {
+  local method="$1" path="$2" body_file="${3:-}" status
+  local args=(-sS -X "$method" -o "$tmp/response" -w '%{http_code}' --max-time 30
+    -H "X-Vault-Token: $VAULT_TOKEN")
+  if [ -n "$body_file" ]; then args+=(-H 'Content-Type: application/json' --data-binary "@$body_file"); fi
+  status="$(curl "${args[@]}" "$VAULT_ADDR/v1/$path")" || die "Vault $method $path: no answer from $VAULT_ADDR"
+  if [ "$status" -ge 400 ]; then
+    printf '[hack] error: Vault %s %s: HTTP %s: %s\n' "$method" "$path" "$status" \
+      "$(json_get "$tmp/response" 'errors' 2>/dev/null || echo '(no errors field)')" >&2
+    return 1
+  fi
+  cat "$tmp/response"
+}
+
+# json_get FILE EXPR: evaluates EXPR (a JavaScript property path on the parsed
+# document, e.g. 'data["secret/"].type') and prints it; '' when absent. Node is
+# what the project runs on anyway, so no jq is needed.
+json_get() {
+  node -e '
+    const doc = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8") || "{}");
+    let value;
+    try { value = new Function("d", "return d." + process.argv[2])(doc); } catch { value = undefined; }
+    if (value === undefined || value === null) process.stdout.write("");
+    else process.stdout.write(typeof value === "string" ? value : JSON.stringify(value));
+  ' "$1" "$2"
+}
+
+# json_object FILE KEY=VALUE...: writes a JSON object of string values; a VALUE of
+# @path takes the file's content (certificates, tokens), a KEY ending in :json
+# takes VALUE as raw JSON. Values never pass through a command line.
+json_object() {
+  local out="$1"; shift
+  node -e '
+    const fs = require("fs");
+    const object = {};
+    for (const arg of process.argv.slice(2)) {
+      const eq = arg.indexOf("=");
+      let key = arg.slice(0, eq), value = arg.slice(eq + 1);
+      if (value.startsWith("@")) value = fs.readFileSync(value.slice(1), "utf8").trim();
+      if (key.endsWith(":json")) { key = key.slice(0, -5); value = JSON.parse(value); }
+      object[key] = value;
+    }
+    fs.writeFileSync(process.argv[1], JSON.stringify(object), { mode: 0o600 });
+  ' "$out" "$@"
+}
+
+log "waiting for Vault at $VAULT_ADDR"
+for _ in $(seq 1 150); do
+  if curl -fsS --max-time 2 "$VAULT_ADDR/v1/sys/health" >"$tmp/health" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+[ "$(json_get "$tmp/health" initialized)" = true ] && [ "$(json_get "$tmp/health" sealed)" = false ] ||
+  die "Vault at $VAULT_ADDR is not up, initialized and unsealed"
+
+# --- secrets engines ---------------------------------------------------------
+vault_api GET sys/mounts >"$tmp/mounts"
+
+kv_type="$(json_get "$tmp/mounts" 'data["secret/"].type')"
+kv_version="$(json_get "$tmp/mounts" 'data["secret/"].options.version')"
+case "$kv_type/$kv_version" in
+  kv/2) log "KV v2 at secret/: present" ;;
+  /)
+    log "KV v2 at secret/: enabling"
+    json_object "$tmp/body" type=kv 'options:json={"version":"2"}'
+    vault_api POST sys/mounts/secret "$tmp/body" >/dev/null
+    ;;
+  kv/* | generic/*)
+    log "KV at secret/ is version ${kv_version:-1}: upgrading to v2"
+    json_object "$tmp/body" 'options:json={"version":"2"}'
+    vault_api POST sys/mounts/secret/tune "$tmp/body" >/dev/null
+    ;;
+  *) die "secret/ is mounted as '$kv_type', not KV v2: refusing to touch it" ;;
+esac
+
+transit_type="$(json_get "$tmp/mounts" 'data["transit/"].type')"
+case "$transit_type" in
+  transit) log "Transit at transit/: present" ;;
+  "")
+    log "Transit at transit/: enabling"
+    json_object "$tmp/body" type=transit
+    vault_api POST sys/mounts/transit "$tmp/body" >/dev/null
+    ;;
+  *) die "transit/ is mounted as '$transit_type', not Transit: refusing to touch it" ;;
+esac
+
+# --- the reviewer service account ----------------------------------------------
+log "ServiceAccount kube-system/vault-auth with ClusterRole system:auth-delegator"
+"${kubectl[@]}" apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: vault-auth
+  namespace: kube-system
+  labels: { app.kubernetes.io/part-of: tenant-operator-dev }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: vault-auth-token-reviewer
+  labels: { app.kubernetes.io/part-of: tenant-operator-dev }
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:auth-delegator
+subjects:
+  - kind: ServiceAccount
+    name: vault-auth
+    namespace: kube-system
+EOF
+# A fresh token on every run: the previous one may be close to expiry, and Vault
+# never shows the one it holds.
+"${kubectl[@]}" -n kube-system create token vault-auth --duration="$REVIEWER_TOKEN_DURATION" \
+  >"$tmp/reviewer.jwt"
+chmod 600 "$tmp/reviewer.jwt"
+[ -s "$tmp/reviewer.jwt" ] || die "kubectl create token returned nothing"
+
+kubernetes_host="$("${kubectl[@]}" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+[ -n "$kubernetes_host" ] || die "no server in $KUBECONFIG"
+
+# --- the Kubernetes auth method ------------------------------------------------
+vault_api GET sys/auth >"$tmp/auths"
+auth_type="$(json_get "$tmp/auths" 'data["kubernetes/"].type')"
+case "$auth_type" in
+  kubernetes) log "auth method at auth/kubernetes/: present" ;;
+  "")
+    log "auth method at auth/kubernetes/: enabling"
+    json_object "$tmp/body" type=kubernetes description="Kubernetes service accounts (tenant-operator)"
+    vault_api POST sys/auth/kubernetes "$tmp/body" >/dev/null
+    ;;
+  *) die "auth/kubernetes/ is a '$auth_type' auth method, not kubernetes: refusing to touch it" ;;
+esac
+
+# Issuer validation stays at Vault 1.21's default (off): the TokenReview by the
+# API server is what authenticates a token. disable_local_ca_jwt: Vault runs
+# outside any pod, so it must never pick up a host's service account files.
+log "auth/kubernetes/config: kubernetes_host=$kubernetes_host, CA $ca_file, reviewer kube-system/vault-auth"
+json_object "$tmp/body" kubernetes_host="$kubernetes_host" "kubernetes_ca_cert=@$ca_file" \
+  "token_reviewer_jwt=@$tmp/reviewer.jwt" 'disable_local_ca_jwt:json=true'
+vault_api POST auth/kubernetes/config "$tmp/body" >/dev/null
+rm -f "$tmp/body" "$tmp/reviewer.jwt"
+
+# --- check what Vault now holds -----------------------------------------------
+vault_api GET auth/kubernetes/config >"$tmp/config"
+[ "$(json_get "$tmp/config" data.kubernetes_host)" = "$kubernetes_host" ] ||
+  die "auth/kubernetes/config did not keep kubernetes_host"
+[ "$(json_get "$tmp/config" data.token_reviewer_jwt_set)" = true ] ||
+  die "auth/kubernetes/config did not keep the reviewer token"
+vault_api GET sys/mounts >"$tmp/mounts"
+[ "$(json_get "$tmp/mounts" 'data["secret/"].options.version')" = 2 ] || die "secret/ is not KV v2"
+[ "$(json_get "$tmp/mounts" 'data["transit/"].type')" = transit ] || die "transit/ is not mounted"
+log "Vault at $VAULT_ADDR configured: secret/ (KV v2), transit/, auth/kubernetes/"

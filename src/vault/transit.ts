@@ -1,0 +1,160 @@
+import { ERROR_CODES, OperatorError } from '../errors.ts';
+import { vaultPath, type VaultClient } from './client.ts';
+
+// Transit keys for envelope encryption: Vault hands out a fresh data key per
+// backup (plaintext, to encrypt locally, and the same key wrapped by the
+// tenant's Transit key, to store beside the backup), and unwraps it for a
+// restore. Deleting the Transit key makes every wrapped data key, and so every
+// copy of every backup, unreadable (crypto-shredding).
+
+export interface TransitKeyInfo {
+  name: string;
+  type: string;
+  latestVersion: number;
+  minDecryptionVersion: number;
+  deletionAllowed: boolean;
+}
+
+export interface DataKey {
+  /** 32 bytes for AES-256. Keep in memory only; zero it when done. */
+  plaintext: Buffer;
+  /** "vault:v<key version>:…", safe to store. */
+  ciphertext: string;
+  keyVersion: number;
+}
+
+interface KeyResponse {
+  name: string;
+  type: string;
+  latest_version: number;
+  min_decryption_version: number;
+  deletion_allowed: boolean;
+}
+
+const KEY_TYPE = 'aes256-gcm96';
+
+function toInfo(key: KeyResponse): TransitKeyInfo {
+  return {
+    name: key.name,
+    type: key.type,
+    latestVersion: key.latest_version,
+    minDecryptionVersion: key.min_decryption_version,
+    deletionAllowed: key.deletion_allowed,
+  };
+}
+
+export class Transit {
+  readonly mount: string;
+  private readonly client: VaultClient;
+
+  constructor(client: VaultClient, mount = 'transit') {
+    this.client = client;
+    this.mount = vaultPath(mount);
+  }
+
+  private keyPath(name: string, ...rest: string[]): string {
+    return vaultPath(this.mount, 'keys', name, ...rest);
+  }
+
+  /**
+   * Creates an aes256-gcm96 key unless one exists; refuses a key of another
+   * type (Vault's create is a silent no-op for an existing key of any type).
+   */
+  async ensureKey(name: string): Promise<TransitKeyInfo> {
+    const response = await this.client.write<KeyResponse>(this.keyPath(name), {
+      type: KEY_TYPE,
+      exportable: false,
+    });
+    // Vault 1.21 answers with the key; older servers with 204.
+    const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
+    if (!info)
+      throw new OperatorError(
+        ERROR_CODES.API_ERROR,
+        `Transit key ${name}: missing right after creation`,
+      );
+    if (info.type !== KEY_TYPE)
+      throw new OperatorError(
+        ERROR_CODES.API_CONFLICT,
+        `Transit key ${name} exists with type ${info.type}, expected ${KEY_TYPE}`,
+      );
+    return info;
+  }
+
+  /** Adds a new key version (used for new encryptions); old versions still decrypt. */
+  async rotateKey(name: string): Promise<TransitKeyInfo> {
+    const response = await this.client.write<KeyResponse>(this.keyPath(name, 'rotate'));
+    // Vault 1.21 answers with the key; older servers with 204.
+    const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
+    if (!info) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `Transit key ${name} is gone`);
+    return info;
+  }
+
+  /** undefined when the key does not exist. */
+  async keyInfo(name: string): Promise<TransitKeyInfo | undefined> {
+    const response = await this.client.read<KeyResponse>(this.keyPath(name));
+    return response?.data ? toInfo(response.data) : undefined;
+  }
+
+  /** Destroys the key and all its versions; a missing key counts as deleted. */
+  async deleteKey(name: string): Promise<void> {
+    const info = await this.keyInfo(name);
+    if (!info) return;
+    if (!info.deletionAllowed)
+      await this.client.write(this.keyPath(name, 'config'), { deletion_allowed: true });
+    await this.client.delete(this.keyPath(name));
+  }
+
+  /** A fresh 256-bit data key, in plaintext and wrapped by the latest version of `name`. */
+  async generateDataKey(name: string): Promise<DataKey> {
+    const response = await this.client.write<{
+      plaintext?: string;
+      ciphertext?: string;
+      key_version?: number;
+    }>(vaultPath(this.mount, 'datakey', 'plaintext', name), { bits: 256 });
+    const data = response?.data;
+    if (!data?.plaintext || !data.ciphertext)
+      throw new OperatorError(ERROR_CODES.API_ERROR, `Transit datakey ${name}: incomplete answer`);
+    const plaintext = Buffer.from(data.plaintext, 'base64');
+    if (plaintext.length !== 32)
+      throw new OperatorError(ERROR_CODES.API_ERROR, `Transit datakey ${name}: not 32 bytes`);
+    return { plaintext, ciphertext: data.ciphertext, keyVersion: data.key_version ?? 0 };
+  }
+
+  /** Unwraps a data key made by generateDataKey (any key version not below min_decryption_version). */
+  async decryptDataKey(name: string, ciphertext: string): Promise<Buffer> {
+    if (!/^vault:v\d+:[A-Za-z0-9+/=]+$/.test(ciphertext))
+      throw new OperatorError(
+        ERROR_CODES.INVALID_SPEC,
+        `Transit decrypt ${name}: not a Vault ciphertext`,
+      );
+    const response = await this.client.write<{ plaintext?: string }>(
+      vaultPath(this.mount, 'decrypt', name),
+      { ciphertext },
+    );
+    const plaintext = response?.data?.plaintext;
+    if (plaintext === undefined)
+      throw new OperatorError(
+        ERROR_CODES.API_ERROR,
+        `Transit decrypt ${name}: no plaintext in the answer`,
+      );
+    return Buffer.from(plaintext, 'base64');
+  }
+
+  /** Re-wraps a ciphertext under the latest key version, without revealing the data key. */
+  async rewrapDataKey(
+    name: string,
+    ciphertext: string,
+  ): Promise<{ ciphertext: string; keyVersion: number }> {
+    const response = await this.client.write<{ ciphertext?: string; key_version?: number }>(
+      vaultPath(this.mount, 'rewrap', name),
+      { ciphertext },
+    );
+    const data = response?.data;
+    if (!data?.ciphertext)
+      throw new OperatorError(
+        ERROR_CODES.API_ERROR,
+        `Transit rewrap ${name}: no ciphertext in the answer`,
+      );
+    return { ciphertext: data.ciphertext, keyVersion: data.key_version ?? 0 };
+  }
+}
