@@ -108,7 +108,7 @@ async function main(): Promise<void> {
       apiVersion: 'tenancy.io/v1alpha1',
       kind: 'Tenant',
       metadata: { name },
-      spec: { owners: [{ kind: 'Group', name: `${name}-admins` }] },
+      spec: { owners: [{ kind: 'Group', name: `${name}-admins` }], database: { enabled: false } },
     });
   });
   const deadline = Date.now() + 600_000;

@@ -2,8 +2,9 @@
 # A real local control plane on loopback: etcd, kube-apiserver (RBAC, Pod
 # Security admission, service account issuer), kube-controller-manager
 # (namespace, garbage collector, service account + token, cluster role
-# aggregation, resource quota) and Vault in dev mode. No kubelet: pods are
-# admitted and stored, never run.
+# aggregation, resource quota), Vault in dev mode (hack/vault-config.sh) and two
+# PostgreSQL servers with TLS (hack/postgres.sh). No kubelet: pods are admitted
+# and stored, never run.
 #
 #   hack/cluster.sh up DIR                 start (or reuse) and print DIR/env
 #   hack/cluster.sh down DIR               stop everything, remove DIR (KEEP=1 keeps it)
@@ -24,32 +25,84 @@ free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-alive() { [ -f "$pids/$1" ] && kill -0 "$(cat "$pids/$1")" 2>/dev/null; }
+# proc_state PID: the one-letter state of PID (R, S, Z...); fails if there is no such process.
+proc_state() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  # The command name in parentheses may hold spaces: the state follows the last ')'.
+  stat="${stat##*) }"
+  printf '%s\n' "${stat%% *}"
+}
+
+# running PID NAME: PID is a live process of the server binary NAME. Not kill -0:
+# a zombie passes that, and a server orphaned by an earlier run is reaped by PID 1
+# only after seconds (or never, in a container whose PID 1 does not reap), so a
+# dead cluster would look alive. The name check keeps a stale pid file (DIR kept
+# across a reboot) from pointing us at an unrelated process that got the same PID.
+# Linux only (/proc), like the rest of the test setup.
+running() {
+  local pid="$1" name="$2" state comm
+  state="$(proc_state "$pid")" || return 1
+  [ "$state" != Z ] || return 1
+  comm="$(cat "/proc/$pid/comm" 2>/dev/null)" || return 1
+  # The kernel keeps the first 15 characters of the name.
+  [ "$comm" = "${name:0:15}" ]
+}
+
+alive() { [ -f "$pids/$1" ] && running "$(cat "$pids/$1")" "$1"; }
 
 # start NAME COMMAND...: runs a server in the background, its own process group.
 start() {
-  local name="$1"; shift
+  local name="$1" pid state deadline=$((SECONDS + 5)); shift
   setsid "$@" >>"$logs/$name.log" 2>&1 < /dev/null &
-  echo $! >"$pids/$name"
+  pid=$!
+  echo "$pid" >"$pids/$name"
+  # $! is first a forked shell, then setsid, then the server: alive() only holds
+  # once the server binary runs. Wait for that, or for an early exit, which
+  # wait_for then reports with the log.
+  while ! alive "$name" && [ "$SECONDS" -lt "$deadline" ]; do
+    state="$(proc_state "$pid")" || break
+    [ "$state" != Z ] || break
+    sleep 0.05
+  done
 }
 
+# stop NAME...: SIGTERM to all of them at once, up to 10 s for them to exit, then
+# SIGKILL. Each server takes 1-3 s to shut down gracefully; stopping them one by
+# one would add those up.
 stop() {
-  local name="$1" pid
-  [ -f "$pids/$name" ] || return 0
-  pid="$(cat "$pids/$name")"
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$pids/$name"
+  local name live=() still deadline=$((SECONDS + 10))
+  for name in "$@"; do
+    if alive "$name" && kill -TERM "$(cat "$pids/$name")" 2>/dev/null; then live+=("$name"); fi
+  done
+  while [ "${#live[@]}" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ]; do
+    still=()
+    for name in "${live[@]}"; do if alive "$name"; then still+=("$name"); fi; done
+    live=("${still[@]+"${still[@]}"}")
+    [ "${#live[@]}" -eq 0 ] || sleep 0.1
+  done
+  for name in "${live[@]+"${live[@]}"}"; do
+    log "$name did not exit within 10 s of SIGTERM: SIGKILL"
+    kill -KILL "$(cat "$pids/$name")" 2>/dev/null || true
+  done
+  for name in "$@"; do rm -f "$pids/$name"; done
 }
 
 # wait_for WHAT SECONDS LOG COMMAND...: polls COMMAND; on timeout prints the log's tail.
+# LOG is $logs/NAME.log of the server started as NAME: if that server has already
+# exited (bad flag, port taken) there is nothing to wait for, so fail at once
+# rather than after the whole timeout. The deadline is wall-clock time, because
+# each poll (a kubectl run) itself takes a noticeable part of a second.
 wait_for() {
   local what="$1" seconds="$2" logfile="$3"; shift 3
-  for _ in $(seq 1 $((seconds * 5))); do
+  local name deadline=$((SECONDS + seconds))
+  name="$(basename "$logfile" .log)"
+  while [ "$SECONDS" -lt "$deadline" ]; do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if [ -f "$pids/$name" ] && ! alive "$name"; then
+      tail -n 40 "$logfile" >&2 || true
+      die "$name exited while waiting for $what (log: $logfile)"
+    fi
     sleep 0.2
   done
   tail -n 40 "$logfile" >&2 || true
@@ -116,7 +169,8 @@ up() {
   kube_bin="$("$HACK_DIR/build-kube.sh")"
   vault_bin="$("$HACK_DIR/build-vault.sh")"
   mkdir -p "$pids" "$logs"
-  [ -f "$certs/ca.crt" ] || gen_certs
+  # sa.pub is written last: a run interrupted half-way through gen_certs is redone.
+  [ -f "$certs/sa.pub" ] || gen_certs
 
   local etcd_port etcd_peer_port api_port kcm_port vault_port vault_token
   etcd_port="$(free_port)"; etcd_peer_port="$(free_port)"; api_port="$(free_port)"
@@ -133,6 +187,11 @@ up() {
   wait_for etcd 30 "$logs/etcd.log" curl -fsS "http://127.0.0.1:$etcd_port/health"
 
   # The flags are kept in a file so restart-apiserver starts the very same server.
+  # --shutdown-watch-termination-grace-period: without it, SIGTERM closes the
+  # listener at once but the process then waits out a 60 s HTTP shutdown deadline
+  # for open watches (the controller manager always has some), so every stop would
+  # end in SIGKILL after 10 s. With it, watches are ended and the server exits in
+  # about a second.
   cat >"$dir/apiserver.args" <<EOF
 --etcd-servers=http://127.0.0.1:$etcd_port
 --bind-address=127.0.0.1
@@ -149,6 +208,7 @@ up() {
 --api-audiences=https://kubernetes.default.svc.cluster.local
 --service-cluster-ip-range=10.0.0.0/24
 --allow-privileged=true
+--shutdown-watch-termination-grace-period=2s
 --profiling=false
 --v=1
 EOF
@@ -180,14 +240,17 @@ EOF
   wait_for "kube-controller-manager (default service account)" 60 "$logs/kube-controller-manager.log" \
     "${kubectl[@]}" -n default get serviceaccount default
 
-  cat >"$dir/env" <<EOF
-export KUBECONFIG=$dir/admin.kubeconfig
-export KUBE_BIN_DIR=$kube_bin
-export VAULT_ADDR=http://127.0.0.1:$vault_port
-export VAULT_TOKEN=$vault_token
-export TEST_CLUSTER_DIR=$dir
-EOF
+  # %q: the file is sourced, and DIR may hold spaces or other shell characters.
+  {
+    printf 'export KUBECONFIG=%q\n' "$dir/admin.kubeconfig"
+    printf 'export KUBE_BIN_DIR=%q\n' "$kube_bin"
+    printf 'export VAULT_ADDR=%q\n' "http://127.0.0.1:$vault_port"
+    printf 'export VAULT_TOKEN=%q\n' "$vault_token"
+    printf 'export TEST_CLUSTER_DIR=%q\n' "$dir"
+  } >"$dir/env"
   "$HACK_DIR/vault-config.sh" "$dir"
+  # Two PostgreSQL servers (regions eu-west and us-east) for tenant databases.
+  cat "$("$HACK_DIR/postgres.sh" up "$dir/postgres")" >>"$dir/env"
   log "control plane up: $("${kubectl[@]}" version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -n 1)"
   echo "$dir/env"
 }
@@ -205,7 +268,10 @@ restart_apiserver() {
 }
 
 down_processes() {
-  for name in kube-controller-manager kube-apiserver vault etcd; do stop "$name"; done
+  # etcd last: the API server writes to it while shutting down (its lease).
+  stop kube-controller-manager kube-apiserver vault
+  stop etcd
+  if [ -d "$dir/postgres" ]; then KEEP=1 "$HACK_DIR/postgres.sh" down "$dir/postgres" >/dev/null 2>&1 || true; fi
 }
 
 case "$command" in

@@ -36,6 +36,8 @@ node src/cli/main.ts operator --namespace tenant-system --metrics-port "${METRIC
 operator_pid=$!
 
 if [ "${sample:-0}" = 1 ]; then
+  log "registering the local PostgreSQL servers as DatabaseServers (admin credentials go to Vault)"
+  node hack/database-servers.ts
   log "applying the sample tenant examples/tenant-acme.yaml"
   "$kubectl" apply -f examples/tenant-acme.yaml
   for _ in $(seq 1 120); do
@@ -47,6 +49,8 @@ if [ "${sample:-0}" = 1 ]; then
   "$kubectl" get tenant acme -o wide
   "$kubectl" get tenant acme -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}){"\n"}{end}'
   "$kubectl" -n tenant-acme get networkpolicies,resourcequota,limitrange,rolebindings
+  "$kubectl" get databaseservers
+  log "database credentials live only in Vault: curl -H \"X-Vault-Token: \$VAULT_TOKEN\" $VAULT_ADDR/v1/secret/data/tenants/acme/database"
   log "the operator keeps running: edit or delete a child and watch it come back; Ctrl-C stops it and the stack"
   log "  export KUBECONFIG=$KUBECONFIG"
 fi

@@ -125,7 +125,9 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
                 spec: structuralSchema(def.spec, 'input'),
                 status: structuralSchema(def.status, 'output'),
               },
-              ...(def.validations.length > 0 ? { 'x-kubernetes-validations': def.validations } : {}),
+              ...(def.validations.length > 0
+                ? { 'x-kubernetes-validations': def.validations }
+                : {}),
             },
           },
         },

@@ -12,9 +12,15 @@ const dnsLabel = z
 
 export const databaseServerSpecSchema = z
   .object({
-    host: z.string().min(1).max(253).meta({ description: 'Host name or IP address clients connect to.' }),
+    host: z
+      .string()
+      .min(1)
+      .max(253)
+      .meta({ description: 'Host name or IP address clients connect to.' }),
     port: z.number().int().min(1).max(65_535).default(5432),
-    region: dnsLabel.optional().meta({ description: 'Tenants with this spec.region are placed here.' }),
+    region: dnsLabel
+      .optional()
+      .meta({ description: 'Tenants with this spec.region are placed here.' }),
     tls: z
       .object({
         caSecretRef: z
@@ -24,7 +30,9 @@ export const databaseServerSpecSchema = z
             key: z.string().min(1).max(253).default('ca.crt'),
           })
           .strict()
-          .meta({ description: 'Secret holding the PEM CA; with it, connections use verify-full.' }),
+          .meta({
+            description: 'Secret holding the PEM CA; with it, connections use verify-full.',
+          }),
       })
       .strict()
       .optional(),
@@ -49,7 +57,11 @@ export type DatabaseServerSpec = z.output<typeof databaseServerSpecSchema>;
 export const databaseServerStatusSchema = z.object({
   observedGeneration: z.number().int().optional(),
   reachable: z.boolean().optional(),
-  databases: z.number().int().optional().meta({ description: 'Tenant databases placed on this server.' }),
+  databases: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'Tenant databases placed on this server.' }),
   serverVersion: z.string().optional(),
   lastChecked: z.string().optional(),
   lastError: z.string().optional(),

@@ -136,6 +136,9 @@ export const tenantStatusSchema = z.object({
       name: z.string().optional(),
       role: z.string().optional(),
       lastRotated: z.string().optional(),
+      standbyRetired: z.boolean().optional().meta({
+        description: 'Whether the login role used before the last rotation has been retired.',
+      }),
     })
     .optional(),
   vaultPath: z.string().optional(),
@@ -161,6 +164,7 @@ export const tenantObjectValidations = [
   },
   {
     rule: "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Purging', 'Purged']) || self.spec.state == oldSelf.spec.state",
-    message: 'spec.state: a tenant that is being or has been purged cannot change state (it cannot be re-opened)',
+    message:
+      'spec.state: a tenant that is being or has been purged cannot change state (it cannot be re-opened)',
   },
 ];

@@ -6,6 +6,7 @@ import { Operator } from '../controller/manager.ts';
 import { toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { createLogger } from '../log.ts';
+import { VaultClient } from '../vault/client.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installCrds } from './install-crds.ts';
 
@@ -27,6 +28,9 @@ operator options (environment variable in brackets):
   --metrics-host HOST     address to listen on (0.0.0.0)
   --lease-duration SEC    leader lease duration (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
+
+Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
+VAULT_K8S_AUDIENCE (vault: the audience tenant service-account tokens must carry)
 `;
 
 function loadKubeConfig(): KubeConfig {
@@ -62,6 +66,9 @@ async function runOperator(args: string[]): Promise<void> {
     leaseDurationSeconds,
     renewDeadlineMs: (leaseDurationSeconds * 1000 * 2) / 3,
     retryPeriodMs: Math.max(500, (leaseDurationSeconds * 1000) / 7),
+    ...(process.env.VAULT_ADDR ? { vault: VaultClient.fromEnv() } : {}),
+    vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
+    vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.

@@ -8,6 +8,8 @@ export const CONDITION = {
   NetworkIsolated: 'NetworkIsolated',
   OwnersBound: 'OwnersBound',
   QuotaApplied: 'QuotaApplied',
+  DatabaseReady: 'DatabaseReady',
+  CredentialsStored: 'CredentialsStored',
 } as const;
 
 export const REASON = {
@@ -26,6 +28,20 @@ export const REASON = {
   Closed: 'Closed',
   Deleting: 'Deleting',
   ApplyFailed: 'ApplyFailed',
+  Disabled: 'Disabled',
+  NoServerInRegion: 'NoServerInRegion',
+  NoServerReachable: 'NoServerReachable',
+  NoCapacity: 'NoCapacity',
+  ServerMissing: 'ServerMissing',
+  ServerUnreachable: 'ServerUnreachable',
+  VaultNotConfigured: 'VaultNotConfigured',
+  DatabaseReady: 'DatabaseReady',
+  DatabaseRecreated: 'DatabaseRecreated',
+  DriftRepaired: 'DriftRepaired',
+  CredentialsRotated: 'CredentialsRotated',
+  CredentialsStored: 'CredentialsStored',
+  LoginRevoked: 'LoginRevoked',
+  DatabaseError: 'DatabaseError',
 } as const;
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;

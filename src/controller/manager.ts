@@ -17,6 +17,15 @@ import {
   type ReconcileDeps,
 } from '../tenant/reconcile.ts';
 import { EventRecorder } from './events.ts';
+import { reconcileDatabaseServer } from '../tenant/database-server-status.ts';
+import {
+  DatabaseServerConnections,
+  type DatabaseServerObject,
+} from '../tenant/database-servers.ts';
+import type { VaultClient } from '../vault/client.ts';
+import { KubernetesAuth } from '../vault/kubernetes-auth.ts';
+import { KvV2 } from '../vault/kv.ts';
+import { VaultPolicies } from '../vault/policy.ts';
 import { startHealthServer } from './health.ts';
 import { Informer } from './informer.ts';
 import { LeaderElector } from './leader.ts';
@@ -41,6 +50,11 @@ export interface OperatorOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   onLostLeadership: () => void;
+  /** Vault with the operator's token; without it tenants get no database. */
+  vault?: VaultClient;
+  vaultKvMount?: string;
+  /** Audience tenant service-account tokens must carry to log in to Vault. */
+  vaultAudience?: string;
 }
 
 export class Operator {
@@ -52,10 +66,13 @@ export class Operator {
   private readonly abort = new AbortController();
   private informers: Informer<KubeObject>[] = [];
   private tenants!: Informer<TenantObject>;
+  private deps: ReconcileDeps | undefined;
   private leader!: LeaderElector;
   private server: Server | undefined;
   private running: Promise<unknown>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
+  private serverQueue: WorkQueue | undefined;
+  private connections: DatabaseServerConnections | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
@@ -99,15 +116,54 @@ export class Operator {
       CHILD_KINDS.map((kind) => [kind, informer<KubeObject>(kind, MANAGED_SELECTOR)]),
     ) as Record<ChildKind, Informer<KubeObject>>;
 
+    const events = new EventRecorder(this.client, log, this.options.identity);
     const deps: ReconcileDeps = {
       client: this.client,
       tenants: this.tenants,
       namespaces,
       children,
-      events: new EventRecorder(this.client, log, this.options.identity),
+      events,
       metrics: this.metrics,
       log,
     };
+    if (this.options.vault) {
+      const servers = informer<DatabaseServerObject>('DatabaseServer');
+      const kv = new KvV2(this.options.vault, this.options.vaultKvMount);
+      this.connections = new DatabaseServerConnections(this.client, kv);
+      deps.database = {
+        servers,
+        tenants: this.tenants,
+        connections: this.connections,
+        kv,
+        policies: new VaultPolicies(this.options.vault),
+        kubernetesAuth: new KubernetesAuth(this.options.vault),
+        events,
+        log,
+        vaultAudience: this.options.vaultAudience,
+      };
+      const serverDeps = {
+        client: this.client,
+        servers,
+        tenants: this.tenants,
+        connections: this.connections,
+      };
+      this.serverQueue = new WorkQueue((name) => reconcileDatabaseServer(serverDeps, name), {
+        concurrency: 2,
+        onError: (name, err, retryInMs) =>
+          log.warn(
+            { databaseServer: name, err: toOperatorError(err).message, retryInMs },
+            'server check failed',
+          ),
+      });
+      servers.onChange((server) => {
+        this.serverQueue?.add(server.metadata.name);
+        // A server that became reachable or got room may unblock waiting tenants.
+        for (const tenant of this.tenants.list()) {
+          if (!tenant.status?.database?.name) this.queue.add(tenant.metadata.name);
+        }
+      });
+    }
+    this.deps = deps;
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
       onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
@@ -154,6 +210,7 @@ export class Operator {
         () => {
           this.metrics.leader.set(0);
           this.queue.stop();
+          this.serverQueue?.stop();
           this.options.onLostLeadership();
         },
       ),
@@ -181,6 +238,7 @@ export class Operator {
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     await this.applySharedObjects();
     this.queue.start();
+    this.serverQueue?.start();
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.options.resyncPeriodMs);
     this.resyncTimer.unref();
@@ -189,6 +247,8 @@ export class Operator {
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
   resyncAll(): void {
     for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
+    for (const server of this.deps?.database?.servers.list() ?? [])
+      this.serverQueue?.add(server.metadata.name);
   }
 
   /** The shared tenant-admin ClusterRoles; read first so a restart writes nothing. */
@@ -212,11 +272,13 @@ export class Operator {
   async stop(): Promise<void> {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue?.stop();
+    this.serverQueue?.stop();
     this.abort.abort();
     await Promise.allSettled(this.running);
     await new Promise<void>((resolve) =>
       this.server ? this.server.close(() => resolve()) : resolve(),
     );
+    await this.connections?.closeAll();
     await this.client?.close();
   }
 }

@@ -65,7 +65,8 @@ export class KubeClient {
   /** Writes so far, leaving out the named resources (e.g. the leader Lease's renewals). */
   writesExcept(...resources: string[]): number {
     let total = 0;
-    for (const [resource, count] of this.writeCounts) if (!resources.includes(resource)) total += count;
+    for (const [resource, count] of this.writeCounts)
+      if (!resources.includes(resource)) total += count;
     return total;
   }
 

@@ -14,7 +14,11 @@ export interface ServerView {
 
 export type Placement =
   | { server: ServerView }
-  | { server?: undefined; reason: 'NoServerInRegion' | 'NoServerReachable' | 'NoCapacity'; message: string };
+  | {
+      server?: undefined;
+      reason: 'NoServerInRegion' | 'NoServerReachable' | 'NoCapacity';
+      message: string;
+    };
 
 export function choosePlacement(servers: ServerView[], region: string | undefined): Placement {
   const where = region ? `in region ${region}` : 'in any region';

@@ -14,13 +14,19 @@ import {
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import type { ReconcileResult } from '../controller/queue.ts';
-import { isNotFound } from '../errors.ts';
+import { isNotFound, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
 import { isSubset } from '../k8s/subset.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { desiredChildren } from './children.ts';
+import {
+  databaseDisabled,
+  reconcileDatabase,
+  type DatabaseDeps,
+  type DatabaseOutcome,
+} from './database.ts';
 import { namespaceFor, type TenantObject, type ValidTenant } from './model.ts';
 
 // The reconcile of one Tenant: level-based, from the current state of the
@@ -38,6 +44,8 @@ export const CHILD_KINDS: ChildKind[] = [
 ];
 
 export interface ReconcileDeps {
+  /** Absent when the operator has no Vault: tenants that want a database wait. */
+  database?: DatabaseDeps;
   client: KubeClient;
   tenants: Informer<TenantObject>;
   namespaces: Informer<KubeObject>;
@@ -91,11 +99,57 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
   }
   await pruneChildren(deps, valid, applied);
 
-  const status = computeStatus(deps, current, valid, namespace);
+  // The database step reports failures in status before they are retried,
+  // so `kubectl describe` shows why a tenant is not ready.
+  let database: DatabaseOutcome;
+  let failure: unknown;
+  try {
+    database = await databaseStep(deps, current, valid);
+  } catch (err: unknown) {
+    failure = err;
+    database = {
+      ready: false,
+      conditions: [
+        {
+          type: CONDITION.DatabaseReady,
+          status: 'False',
+          reason: REASON.DatabaseError,
+          message: toOperatorError(err).message,
+        },
+      ],
+    };
+  }
+
+  const status = computeStatus(deps, current, valid, namespace, database);
   await updateStatus(deps, current, status);
-  return namespace.status && (namespace.status as { phase?: string }).phase === 'Active'
-    ? undefined
-    : { requeueAfterMs: NAMESPACE_DELETION_POLL_MS };
+  if (failure !== undefined) throw toOperatorError(failure);
+  const namespaceActive = (namespace.status as { phase?: string } | undefined)?.phase === 'Active';
+  const requeues = [
+    namespaceActive ? undefined : NAMESPACE_DELETION_POLL_MS,
+    database.requeueAfterMs,
+  ].filter((ms): ms is number => ms !== undefined);
+  return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : undefined;
+}
+
+async function databaseStep(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  valid: ValidTenant,
+): Promise<DatabaseOutcome> {
+  if (deps.database) return reconcileDatabase(deps.database, tenant, valid, now(deps));
+  if (!valid.spec.database.enabled) return databaseDisabled();
+  return {
+    ready: false,
+    conditions: [
+      {
+        type: CONDITION.DatabaseReady,
+        status: 'False',
+        reason: REASON.VaultNotConfigured,
+        message:
+          'the operator has no Vault configured (VAULT_ADDR), so it cannot keep database credentials',
+      },
+    ],
+  };
 }
 
 function now(deps: ReconcileDeps): Date {
@@ -159,6 +213,7 @@ function computeStatus(
   tenant: TenantObject,
   valid: ValidTenant,
   namespace: KubeObject,
+  database: DatabaseOutcome,
 ): TenantStatus {
   const state = valid.spec.state;
   const nsPhase = (namespace.status as { phase?: string } | undefined)?.phase;
@@ -209,7 +264,8 @@ function computeStatus(
       message: 'resource quota and limit range applied',
     },
   ];
-  const provisioned = nsPhase === 'Active';
+  conditions.push(...database.conditions);
+  const provisioned = nsPhase === 'Active' && database.ready;
   let phase: TenantPhase;
   let ready: ConditionInput;
   if (state === 'Suspended') {
@@ -242,12 +298,14 @@ function computeStatus(
       type: CONDITION.Ready,
       status: 'False',
       reason: REASON.Provisioning,
-      message: 'waiting for the namespace',
+      message: nsPhase === 'Active' ? 'waiting for the database' : 'waiting for the namespace',
     };
   }
 
   const status: TenantStatus = {
     ...tenant.status,
+    ...(database.database ? { database: database.database } : {}),
+    ...(database.vaultPath ? { vaultPath: database.vaultPath } : {}),
     phase,
     observedGeneration: tenant.metadata.generation,
     namespace: valid.namespace,

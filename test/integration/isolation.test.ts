@@ -355,7 +355,9 @@ describe('impersonation and admission', () => {
       privileged: {
         ...compliant,
         // allowPrivilegeEscalation:false would make the API refuse this before Pod Security looks.
-        containers: [{ ...container, securityContext: { privileged: true, capabilities: { drop: ['ALL'] } } }],
+        containers: [
+          { ...container, securityContext: { privileged: true, capabilities: { drop: ['ALL'] } } },
+        ],
       },
       hostpath: { ...compliant, volumes: [{ name: 'root', hostPath: { path: '/' } }] },
       hostnetwork: { ...compliant, hostNetwork: true },

@@ -57,13 +57,9 @@ describe('crash and restart', () => {
     const names = ['crash-1', 'crash-2', 'crash-3', 'crash-4', 'crash-5'];
     await Promise.all(names.map((n) => newTenant(n)));
     // Kill as soon as the first writes land, while the rest are in flight.
-    await waitFor(
-      'the first writes',
-      async () => (await first.writes()) > 3,
-      {
-        intervalMs: 20,
-      },
-    );
+    await waitFor('the first writes', async () => (await first.writes()) > 3, {
+      intervalMs: 20,
+    });
     await first.kill('SIGKILL');
     const second = await OperatorProcess.start();
     await second.waitUntilLeader(20_000);
@@ -81,11 +77,7 @@ describe('two replicas', () => {
     await newTenant('replicas-1');
     await waitForPhase(client, 'replicas-1', 'Ready');
     assert.equal(await b.metric('tenant_operator_leader'), 0);
-    assert.equal(
-      await b.writes(),
-      0,
-      'the standby wrote to the API',
-    );
+    assert.equal(await b.writes(), 0, 'the standby wrote to the API');
     assert.ok((await a.writes()) > 0);
 
     await a.kill('SIGKILL');

@@ -47,7 +47,12 @@ export function tenantManifest(name: string, spec: Record<string, unknown> = {})
     apiVersion: 'tenancy.io/v1alpha1',
     kind: 'Tenant',
     metadata: { name },
-    spec: { owners: [{ kind: 'Group', name: `${name}-admins` }], ...spec },
+    // Tests of isolation and lifecycle need no database; those that do say so.
+    spec: {
+      owners: [{ kind: 'Group', name: `${name}-admins` }],
+      database: { enabled: false },
+      ...spec,
+    },
   };
 }
 

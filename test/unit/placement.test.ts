@@ -3,7 +3,13 @@ import { test } from 'node:test';
 import { databaseServerSpecSchema } from '../../src/api/databaseserver.ts';
 import { choosePlacement, type ServerView } from '../../src/tenant/placement.ts';
 
-function server(name: string, region: string | undefined, max: number, placed: number, reachable = true): ServerView {
+function server(
+  name: string,
+  region: string | undefined,
+  max: number,
+  placed: number,
+  reachable = true,
+): ServerView {
   const spec = databaseServerSpecSchema.parse({
     host: `${name}.db`,
     ...(region ? { region } : {}),
@@ -14,7 +20,11 @@ function server(name: string, region: string | undefined, max: number, placed: n
 }
 
 test('same region, most free capacity wins', () => {
-  const servers = [server('eu-1', 'eu-west', 10, 8), server('eu-2', 'eu-west', 10, 3), server('us-1', 'us-east', 100, 0)];
+  const servers = [
+    server('eu-1', 'eu-west', 10, 8),
+    server('eu-2', 'eu-west', 10, 3),
+    server('us-1', 'us-east', 100, 0),
+  ];
   const placement = choosePlacement(servers, 'eu-west');
   assert.equal(placement.server?.name, 'eu-2');
 });
@@ -31,11 +41,17 @@ test('full and unreachable servers are skipped, with the reason named', () => {
   assert.ok(!full.server && full.reason === 'NoCapacity');
   const down = choosePlacement([server('eu-1', 'eu-west', 2, 0, false)], 'eu-west');
   assert.ok(!down.server && down.reason === 'NoServerReachable');
-  const mixed = choosePlacement([server('eu-1', 'eu-west', 2, 0, false), server('eu-2', 'eu-west', 1, 0)], 'eu-west');
+  const mixed = choosePlacement(
+    [server('eu-1', 'eu-west', 2, 0, false), server('eu-2', 'eu-west', 1, 0)],
+    'eu-west',
+  );
   assert.equal(mixed.server?.name, 'eu-2');
 });
 
 test('a tenant without a region may go anywhere', () => {
-  const placement = choosePlacement([server('us-1', 'us-east', 5, 4), server('eu-1', 'eu-west', 5, 1)], undefined);
+  const placement = choosePlacement(
+    [server('us-1', 'us-east', 5, 4), server('eu-1', 'eu-west', 5, 1)],
+    undefined,
+  );
   assert.equal(placement.server?.name, 'eu-1');
 });

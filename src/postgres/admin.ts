@@ -1,0 +1,500 @@
+import pg from 'pg';
+import { ERROR_CODES, OperatorError } from '../errors.ts';
+import { clientConfig, type ConnectionOptions, type ServerConnection } from './connection.ts';
+import { quoteIdentifier, quoteLiteral } from './identifiers.ts';
+import { generatePassword } from './password.ts';
+import { isLoginRejected, SQLSTATE, sqlState, toPostgresError } from './pg-errors.ts';
+import { scramSha256Verifier, verifierAccepts } from './scram.ts';
+
+// Everything the operator does to a PostgreSQL server as its admin role. Each
+// method reads the catalogs first and writes only what differs, so a resync
+// of a settled tenant changes nothing and any step can be repeated after a
+// crash. Roles carry a marker comment, and a database counts as ours when a
+// marked role owns it: a same-named object someone else made is never taken
+// over or dropped.
+
+export const MANAGED_MARKER = 'managed-by: tenant-operator';
+
+export interface RoleState {
+  exists: boolean;
+  canLogin: boolean;
+}
+
+export interface PostgresAdminOptions extends ConnectionOptions {
+  /** Pool size; the admin's work is a few short statements at a time. */
+  maxConnections?: number;
+}
+
+export interface LoginRoleOptions {
+  /** false keeps a suspended tenant's role repaired but locked. Default true. */
+  canLogin?: boolean;
+}
+
+interface RoleRow {
+  rolcanlogin: boolean;
+  rolsuper: boolean;
+  rolcreatedb: boolean;
+  rolcreaterole: boolean;
+  rolreplication: boolean;
+  rolbypassrls: boolean;
+  rolinherit: boolean;
+  valid_forever: boolean;
+  marker: string | null;
+  member_of: string[];
+  settings: string[];
+}
+
+type Attribute = Exclude<keyof RoleRow, 'valid_forever' | 'marker' | 'member_of' | 'settings'>;
+
+const KEYWORDS: Record<Attribute, readonly [string, string]> = {
+  rolcanlogin: ['LOGIN', 'NOLOGIN'],
+  rolsuper: ['SUPERUSER', 'NOSUPERUSER'],
+  rolcreatedb: ['CREATEDB', 'NOCREATEDB'],
+  rolcreaterole: ['CREATEROLE', 'NOCREATEROLE'],
+  rolreplication: ['REPLICATION', 'NOREPLICATION'],
+  rolbypassrls: ['BYPASSRLS', 'NOBYPASSRLS'],
+  rolinherit: ['INHERIT', 'NOINHERIT'],
+};
+
+const UNPRIVILEGED = {
+  rolsuper: false,
+  rolcreatedb: false,
+  rolcreaterole: false,
+  rolreplication: false,
+  rolbypassrls: false,
+} as const;
+
+const ROLE_QUERY = `
+  SELECT r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
+         r.rolbypassrls, r.rolinherit,
+         coalesce(r.rolvaliduntil = 'infinity', true) AS valid_forever,
+         shobj_description(r.oid, 'pg_authid') AS marker,
+         ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+               WHERE m.member = r.oid) AS member_of,
+         coalesce((SELECT s.setconfig FROM pg_db_role_setting s
+                   WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}') AS settings
+  FROM pg_roles r WHERE r.rolname = $1`;
+
+const DATABASE_QUERY = `
+  SELECT o.rolname AS owner, shobj_description(o.oid, 'pg_authid') AS owner_marker,
+         d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
+           AS public_has_privileges,
+         EXISTS (SELECT 1 FROM aclexplode(d.datacl) a
+                 WHERE a.grantee = d.datdba AND a.privilege_type = 'CONNECT') AS owner_has_connect
+  FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = $1`;
+
+interface DatabaseRow {
+  owner: string;
+  owner_marker: string | null;
+  public_has_privileges: boolean;
+  owner_has_connect: boolean;
+}
+
+export class PostgresAdmin {
+  private readonly pool: pg.Pool;
+  private readonly server: ServerConnection;
+  private readonly options: ConnectionOptions;
+  /** Only a superuser may read pg_authid; without it passwords are set blind. */
+  private canReadVerifiers = true;
+
+  constructor(server: ServerConnection, options: PostgresAdminOptions = {}) {
+    const { maxConnections = 4, ...connection } = options;
+    this.server = server;
+    this.options = connection;
+    this.pool = new pg.Pool({
+      ...clientConfig(server, connection),
+      max: maxConnections,
+      idleTimeoutMillis: 30_000,
+    });
+    // An idle connection the server dropped is discarded by the pool; without
+    // a listener the 'error' event would end the process.
+    this.pool.on('error', () => undefined);
+  }
+
+  async ping(): Promise<{ serverVersion: string }> {
+    const rows = await this.query<{ server_version: string }>(
+      'reach the server',
+      'SHOW server_version',
+    );
+    return { serverVersion: rows[0]?.server_version ?? 'unknown' };
+  }
+
+  async roleExists(role: string): Promise<boolean> {
+    return (await this.roleState(role)).exists;
+  }
+
+  async roleState(role: string): Promise<RoleState> {
+    const row = await this.readRole(role);
+    return { exists: row !== undefined, canLogin: row?.rolcanlogin ?? false };
+  }
+
+  async databaseExists(database: string): Promise<boolean> {
+    const rows = await this.query(
+      `look up database ${database}`,
+      'SELECT 1 FROM pg_database WHERE datname = $1',
+      [database],
+    );
+    return rows.length > 0;
+  }
+
+  /** A role that owns a tenant's database and objects, and cannot log in. Returns whether anything changed. */
+  async ensureOwnerRole(role: string): Promise<boolean> {
+    return this.retryOnRace(() =>
+      this.ensureRole(
+        role,
+        { rolcanlogin: false, ...UNPRIVILEGED },
+        `CREATE ROLE ${quoteIdentifier(role)} NOLOGIN`,
+      ),
+    );
+  }
+
+  /**
+   * A role applications log in with. It is a member of `ownerRole`, and its
+   * sessions start as `ownerRole`, so whatever they create belongs to the
+   * owner and survives a rotation to the other login role. `password`
+   * undefined keeps the current one (a new role gets one nobody knows).
+   */
+  async ensureLoginRole(
+    role: string,
+    ownerRole: string,
+    password: string | undefined,
+    options: LoginRoleOptions = {},
+  ): Promise<boolean> {
+    await this.requireOwnerRole(ownerRole);
+    const wanted = { rolcanlogin: options.canLogin ?? true, ...UNPRIVILEGED, rolinherit: true };
+    const verifier = scramSha256Verifier(password ?? generatePassword());
+    const create = `CREATE ROLE ${quoteIdentifier(role)} ${wanted.rolcanlogin ? 'LOGIN' : 'NOLOGIN'} PASSWORD ${quoteLiteral(verifier)}`;
+    return this.retryOnRace(() => this.ensureRole(role, wanted, create, { ownerRole, password }));
+  }
+
+  /** Returns whether the password had to change. */
+  async setPassword(role: string, password: string): Promise<boolean> {
+    const row = await this.readRole(role);
+    if (!row) {
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `cannot set a password: role ${role} does not exist`,
+      );
+    }
+    this.assertManaged(role, row);
+    if (await this.passwordMatches(role, password)) return false;
+    await this.query(
+      `set the password of role ${role}`,
+      `ALTER ROLE ${quoteIdentifier(role)} PASSWORD ${quoteLiteral(scramSha256Verifier(password))}`,
+    );
+    return true;
+  }
+
+  /**
+   * Allows or forbids new logins; sessions already open stay until
+   * terminateSessions. Forbidding login to a role that does not exist is
+   * already done.
+   */
+  async setLogin(role: string, canLogin: boolean): Promise<boolean> {
+    const row = await this.readRole(role);
+    if (!row) {
+      if (!canLogin) return false;
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `cannot allow login: role ${role} does not exist`,
+      );
+    }
+    this.assertManaged(role, row);
+    if (row.rolcanlogin === canLogin) return false;
+    await this.query(
+      `${canLogin ? 'allow' : 'forbid'} login for role ${role}`,
+      `ALTER ROLE ${quoteIdentifier(role)} ${canLogin ? 'LOGIN' : 'NOLOGIN'}`,
+    );
+    return true;
+  }
+
+  /** Ends every session logged in as one of `roles`, waiting until each is gone. Returns how many ended. */
+  async terminateSessions(roles: readonly string[]): Promise<number> {
+    if (roles.length === 0) return 0;
+    return this.terminate(
+      `terminate sessions of ${roles.join(', ')}`,
+      'usename = ANY($1::text[])',
+      [[...roles]],
+    );
+  }
+
+  /**
+   * The database, owned by `ownerRole`, which alone (with its members) may
+   * connect. CREATE DATABASE cannot run inside a transaction, so the steps
+   * are separate and each is checked before it runs.
+   */
+  async ensureDatabase(database: string, ownerRole: string): Promise<boolean> {
+    const action = `ensure database ${database}`;
+    await this.requireOwnerRole(ownerRole);
+    let row = await this.readDatabase(database);
+    let changed = false;
+    if (!row) {
+      try {
+        await this.query(
+          action,
+          `CREATE DATABASE ${quoteIdentifier(database)} OWNER ${quoteIdentifier(ownerRole)}`,
+        );
+        changed = true;
+      } catch (err: unknown) {
+        // Created meanwhile (another replica, a retried call): check it below.
+        if (sqlState(err) !== SQLSTATE.DUPLICATE_DATABASE) throw err;
+      }
+      row = await this.readDatabase(database);
+      if (!row) throw new OperatorError(ERROR_CODES.INTERNAL, `${action}: created but not found`);
+    }
+    if (row.owner !== ownerRole) {
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `database ${database} exists but belongs to role ${row.owner}, not ${ownerRole}; refusing to take it over`,
+      );
+    }
+    if (row.public_has_privileges) {
+      await this.query(action, `REVOKE ALL ON DATABASE ${quoteIdentifier(database)} FROM PUBLIC`);
+      changed = true;
+    }
+    if (!row.owner_has_connect) {
+      await this.query(
+        action,
+        `GRANT CONNECT ON DATABASE ${quoteIdentifier(database)} TO ${quoteIdentifier(ownerRole)}`,
+      );
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Ends the database's sessions and drops it. Returns whether it existed. */
+  async dropDatabase(database: string): Promise<boolean> {
+    const row = await this.readDatabase(database);
+    if (!row) return false;
+    if (row.owner_marker !== MANAGED_MARKER) {
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `database ${database} is owned by ${row.owner}, a role tenant-operator did not create; refusing to drop it`,
+      );
+    }
+    await this.terminate(`terminate sessions on database ${database}`, 'datname = $1', [database]);
+    await this.query(
+      `drop database ${database}`,
+      `DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`,
+    );
+    return true;
+  }
+
+  /**
+   * Ends the role's sessions and drops it. An owner role can only go after
+   * its database. Returns whether it existed.
+   */
+  async dropRole(role: string): Promise<boolean> {
+    const row = await this.readRole(role);
+    if (!row) return false;
+    this.assertManaged(role, row);
+    await this.terminateSessions([role]);
+    try {
+      await this.query(`drop role ${role}`, `DROP ROLE IF EXISTS ${quoteIdentifier(role)}`);
+    } catch (err: unknown) {
+      if (sqlState(err) === SQLSTATE.DEPENDENT_OBJECTS_STILL_EXIST) {
+        throw new OperatorError(
+          ERROR_CODES.INTERNAL,
+          `drop role ${role}: it still owns objects or holds privileges (drop its database first)`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    return true;
+  }
+
+  /** Databases on the server (templates excepted), or those whose name starts with `prefix`. */
+  async countDatabases(prefix?: string): Promise<number> {
+    const rows = await this.query<{ count: number }>(
+      'count databases',
+      `SELECT count(*)::int AS count FROM pg_database
+       WHERE NOT datistemplate AND ($1::text IS NULL OR starts_with(datname, $1::text))`,
+      [prefix ?? null],
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  /**
+   * Logs in as `role` with a connection of its own, exactly as an
+   * application would. false: the server refused (wrong password, NOLOGIN, no
+   * CONNECT); an unreachable server throws, since it proves nothing.
+   */
+  async passwordWorks(role: string, password: string, database: string): Promise<boolean> {
+    const client = new pg.Client(
+      clientConfig({ ...this.server, user: role, password, database }, this.options),
+    );
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return true;
+    } catch (err: unknown) {
+      if (isLoginRejected(err)) return false;
+      throw toPostgresError(err, `log in as ${role} to ${database}`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async ensureRole(
+    role: string,
+    wanted: Partial<Record<Attribute, boolean>>,
+    create: string,
+    login?: { ownerRole: string; password: string | undefined },
+  ): Promise<boolean> {
+    const q = quoteIdentifier(role);
+    const row = await this.readRole(role);
+    const statements: string[] = [];
+    if (!row) {
+      // CREATE ROLE's defaults are already the unprivileged ones we want.
+      statements.push(create, `COMMENT ON ROLE ${q} IS ${quoteLiteral(MANAGED_MARKER)}`);
+    } else {
+      this.assertManaged(role, row);
+      const changes = Object.entries(wanted)
+        .filter(([attribute, value]) => row[attribute as Attribute] !== value)
+        .map(([attribute, value]) => KEYWORDS[attribute as Attribute][value ? 0 : 1]);
+      // Only differing attributes are named: a non-superuser admin may not
+      // even say NOSUPERUSER.
+      if (changes.length > 0 || !row.valid_forever) {
+        statements.push(`ALTER ROLE ${q} ${changes.join(' ')} VALID UNTIL 'infinity'`);
+      }
+    }
+    if (login) {
+      if (!row?.member_of.includes(login.ownerRole)) {
+        statements.push(`GRANT ${quoteIdentifier(login.ownerRole)} TO ${q}`);
+      }
+      if (!row?.settings.includes(`role=${login.ownerRole}`)) {
+        statements.push(`ALTER ROLE ${q} SET role = ${quoteLiteral(login.ownerRole)}`);
+      }
+      if (
+        row &&
+        login.password !== undefined &&
+        !(await this.passwordMatches(role, login.password))
+      ) {
+        statements.push(
+          `ALTER ROLE ${q} PASSWORD ${quoteLiteral(scramSha256Verifier(login.password))}`,
+        );
+      }
+    }
+    if (statements.length === 0) return false;
+    await this.transaction(`ensure role ${role}`, statements);
+    return true;
+  }
+
+  private assertManaged(role: string, row: RoleRow): void {
+    if (row.marker !== MANAGED_MARKER) {
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `role ${role} exists but tenant-operator did not create it; refusing to take it over`,
+      );
+    }
+  }
+
+  /** Membership in (or ownership by) any other role could hand a tenant far more than its database. */
+  private async requireOwnerRole(ownerRole: string): Promise<void> {
+    const row = await this.readRole(ownerRole);
+    if (!row) {
+      throw new OperatorError(ERROR_CODES.INTERNAL, `owner role ${ownerRole} does not exist yet`);
+    }
+    this.assertManaged(ownerRole, row);
+    if (row.rolcanlogin || row.rolsuper || row.rolcreatedb || row.rolcreaterole) {
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        `role ${ownerRole} is not an unprivileged owner role (ensureOwnerRole repairs it)`,
+      );
+    }
+  }
+
+  /** true/false when the stored verifier can be read; false (so: set it) when it cannot. */
+  private async passwordMatches(role: string, password: string): Promise<boolean> {
+    if (!this.canReadVerifiers) return false;
+    try {
+      const rows = await this.query<{ rolpassword: string | null }>(
+        `read the password verifier of role ${role}`,
+        'SELECT rolpassword FROM pg_authid WHERE rolname = $1',
+        [role],
+      );
+      const verifier = rows[0]?.rolpassword;
+      return typeof verifier === 'string' && verifierAccepts(verifier, password);
+    } catch (err: unknown) {
+      if (sqlState(err) !== SQLSTATE.INSUFFICIENT_PRIVILEGE) throw err;
+      this.canReadVerifiers = false;
+      return false;
+    }
+  }
+
+  private async readRole(role: string): Promise<RoleRow | undefined> {
+    const rows = await this.query<RoleRow>(`look up role ${role}`, ROLE_QUERY, [role]);
+    return rows[0];
+  }
+
+  private async readDatabase(database: string): Promise<DatabaseRow | undefined> {
+    const rows = await this.query<DatabaseRow>(`look up database ${database}`, DATABASE_QUERY, [
+      database,
+    ]);
+    return rows[0];
+  }
+
+  private async terminate(action: string, where: string, values: unknown[]): Promise<number> {
+    // The targets are materialized first: in one WHERE clause the planner
+    // may call pg_terminate_backend before the filter that picks them.
+    // Its timeout makes it wait until each backend has exited.
+    const rows = await this.query<{ count: number }>(
+      action,
+      `WITH targets AS MATERIALIZED (
+         SELECT pid FROM pg_stat_activity WHERE ${where} AND pid <> pg_backend_pid())
+       SELECT count(*)::int AS count FROM targets WHERE pg_terminate_backend(pid, 5000)`,
+      values,
+    );
+    return rows[0]?.count ?? 0;
+  }
+
+  private async query<T extends pg.QueryResultRow>(
+    action: string,
+    text: string,
+    values: unknown[] = [],
+  ): Promise<T[]> {
+    try {
+      return (await this.pool.query<T>(text, values)).rows;
+    } catch (err: unknown) {
+      throw toPostgresError(err, action);
+    }
+  }
+
+  private async transaction(action: string, statements: string[]): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err: unknown) {
+      throw toPostgresError(err, action);
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      for (const statement of statements) await client.query(statement);
+      await client.query('COMMIT');
+    } catch (err: unknown) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw toPostgresError(err, action);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Two callers creating the same role at once: the loser looks again and finds it. */
+  private async retryOnRace(ensure: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await ensure();
+    } catch (err: unknown) {
+      if (sqlState(err) !== SQLSTATE.DUPLICATE_OBJECT) throw err;
+      return ensure();
+    }
+  }
+}

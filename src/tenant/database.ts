@@ -1,0 +1,291 @@
+import type { Logger } from 'pino';
+import type { TenantStatus } from '../api/tenant.ts';
+import { durationToMs } from '../api/duration.ts';
+import { CONDITION, REASON, type ConditionInput } from '../controller/conditions.ts';
+import type { EventRecorder } from '../controller/events.ts';
+import type { Informer } from '../controller/informer.ts';
+import { toOperatorError } from '../errors.ts';
+import { isSubset } from '../k8s/subset.ts';
+import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
+import { generatePassword } from '../postgres/password.ts';
+import { prepareRotation, retireStandbyRole } from '../postgres/rotation.ts';
+import { ensureTenantDatabase } from '../postgres/tenant-database.ts';
+import type { KubernetesAuth } from '../vault/kubernetes-auth.ts';
+import type { KvV2 } from '../vault/kv.ts';
+import { tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
+import {
+  parseServerSpec,
+  type DatabaseServerConnections,
+  type DatabaseServerObject,
+  type ServerHandle,
+} from './database-servers.ts';
+import type { TenantObject, ValidTenant } from './model.ts';
+import { choosePlacement } from './placement.ts';
+
+// The tenant's PostgreSQL database and its credentials. The password is made
+// here, set in PostgreSQL, and written to Vault KV; it is never put in a
+// Kubernetes object, a log line, an event or a status field (unless the
+// tenant asks for delivery as a Secret too).
+//
+// Two login roles take turns: rotation sets a fresh password on the idle one,
+// checks that it connects, and only then points Vault at it, so Vault never
+// holds credentials that do not work.
+
+export interface DatabaseDeps {
+  servers: Informer<DatabaseServerObject>;
+  tenants: Informer<TenantObject>;
+  connections: DatabaseServerConnections;
+  kv: KvV2;
+  policies: VaultPolicies;
+  kubernetesAuth: KubernetesAuth;
+  events: EventRecorder;
+  log: Logger;
+  /** Audience tenant service-account tokens must carry to log in to Vault. */
+  vaultAudience: string | undefined;
+}
+
+export interface DatabaseOutcome {
+  conditions: ConditionInput[];
+  database?: TenantStatus['database'];
+  vaultPath?: string;
+  /** The step is not done: look again after this long. */
+  requeueAfterMs?: number;
+  /** Everything done and healthy. */
+  ready: boolean;
+}
+
+/** Credentials as stored in Vault, for the tenant's applications. */
+interface StoredCredentials extends Record<string, string> {
+  username: string;
+  password: string;
+  host: string;
+  port: string;
+  dbname: string;
+  sslmode: string;
+  ca: string;
+}
+
+const UNREACHABLE_RETRY_MS = 15_000;
+
+/** How long the previous login role keeps working after a rotation, so apps can re-read Vault. */
+function gracePeriod(rotationIntervalMs: number): number {
+  return Math.min(rotationIntervalMs / 2, 15 * 60_000);
+}
+
+export function credentialsPath(tenant: string): string {
+  return `tenants/${tenant}/database`;
+}
+
+export function vaultObjectName(tenant: string): string {
+  return `tenant-${tenant}`;
+}
+
+function condition(type: string, ok: boolean, reason: string, message: string): ConditionInput {
+  return { type, status: ok ? 'True' : 'False', reason, message };
+}
+
+function notReady(reason: string, message: string, requeueAfterMs?: number): DatabaseOutcome {
+  return {
+    ready: false,
+    conditions: [condition(CONDITION.DatabaseReady, false, reason, message)],
+    ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }),
+  };
+}
+
+export function databaseDisabled(): DatabaseOutcome {
+  return {
+    ready: true,
+    conditions: [
+      condition(CONDITION.DatabaseReady, true, REASON.Disabled, 'no database requested'),
+    ],
+  };
+}
+
+/** Databases placed on a server, counted from the tenants themselves. */
+function placedOn(deps: DatabaseDeps, server: string): number {
+  return deps.tenants.list().filter((t) => t.status?.database?.server === server).length;
+}
+
+export async function reconcileDatabase(
+  deps: DatabaseDeps,
+  tenant: TenantObject,
+  valid: ValidTenant,
+  now: Date,
+): Promise<DatabaseOutcome> {
+  if (!valid.spec.database.enabled) return databaseDisabled();
+
+  // 1. Placement. Recorded in status before anything is created, so a crash
+  //    never leaves a database on one server and the tenant pointing at another.
+  const placedServer = tenant.status?.database?.server;
+  if (!placedServer) {
+    const servers = deps.servers.list().map((s) => ({
+      name: s.metadata.name,
+      spec: parseServerSpec(s),
+      status: s.status,
+      placed: placedOn(deps, s.metadata.name),
+    }));
+    const placement = choosePlacement(servers, valid.spec.region);
+    if (!placement.server)
+      return notReady(placement.reason, placement.message, UNREACHABLE_RETRY_MS);
+    return {
+      ready: false,
+      database: { server: placement.server.name },
+      conditions: [
+        condition(
+          CONDITION.DatabaseReady,
+          false,
+          REASON.Provisioning,
+          `placed on DatabaseServer ${placement.server.name}`,
+        ),
+      ],
+      requeueAfterMs: 0,
+    };
+  }
+  const serverObject = deps.servers.get(placedServer);
+  if (!serverObject) {
+    return notReady(
+      REASON.ServerMissing,
+      `DatabaseServer ${placedServer} no longer exists`,
+      UNREACHABLE_RETRY_MS,
+    );
+  }
+
+  let handle: ServerHandle;
+  try {
+    handle = await deps.connections.get(serverObject);
+    await handle.admin.ping();
+  } catch (err: unknown) {
+    return notReady(
+      REASON.ServerUnreachable,
+      `DatabaseServer ${placedServer} unreachable: ${toOperatorError(err).message}`,
+      UNREACHABLE_RETRY_MS,
+    );
+  }
+
+  // 2. Roles and database, each idempotent. Vault is the record of which
+  //    login role is current and of its password; PostgreSQL is made to agree
+  //    (a password changed behind our back is put back from Vault).
+  const ids = databaseIdentifiersFor(valid.name);
+  const { admin } = handle;
+  const path = credentialsPath(valid.name);
+  const stored = (await deps.kv.readSecret<StoredCredentials>(path))?.data;
+  const current = stored && ids.loginRoles.includes(stored.username) ? stored : undefined;
+  const loginAllowed = valid.spec.state === 'Active';
+  const existedBefore = await admin.databaseExists(ids.database);
+  await ensureTenantDatabase(admin, ids, {
+    ...(current ? { active: { role: current.username, password: current.password } } : {}),
+    canLogin: loginAllowed,
+  });
+  if (!existedBefore && tenant.status?.database?.name) {
+    // It was there once and is gone: recreated empty, which is data loss.
+    await deps.events.record(
+      tenant,
+      'Warning',
+      REASON.DatabaseRecreated,
+      `database ${ids.database} had vanished from ${placedServer} and was recreated EMPTY`,
+    );
+  }
+
+  // 3. Credentials. New ones are proven by a real login before Vault gets
+  //    them; the previous role keeps working for a grace period, then gets a
+  //    password nobody knows.
+  const connectionFields = {
+    host: handle.spec.host,
+    port: String(handle.spec.port),
+    dbname: ids.database,
+    sslmode: handle.caCertificate ? 'verify-full' : 'disable',
+    ca: handle.caCertificate ?? '',
+  };
+  const interval = durationToMs(valid.spec.database.rotationInterval);
+  let lastRotated = tenant.status?.database?.lastRotated;
+  let standbyRetired = tenant.status?.database?.standbyRetired ?? true;
+  const due =
+    !current || lastRotated === undefined || Date.parse(lastRotated) + interval <= now.getTime();
+  if (due && loginAllowed) {
+    const fresh = await prepareRotation(admin, ids, current?.username);
+    await deps.kv.writeSecret(path, {
+      username: fresh.role,
+      password: fresh.password,
+      ...connectionFields,
+    });
+    if (current) {
+      await deps.events.record(
+        tenant,
+        'Normal',
+        REASON.CredentialsRotated,
+        `database credentials rotated to role ${fresh.role}`,
+      );
+    }
+    lastRotated = now.toISOString();
+    standbyRetired = !current;
+  } else if (!current) {
+    // Suspended before its first credentials: stored, but nobody may log in yet.
+    const role = ids.loginRoles[0];
+    const password = generatePassword();
+    await admin.ensureLoginRole(role, ids.ownerRole, password, { canLogin: false });
+    await deps.kv.writeSecret(path, { username: role, password, ...connectionFields });
+    lastRotated = now.toISOString();
+  } else {
+    if (
+      !standbyRetired &&
+      lastRotated !== undefined &&
+      Date.parse(lastRotated) + gracePeriod(interval) <= now.getTime()
+    ) {
+      await retireStandbyRole(admin, ids, current.username);
+      standbyRetired = true;
+    }
+    if (Object.entries(connectionFields).some(([key, value]) => current[key] !== value)) {
+      await deps.kv.writeSecret(path, { ...current, ...connectionFields });
+    }
+  }
+  if (!loginAllowed) await admin.terminateSessions([...ids.loginRoles]);
+
+  // 5. Vault access for the tenant's workloads: their service accounts read
+  //    their own path, nothing else.
+  const vaultName = vaultObjectName(valid.name);
+  const policy = tenantReadPolicy(deps.kv.mount, valid.name);
+  if ((await deps.policies.readPolicy(vaultName)) !== policy)
+    await deps.policies.putPolicy(vaultName, policy);
+  const role = {
+    boundServiceAccountNames: ['*'],
+    boundServiceAccountNamespaces: [valid.namespace],
+    policies: [vaultName],
+    ttl: 3600,
+    ...(deps.vaultAudience ? { audience: deps.vaultAudience } : {}),
+  };
+  const liveRole = await deps.kubernetesAuth.readKubernetesRole(vaultName);
+  if (!liveRole || !isSubset(role, liveRole))
+    await deps.kubernetesAuth.putKubernetesRole(vaultName, role);
+
+  const conditions = [
+    condition(
+      CONDITION.DatabaseReady,
+      true,
+      loginAllowed ? REASON.DatabaseReady : REASON.LoginRevoked,
+      loginAllowed
+        ? `database ${ids.database} on ${placedServer}`
+        : `database ${ids.database} kept; login revoked and sessions ended (tenant ${valid.spec.state})`,
+    ),
+    condition(
+      CONDITION.CredentialsStored,
+      true,
+      REASON.CredentialsStored,
+      `credentials in Vault at ${deps.kv.dataPath(path)}`,
+    ),
+  ];
+  const rotatedAt = Date.parse(lastRotated ?? now.toISOString());
+  const nextStep = standbyRetired ? rotatedAt + interval : rotatedAt + gracePeriod(interval);
+  return {
+    ready: true,
+    conditions,
+    database: {
+      server: placedServer,
+      name: ids.database,
+      role: ids.ownerRole,
+      ...(lastRotated ? { lastRotated } : {}),
+      standbyRetired,
+    },
+    vaultPath: deps.kv.dataPath(path),
+    requeueAfterMs: Math.max(1_000, nextStep - now.getTime()),
+  };
+}
