@@ -140,6 +140,8 @@ export class Operator {
         events,
         log,
         vaultAudience: this.options.vaultAudience,
+        kube: this.client,
+        reservations: new Map(),
       };
       const serverDeps = {
         client: this.client,

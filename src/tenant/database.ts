@@ -5,7 +5,11 @@ import { CONDITION, REASON, type ConditionInput } from '../controller/conditions
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import { toOperatorError } from '../errors.ts';
+import { LABEL_TENANT } from '../api/constants.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import { isSubset } from '../k8s/subset.ts';
+import type { KubeObject } from '../k8s/types.ts';
 import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
 import { generatePassword } from '../postgres/password.ts';
 import { prepareRotation, retireStandbyRole } from '../postgres/rotation.ts';
@@ -19,7 +23,7 @@ import {
   type DatabaseServerObject,
   type ServerHandle,
 } from './database-servers.ts';
-import type { TenantObject, ValidTenant } from './model.ts';
+import { childMetadata, type TenantObject, type ValidTenant } from './model.ts';
 import { choosePlacement } from './placement.ts';
 
 // The tenant's PostgreSQL database and its credentials. The password is made
@@ -42,6 +46,13 @@ export interface DatabaseDeps {
   log: Logger;
   /** Audience tenant service-account tokens must carry to log in to Vault. */
   vaultAudience: string | undefined;
+  /** Kubernetes API, for the optional credentials Secret. */
+  kube: KubeClient;
+  /**
+   * Placements chosen but not yet in any Tenant's status: reconciles of
+   * different tenants run at once, and must not both take a server's last slot.
+   */
+  reservations: Map<string, string>;
 }
 
 export interface DatabaseOutcome {
@@ -92,6 +103,35 @@ function notReady(reason: string, message: string, requeueAfterMs?: number): Dat
   };
 }
 
+export const CREDENTIALS_SECRET = 'database-credentials';
+
+/** Applies (or, when `credentials` is undefined, removes) the tenant's credentials Secret. */
+async function deliverSecret(
+  deps: DatabaseDeps,
+  tenant: ValidTenant,
+  credentials: StoredCredentials | undefined,
+): Promise<void> {
+  const path = objectPath(RESOURCES.Secret, CREDENTIALS_SECRET, tenant.namespace);
+  const live = await deps.kube.get<KubeObject>(path);
+  if (!credentials) {
+    if (live?.metadata.labels?.[LABEL_TENANT] === tenant.name) await deps.kube.delete(path);
+    return;
+  }
+  const desired: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: childMetadata(tenant, CREDENTIALS_SECRET, tenant.namespace),
+    type: 'Opaque',
+    data: Object.fromEntries(
+      Object.entries(credentials).map(([key, value]) => [
+        key,
+        Buffer.from(value).toString('base64'),
+      ]),
+    ),
+  };
+  if (!live || !isSubset(desired, live)) await deps.kube.apply(desired);
+}
+
 export function databaseDisabled(): DatabaseOutcome {
   return {
     ready: true,
@@ -101,9 +141,16 @@ export function databaseDisabled(): DatabaseOutcome {
   };
 }
 
-/** Databases placed on a server, counted from the tenants themselves. */
+/** Databases placed on a server, counted from the tenants themselves plus open reservations. */
 function placedOn(deps: DatabaseDeps, server: string): number {
-  return deps.tenants.list().filter((t) => t.status?.database?.server === server).length;
+  const placed = new Set(
+    deps.tenants
+      .list()
+      .filter((t) => t.status?.database?.server === server)
+      .map((t) => t.metadata.name),
+  );
+  for (const [tenant, reserved] of deps.reservations) if (reserved === server) placed.add(tenant);
+  return placed.size;
 }
 
 export async function reconcileDatabase(
@@ -117,6 +164,7 @@ export async function reconcileDatabase(
   // 1. Placement. Recorded in status before anything is created, so a crash
   //    never leaves a database on one server and the tenant pointing at another.
   const placedServer = tenant.status?.database?.server;
+  if (placedServer) deps.reservations.delete(valid.name);
   if (!placedServer) {
     const servers = deps.servers.list().map((s) => ({
       name: s.metadata.name,
@@ -127,6 +175,7 @@ export async function reconcileDatabase(
     const placement = choosePlacement(servers, valid.spec.region);
     if (!placement.server)
       return notReady(placement.reason, placement.message, UNREACHABLE_RETRY_MS);
+    deps.reservations.set(valid.name, placement.server.name);
     return {
       ready: false,
       database: { server: placement.server.name },
@@ -239,6 +288,14 @@ export async function reconcileDatabase(
     }
   }
   if (!loginAllowed) await admin.terminateSessions([...ids.loginRoles]);
+
+  // 4. Delivery as a Secret too, only when the tenant asks for it.
+  const delivered = (await deps.kv.readSecret<StoredCredentials>(path))?.data;
+  await deliverSecret(
+    deps,
+    valid,
+    valid.spec.database.delivery === 'VaultAndSecret' ? delivered : undefined,
+  );
 
   // 5. Vault access for the tenant's workloads: their service accounts read
   //    their own path, nothing else.

@@ -3,7 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { registerLocalDatabaseServers, type LocalServer } from '../../hack/database-servers.ts';
+import {
+  databaseServerManifest,
+  registerLocalDatabaseServers,
+  type LocalServer,
+} from '../../hack/database-servers.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import { PostgresAdmin } from '../../src/postgres/admin.ts';
@@ -125,6 +129,7 @@ before(async () => {
 
 after(async () => {
   for (const name of tenants) await deleteTenantAndWait(client, name).catch(() => undefined);
+  for (const name of ['pg-tiny', 'pg-flaky']) await client.delete(objectPath(RESOURCES.DatabaseServer, name));
   await operator.stop();
   await client.close();
 });
@@ -324,5 +329,94 @@ describe('crash between role and secret', () => {
     const c = await credentials('dbt-crash');
     assert.equal(await canConnect(c), true);
     assert.notEqual(c.password, 'lost-in-the-crash');
+  });
+});
+
+describe('delivery as a Secret', () => {
+  test('VaultAndSecret writes the same credentials into the tenant namespace; Vault alone removes it', async () => {
+    await newTenant('dbt-secret', {
+      region: 'us-east',
+      database: { enabled: true, delivery: 'VaultAndSecret' },
+    });
+    await waitForPhase(client, 'dbt-secret', 'Ready', 60_000);
+    const c = await credentials('dbt-secret');
+    const secret = await waitFor('the credentials Secret', () =>
+      client.get<KubeObject & { data?: Record<string, string> }>(
+        objectPath(RESOURCES.Secret, 'database-credentials', 'tenant-dbt-secret'),
+      ),
+    );
+    assert.equal(Buffer.from(secret.data?.password ?? '', 'base64').toString(), c.password);
+    await client.mergePatch(objectPath(RESOURCES.Tenant, 'dbt-secret'), {
+      spec: { database: { delivery: 'Vault' } },
+    });
+    await waitFor(
+      'the Secret to be removed',
+      async () =>
+        !(await client.get(
+          objectPath(RESOURCES.Secret, 'database-credentials', 'tenant-dbt-secret'),
+        )),
+    );
+  });
+});
+
+describe('server capacity and reachability', () => {
+  async function addServer(name: string, region: string, port: number, maxDatabases: number) {
+    const eu = servers[0]!;
+    await client.apply({
+      ...databaseServerManifest({ ...eu, name, region, port }, maxDatabases),
+      spec: {
+        ...databaseServerManifest({ ...eu, name, region, port }, maxDatabases).spec,
+        adminCredentialsVaultPath: `database-servers/${eu.name}`,
+      },
+    });
+  }
+
+  test('a full server places no more databases, and says so', async () => {
+    await addServer('pg-tiny', 'tiny', servers[0]!.port, 1);
+    await newTenant('dbt-first', { region: 'tiny' });
+    await waitForPhase(client, 'dbt-first', 'Ready', 60_000);
+    await newTenant('dbt-second', { region: 'tiny' });
+    const second = await waitFor('NoCapacity', async () => {
+      const t = await getTenant(client, 'dbt-second');
+      return t?.status?.conditions?.find((c) => c.reason === 'NoCapacity') ? t : undefined;
+    });
+    assert.match(
+      second.status?.conditions?.find((c) => c.type === 'DatabaseReady')?.message ?? '',
+      /full/,
+    );
+    assert.equal(await kv().readSecret('tenants/dbt-second/database'), undefined);
+  });
+
+  test('an unreachable server is reported, and tenants wait until it is back', async () => {
+    const closedPort = 1; // nothing listens on port 1 on loopback
+    await addServer('pg-flaky', 'flaky', closedPort, 10);
+    await waitFor('pg-flaky reported unreachable', async () => {
+      const live = await client.get<
+        KubeObject & { status?: { reachable?: boolean; lastError?: string } }
+      >(objectPath(RESOURCES.DatabaseServer, 'pg-flaky'));
+      return live?.status?.reachable === false && Boolean(live.status.lastError);
+    });
+    await newTenant('dbt-waiting', { region: 'flaky' });
+    await waitFor('NoServerReachable', async () => {
+      const t = await getTenant(client, 'dbt-waiting');
+      return t?.status?.conditions?.some((c) => c.reason === 'NoServerReachable');
+    });
+    await client.mergePatch(objectPath(RESOURCES.DatabaseServer, 'pg-flaky'), {
+      spec: { port: servers[0]!.port },
+    });
+    await waitForPhase(client, 'dbt-waiting', 'Ready', 60_000);
+    assert.equal(await canConnect(await credentials('dbt-waiting')), true);
+  });
+});
+
+describe('long names', () => {
+  test('a 56-character tenant name gets distinct identifiers of at most 63 bytes that work', async () => {
+    const name = `dbt-${'x'.repeat(50)}-z`;
+    assert.equal(name.length, 56);
+    await newTenant(name, { region: 'us-east' });
+    const tenant = await waitForPhase(client, name, 'Ready', 60_000);
+    const dbname = tenant.status?.database?.name ?? '';
+    assert.ok(Buffer.byteLength(dbname) <= 63, dbname);
+    assert.equal(await canConnect(await credentials(name)), true);
   });
 });
