@@ -16,4 +16,4 @@ fi
 node src/cli/main.ts install-crds
 "${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl" create namespace tenant-system --dry-run=client -o yaml \
   | "${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl" apply -f - >/dev/null
-node bench/provision.ts
+node bench/main.ts

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Server } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -127,6 +128,14 @@ export class Operator {
       log,
     };
     if (this.options.vault) {
+      const vaultUrl = new URL(this.options.vault.address);
+      const vaultHost = vaultUrl.hostname.replace(/^\[|\]$/g, '');
+      if (isIP(vaultHost)) {
+        deps.vaultEgress = {
+          ip: vaultHost,
+          port: Number(vaultUrl.port || (vaultUrl.protocol === 'https:' ? 443 : 80)),
+        };
+      }
       const servers = informer<DatabaseServerObject>('DatabaseServer');
       const kv = new KvV2(this.options.vault, this.options.vaultKvMount);
       this.connections = new DatabaseServerConnections(this.client, kv);

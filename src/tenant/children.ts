@@ -1,7 +1,7 @@
 import type { KubeObject } from '../k8s/types.ts';
 import type { ValidTenant } from './model.ts';
 import { buildNamespace } from './namespace.ts';
-import { buildNetworkPolicies } from './network.ts';
+import { buildNetworkPolicies, type EgressTarget } from './network.ts';
 import { buildLimitRange, buildResourceQuota } from './quota.ts';
 import { buildOwnerBinding } from './rbac.ts';
 
@@ -14,10 +14,13 @@ export interface DesiredChildren {
   namespaced: KubeObject[];
 }
 
-export function desiredChildren(tenant: ValidTenant): DesiredChildren {
+export function desiredChildren(
+  tenant: ValidTenant,
+  platform: EgressTarget[] = [],
+): DesiredChildren {
   const state = tenant.spec.state;
   const namespaced = [
-    ...buildNetworkPolicies(tenant, state === 'Active'),
+    ...buildNetworkPolicies(tenant, state === 'Active', platform),
     buildResourceQuota(tenant),
     buildLimitRange(tenant),
   ];

@@ -11,6 +11,14 @@ export const POLICY_SAME_NAMESPACE = 'allow-same-namespace';
 export const POLICY_DNS = 'allow-dns';
 export const POLICY_INGRESS_NAMESPACES = 'allow-ingress-from-namespaces';
 export const POLICY_EGRESS_CIDRS = 'allow-egress-cidrs';
+export const POLICY_PLATFORM = 'allow-database-and-vault';
+
+/** A service outside the namespace the tenant's apps must reach (its database, Vault). */
+export interface EgressTarget {
+  /** An IP address; NetworkPolicies cannot name hosts. */
+  ip: string;
+  port: number;
+}
 
 function policy(tenant: ValidTenant, name: string, spec: Record<string, unknown>): KubeObject {
   return {
@@ -21,7 +29,11 @@ function policy(tenant: ValidTenant, name: string, spec: Record<string, unknown>
   };
 }
 
-export function buildNetworkPolicies(tenant: ValidTenant, open: boolean): KubeObject[] {
+export function buildNetworkPolicies(
+  tenant: ValidTenant,
+  open: boolean,
+  platform: EgressTarget[] = [],
+): KubeObject[] {
   const policies = [policy(tenant, POLICY_DEFAULT_DENY, { policyTypes: ['Ingress', 'Egress'] })];
   if (!open) return policies;
 
@@ -53,6 +65,17 @@ export function buildNetworkPolicies(tenant: ValidTenant, open: boolean): KubeOb
       ],
     }),
   );
+  if (platform.length > 0) {
+    policies.push(
+      policy(tenant, POLICY_PLATFORM, {
+        policyTypes: ['Egress'],
+        egress: platform.map(({ ip, port }) => ({
+          to: [{ ipBlock: { cidr: ip.includes(':') ? `${ip}/128` : `${ip}/32` } }],
+          ports: [{ protocol: 'TCP', port }],
+        })),
+      }),
+    );
+  }
   const { allowIngressFromNamespaces, allowEgressCIDRs } = tenant.spec.network;
   if (allowIngressFromNamespaces.length > 0) {
     policies.push(

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_TENANT } from '../api/constants.ts';
@@ -21,6 +22,8 @@ import { isSubset } from '../k8s/subset.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { desiredChildren } from './children.ts';
+import { parseServerSpec } from './database-servers.ts';
+import type { EgressTarget } from './network.ts';
 import {
   databaseDisabled,
   reconcileDatabase,
@@ -44,6 +47,8 @@ export const CHILD_KINDS: ChildKind[] = [
 ];
 
 export interface ReconcileDeps {
+  /** Vault's address, when it is an IP, for the tenant's egress rule. */
+  vaultEgress?: EgressTarget;
   /** Absent when the operator has no Vault: tenants that want a database wait. */
   database?: DatabaseDeps;
   client: KubeClient;
@@ -88,7 +93,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     spec: parsed.data,
     namespace: namespaceFor(name),
   };
-  const desired = desiredChildren(valid);
+  const desired = desiredChildren(valid, platformEgress(deps, current));
   const firstRun = tenant.status?.observedGeneration === undefined;
 
   const namespace = await applyIfChanged(deps, desired.namespace, firstRun);
@@ -150,6 +155,23 @@ async function databaseStep(
       },
     ],
   };
+}
+
+/**
+ * Where the tenant's apps must be able to connect outside their namespace:
+ * their database server and Vault. Only addresses can go into a
+ * NetworkPolicy, so a server known by host name gets no rule here.
+ */
+function platformEgress(deps: ReconcileDeps, tenant: TenantObject): EgressTarget[] {
+  const targets: EgressTarget[] = [];
+  const serverName = tenant.status?.database?.server;
+  const server = serverName ? deps.database?.servers.get(serverName) : undefined;
+  if (server) {
+    const spec = parseServerSpec(server);
+    if (isIP(spec.host)) targets.push({ ip: spec.host, port: spec.port });
+  }
+  if (deps.vaultEgress) targets.push(deps.vaultEgress);
+  return targets;
 }
 
 function now(deps: ReconcileDeps): Date {

@@ -129,7 +129,8 @@ before(async () => {
 
 after(async () => {
   for (const name of tenants) await deleteTenantAndWait(client, name).catch(() => undefined);
-  for (const name of ['pg-tiny', 'pg-flaky']) await client.delete(objectPath(RESOURCES.DatabaseServer, name));
+  for (const name of ['pg-tiny', 'pg-flaky'])
+    await client.delete(objectPath(RESOURCES.DatabaseServer, name));
   await operator.stop();
   await client.close();
 });
@@ -145,6 +146,23 @@ describe('provisioning', () => {
     for (const type of ['DatabaseReady', 'CredentialsStored']) {
       assert.equal(a?.status?.conditions?.find((c) => c.type === type)?.status, 'True', type);
     }
+  });
+
+  test("the tenant's apps may reach their database server and Vault, nothing else", async () => {
+    const policy = await client.get<KubeObject & { spec: { egress: unknown[] } }>(
+      objectPath(RESOURCES.NetworkPolicy, 'allow-database-and-vault', 'tenant-dbt-one'),
+    );
+    const vault = new URL(requireEnv('VAULT_ADDR'));
+    assert.deepEqual(policy?.spec.egress, [
+      {
+        to: [{ ipBlock: { cidr: '127.0.0.1/32' } }],
+        ports: [{ protocol: 'TCP', port: servers[0]!.port }],
+      },
+      {
+        to: [{ ipBlock: { cidr: '127.0.0.1/32' } }],
+        ports: [{ protocol: 'TCP', port: Number(vault.port) }],
+      },
+    ]);
   });
 
   test('credentials from Vault connect over TLS with verify-full', async () => {

@@ -89,7 +89,9 @@ describe('lifecycle', () => {
     const tenant = await waitForPhase(client, 'life', 'Ready');
     assert.equal(tenant.status?.closedAt, undefined);
     assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life'));
+    // With Vault configured (its address is an IP here), apps may also reach it.
     assert.deepEqual(await policies(), [
+      'allow-database-and-vault',
       'allow-dns',
       'allow-egress-cidrs',
       'allow-same-namespace',
