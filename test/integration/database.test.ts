@@ -278,6 +278,15 @@ describe('suspension and drift', () => {
     });
   });
 
+  test('a dropped login role is recreated with the password Vault holds', async () => {
+    const c = await credentials('dbt-two');
+    await adminQuery(servers[0]!, `DROP ROLE "${c.username}"`);
+    assert.notEqual(await canConnect(c), true);
+    await waitFor('the role to be recreated', async () => (await canConnect(c)) === true, {
+      timeoutMs: 20_000,
+    });
+  });
+
   test('a dropped database is recreated empty, with a Warning event', async () => {
     await adminQuery(servers[0]!, 'DROP DATABASE t_dbt_one WITH (FORCE)');
     await waitFor(
