@@ -66,7 +66,7 @@ export interface DatabaseOutcome {
 }
 
 /** Credentials as stored in Vault, for the tenant's applications. */
-interface StoredCredentials extends Record<string, string> {
+export interface StoredCredentials extends Record<string, string> {
   username: string;
   password: string;
   host: string;
@@ -250,13 +250,15 @@ export async function reconcileDatabase(
   let standbyRetired = tenant.status?.database?.standbyRetired ?? true;
   const due =
     !current || lastRotated === undefined || Date.parse(lastRotated) + interval <= now.getTime();
+  // What Vault holds once this step is done.
+  let latest: StoredCredentials | undefined = current;
+  const store = async (credentials: StoredCredentials) => {
+    await deps.kv.writeSecret(path, credentials);
+    latest = credentials;
+  };
   if (due && loginAllowed) {
     const fresh = await prepareRotation(admin, ids, current?.username);
-    await deps.kv.writeSecret(path, {
-      username: fresh.role,
-      password: fresh.password,
-      ...connectionFields,
-    });
+    await store({ username: fresh.role, password: fresh.password, ...connectionFields });
     if (current) {
       await deps.events.record(
         tenant,
@@ -272,7 +274,7 @@ export async function reconcileDatabase(
     const role = ids.loginRoles[0];
     const password = generatePassword();
     await admin.ensureLoginRole(role, ids.ownerRole, password, { canLogin: false });
-    await deps.kv.writeSecret(path, { username: role, password, ...connectionFields });
+    await store({ username: role, password, ...connectionFields });
     lastRotated = now.toISOString();
   } else {
     if (
@@ -284,17 +286,16 @@ export async function reconcileDatabase(
       standbyRetired = true;
     }
     if (Object.entries(connectionFields).some(([key, value]) => current[key] !== value)) {
-      await deps.kv.writeSecret(path, { ...current, ...connectionFields });
+      await store({ ...current, ...connectionFields });
     }
   }
   if (!loginAllowed) await admin.terminateSessions([...ids.loginRoles]);
 
   // 4. Delivery as a Secret too, only when the tenant asks for it.
-  const delivered = (await deps.kv.readSecret<StoredCredentials>(path))?.data;
   await deliverSecret(
     deps,
     valid,
-    valid.spec.database.delivery === 'VaultAndSecret' ? delivered : undefined,
+    valid.spec.database.delivery === 'VaultAndSecret' ? latest : undefined,
   );
 
   // 5. Vault access for the tenant's workloads: their service accounts read

@@ -13,6 +13,7 @@ import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import { PostgresAdmin } from '../../src/postgres/admin.ts';
 import { databaseIdentifiersFor } from '../../src/postgres/identifiers.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
+import type { StoredCredentials } from '../../src/tenant/database.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
@@ -38,15 +39,7 @@ let ca: string;
 const kv = () => new KvV2(VaultClient.fromEnv());
 const tenants: string[] = [];
 
-interface Credentials {
-  username: string;
-  password: string;
-  host: string;
-  port: string;
-  dbname: string;
-  sslmode: string;
-  ca: string;
-}
+type Credentials = StoredCredentials;
 
 async function credentials(tenant: string): Promise<Credentials> {
   const secret = await kv().readSecret(`tenants/${tenant}/database`);
