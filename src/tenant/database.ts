@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { databaseServerSpecSchema } from '../api/databaseserver.ts';
 import type { TenantStatus } from '../api/tenant.ts';
 import { durationToMs } from '../api/duration.ts';
 import { CONDITION, REASON, type ConditionInput } from '../controller/conditions.ts';
@@ -18,7 +19,6 @@ import type { KubernetesAuth } from '../vault/kubernetes-auth.ts';
 import type { KvV2 } from '../vault/kv.ts';
 import { tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
 import {
-  parseServerSpec,
   type DatabaseServerConnections,
   type DatabaseServerObject,
   type ServerHandle,
@@ -166,12 +166,20 @@ export async function reconcileDatabase(
   const placedServer = tenant.status?.database?.server;
   if (placedServer) deps.reservations.delete(valid.name);
   if (!placedServer) {
-    const servers = deps.servers.list().map((s) => ({
-      name: s.metadata.name,
-      spec: parseServerSpec(s),
-      status: s.status,
-      placed: placedOn(deps, s.metadata.name),
-    }));
+    // A DatabaseServer whose spec does not parse is no candidate; it must not
+    // stop every other tenant from being placed.
+    const servers = deps.servers.list().flatMap((s) => {
+      const spec = databaseServerSpecSchema.safeParse(s.spec ?? {});
+      if (!spec.success) return [];
+      return [
+        {
+          name: s.metadata.name,
+          spec: spec.data,
+          status: s.status,
+          placed: placedOn(deps, s.metadata.name),
+        },
+      ];
+    });
     const placement = choosePlacement(servers, valid.spec.region);
     if (!placement.server)
       return notReady(placement.reason, placement.message, UNREACHABLE_RETRY_MS);
