@@ -29,15 +29,21 @@ export interface ServerHandle {
   caCertificate: string | undefined;
 }
 
-export function parseServerSpec(server: DatabaseServerObject): DatabaseServerSpec {
+/** The server's spec, or undefined when it does not parse (such a server is no candidate for anything). */
+export function serverSpecOf(server: DatabaseServerObject): DatabaseServerSpec | undefined {
   const parsed = databaseServerSpecSchema.safeParse(server.spec ?? {});
-  if (!parsed.success) {
+  return parsed.success ? parsed.data : undefined;
+}
+
+export function parseServerSpec(server: DatabaseServerObject): DatabaseServerSpec {
+  const spec = serverSpecOf(server);
+  if (!spec) {
     throw new OperatorError(
       ERROR_CODES.INVALID_SPEC,
       `DatabaseServer ${server.metadata.name}: invalid spec`,
     );
   }
-  return parsed.data;
+  return spec;
 }
 
 export class DatabaseServerConnections {

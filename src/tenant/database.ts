@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import { databaseServerSpecSchema } from '../api/databaseserver.ts';
 import type { TenantStatus } from '../api/tenant.ts';
 import { durationToMs } from '../api/duration.ts';
 import { CONDITION, REASON, type ConditionInput } from '../controller/conditions.ts';
@@ -19,6 +18,7 @@ import type { KubernetesAuth } from '../vault/kubernetes-auth.ts';
 import type { KvV2 } from '../vault/kv.ts';
 import { tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
 import {
+  serverSpecOf,
   type DatabaseServerConnections,
   type DatabaseServerObject,
   type ServerHandle,
@@ -169,16 +169,17 @@ export async function reconcileDatabase(
     // A DatabaseServer whose spec does not parse is no candidate; it must not
     // stop every other tenant from being placed.
     const servers = deps.servers.list().flatMap((s) => {
-      const spec = databaseServerSpecSchema.safeParse(s.spec ?? {});
-      if (!spec.success) return [];
-      return [
-        {
-          name: s.metadata.name,
-          spec: spec.data,
-          status: s.status,
-          placed: placedOn(deps, s.metadata.name),
-        },
-      ];
+      const spec = serverSpecOf(s);
+      return spec
+        ? [
+            {
+              name: s.metadata.name,
+              spec,
+              status: s.status,
+              placed: placedOn(deps, s.metadata.name),
+            },
+          ]
+        : [];
     });
     const placement = choosePlacement(servers, valid.spec.region);
     if (!placement.server)

@@ -22,7 +22,7 @@ import { isSubset } from '../k8s/subset.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { desiredChildren } from './children.ts';
-import { parseServerSpec } from './database-servers.ts';
+import { serverSpecOf } from './database-servers.ts';
 import type { EgressTarget } from './network.ts';
 import {
   databaseDisabled,
@@ -167,8 +167,8 @@ function platformEgress(deps: ReconcileDeps, tenant: TenantObject): EgressTarget
   const serverName = tenant.status?.database?.server;
   const server = serverName ? deps.database?.servers.get(serverName) : undefined;
   if (server) {
-    const spec = parseServerSpec(server);
-    if (isIP(spec.host)) targets.push({ ip: spec.host, port: spec.port });
+    const spec = serverSpecOf(server);
+    if (spec && isIP(spec.host)) targets.push({ ip: spec.host, port: spec.port });
   }
   if (deps.vaultEgress) targets.push(deps.vaultEgress);
   return targets;

@@ -382,12 +382,11 @@ describe('delivery as a Secret', () => {
 describe('server capacity and reachability', () => {
   async function addServer(name: string, region: string, port: number, maxDatabases: number) {
     const eu = servers[0]!;
+    const manifest = databaseServerManifest({ ...eu, name, region, port }, maxDatabases);
+    // Same admin credentials as pg-eu: it is the same PostgreSQL behind another name.
     await client.apply({
-      ...databaseServerManifest({ ...eu, name, region, port }, maxDatabases),
-      spec: {
-        ...databaseServerManifest({ ...eu, name, region, port }, maxDatabases).spec,
-        adminCredentialsVaultPath: `database-servers/${eu.name}`,
-      },
+      ...manifest,
+      spec: { ...manifest.spec, adminCredentialsVaultPath: `database-servers/${eu.name}` },
     });
   }
 
