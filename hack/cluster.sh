@@ -131,6 +131,11 @@ gen_certs() {
   cert admin "/O=system:masters/CN=admin"
   cert controller-manager "/CN=system:kube-controller-manager"
   cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client"
+  # The operator's own identity (the admission guard lets only it change what
+  # it manages) and a break-glass on-call identity (exempted from the guard),
+  # each bound to cluster-admin through its group below.
+  cert operator "/O=tenancy.io:operators/CN=tenant-operator"
+  cert break-glass "/O=tenancy.io:break-glass/CN=break-glass-oncall"
   openssl genrsa -out sa.key 2048 2>/dev/null
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   cd - >/dev/null
@@ -156,6 +161,16 @@ contexts:
   context: { cluster: local, user: $user }
 current-context: local
 EOF
+}
+
+# bind_identities KUBECTL...: cluster-admin for the operator's and the
+# break-glass group (the chart gives the operator a least-privilege role).
+bind_identities() {
+  local group
+  for group in tenancy.io:operators tenancy.io:break-glass; do
+    "$@" create clusterrolebinding "${group//:/-}" --clusterrole=cluster-admin --group="$group" \
+      --dry-run=client -o yaml | "$@" apply -f - >/dev/null
+  done
 }
 
 up() {
@@ -218,8 +233,11 @@ EOF
 
   kubeconfig admin "https://127.0.0.1:$api_port" >"$dir/admin.kubeconfig"
   kubeconfig controller-manager "https://127.0.0.1:$api_port" >"$dir/controller-manager.kubeconfig"
+  kubeconfig operator "https://127.0.0.1:$api_port" >"$dir/operator.kubeconfig"
+  kubeconfig break-glass "https://127.0.0.1:$api_port" >"$dir/break-glass.kubeconfig"
   local kubectl=("$kube_bin/kubectl" --kubeconfig "$dir/admin.kubeconfig")
   wait_for kube-apiserver 60 "$logs/kube-apiserver.log" "${kubectl[@]}" get --raw /readyz
+  bind_identities "${kubectl[@]}"
 
   log "starting kube-controller-manager"
   start kube-controller-manager "$kube_bin/kube-controller-manager" \
@@ -243,6 +261,8 @@ EOF
   # %q: the file is sourced, and DIR may hold spaces or other shell characters.
   {
     printf 'export KUBECONFIG=%q\n' "$dir/admin.kubeconfig"
+    printf 'export OPERATOR_KUBECONFIG=%q\n' "$dir/operator.kubeconfig"
+    printf 'export BREAK_GLASS_KUBECONFIG=%q\n' "$dir/break-glass.kubeconfig"
     printf 'export KUBE_BIN_DIR=%q\n' "$kube_bin"
     printf 'export VAULT_ADDR=%q\n' "http://127.0.0.1:$vault_port"
     printf 'export VAULT_TOKEN=%q\n' "$vault_token"

@@ -15,7 +15,7 @@ trap 'hack/cluster.sh down "$cluster_dir" >/dev/null 2>&1 || true' EXIT
 env_file="$(hack/cluster.sh up "$cluster_dir")"
 # shellcheck disable=SC1090
 . "$env_file"
-export KUBECONFIG VAULT_ADDR VAULT_TOKEN KUBE_BIN_DIR TEST_CLUSTER_DIR
+export KUBECONFIG OPERATOR_KUBECONFIG BREAK_GLASS_KUBECONFIG VAULT_ADDR VAULT_TOKEN KUBE_BIN_DIR TEST_CLUSTER_DIR
 
 log "installing CRDs and the operator namespace"
 node src/cli/main.ts install-crds

@@ -26,15 +26,34 @@ export async function adminClient(): Promise<KubeClient> {
   return KubeClient.create(kubeConfig);
 }
 
+/**
+ * An on-call engineer in the break-glass group: cluster-admin, and exempt
+ * from the admission guard, so tests use it to make drift the guard would
+ * refuse anyone else.
+ */
+export async function breakGlassClient(): Promise<KubeClient> {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(requireEnv('BREAK_GLASS_KUBECONFIG'));
+  return KubeClient.create(kubeConfig);
+}
+
 export interface CommandResult {
   status: number;
   stdout: string;
   stderr: string;
 }
 
-export function kubectl(args: string[], input?: string): CommandResult {
+/** kubectl as the tests' admin; `as: 'break-glass'` runs it as the break-glass identity. */
+export function kubectl(
+  args: string[],
+  input?: string,
+  options: { as?: 'admin' | 'break-glass' } = {},
+): CommandResult {
   const binary = join(requireEnv('KUBE_BIN_DIR'), 'kubectl');
-  const result = spawnSync(binary, ['--kubeconfig', requireEnv('KUBECONFIG'), ...args], {
+  const kubeconfig = requireEnv(
+    options.as === 'break-glass' ? 'BREAK_GLASS_KUBECONFIG' : 'KUBECONFIG',
+  );
+  const result = spawnSync(binary, ['--kubeconfig', kubeconfig, ...args], {
     input,
     encoding: 'utf8',
     timeout: 60_000,

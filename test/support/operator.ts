@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { requireEnv } from './cluster.ts';
 import { waitFor } from './wait.ts';
 
 // The operator as the tests run it: a real process, with the same CLI as the
@@ -15,6 +16,8 @@ export interface OperatorStartOptions {
   resyncSeconds?: number;
   leaseDurationSeconds?: number;
   extraArgs?: string[];
+  /** Extra environment for the operator process (on top of the test's own). */
+  env?: Record<string, string>;
 }
 
 const running = new Set<ChildProcess>();
@@ -68,7 +71,14 @@ export class OperatorProcess {
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+        env: {
+          ...process.env,
+          // The operator runs under its own identity, as it does in a cluster:
+          // the admission guard tells it apart from the tests' admin.
+          KUBECONFIG: requireEnv('OPERATOR_KUBECONFIG'),
+          LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+          ...options.env,
+        },
       },
     );
     // A failed test must not leave operators behind, nor keep the runner waiting on them.
@@ -95,7 +105,11 @@ export class OperatorProcess {
     return { status: response.status, body: await response.text() };
   }
 
-  /** The value of one metric sample, e.g. metric('tenant_operator_api_writes_total'). */
+  /**
+   * The value of one metric sample, e.g. metric('tenant_operator_api_writes_total').
+   * A sample that is not exposed throws: a misspelt or vanished metric must
+   * fail the test, not read as 0.
+   */
   async metric(name: string, labels = ''): Promise<number> {
     const { body } = await this.get('/metrics');
     const wanted = labels ? `${name}{${labels}}` : name;
@@ -103,7 +117,17 @@ export class OperatorProcess {
       const [key, value] = line.split(' ');
       if (key === wanted && value !== undefined) return Number(value);
     }
-    return 0;
+    throw new Error(`metric ${wanted} is not exposed by ${this.identity}`);
+  }
+
+  /** Like metric(), for a labelled counter that has legitimately not been touched yet. */
+  async metricOrZero(name: string, labels: string): Promise<number> {
+    const { body } = await this.get('/metrics');
+    if (!body.split('\n').some((line) => line.startsWith(`# TYPE ${name} `)))
+      throw new Error(`metric ${name} is not registered in ${this.identity}`);
+    const wanted = `${name}{${labels}}`;
+    const line = body.split('\n').find((l) => l.split(' ')[0] === wanted);
+    return line ? Number(line.split(' ')[1]) : 0;
   }
 
   /** API writes of this replica, leaving out its Lease renewals. */
