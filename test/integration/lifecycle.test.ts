@@ -2,43 +2,33 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
-import {
-  adminClient,
-  createTenant,
-  deleteTenantAndWait,
-  getObject,
-  getTenant,
-  waitForPhase,
-} from '../support/cluster.ts';
-import { OperatorProcess } from '../support/operator.ts';
+import { deleteTenantAndWait, getObject, getTenant, waitForPhase } from '../support/cluster.ts';
+import { TestEnvironment } from '../support/fixture.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Active → Suspended → Closed (and back), then deletion.
 
+let env: TestEnvironment;
 let client: KubeClient;
-let operator: OperatorProcess;
 
 before(async () => {
-  client = await adminClient();
-  operator = await OperatorProcess.start();
-  await operator.waitUntilLeader();
-  await createTenant(client, 'life', { network: { allowEgressCIDRs: ['198.51.100.0/24'] } });
-  await waitForPhase(client, 'life', 'Ready');
+  env = await TestEnvironment.start('lifecycle');
+  client = env.client;
+  await env.tenantReady('life', { network: { allowEgressCIDRs: ['198.51.100.0/24'] } });
 });
 
 after(async () => {
-  await operator.stop();
-  await client.close();
+  await env[Symbol.asyncDispose]();
 });
 
 async function setState(state: string): Promise<void> {
-  await client.mergePatch(objectPath(RESOURCES.Tenant, 'life'), { spec: { state } });
+  await client.mergePatch(objectPath(RESOURCES.Tenant, 'lifecycle-life'), { spec: { state } });
 }
 
 async function policies(): Promise<string[]> {
   const list = await client.request<{ items: { metadata: { name: string } }[] }>(
     'GET',
-    '/apis/networking.k8s.io/v1/namespaces/tenant-life/networkpolicies',
+    '/apis/networking.k8s.io/v1/namespaces/tenant-lifecycle-life/networkpolicies',
   );
   return list.items.map((p) => p.metadata.name).sort();
 }
@@ -46,20 +36,21 @@ async function policies(): Promise<string[]> {
 describe('lifecycle', () => {
   test('suspension denies all traffic but keeps the owners', async () => {
     await setState('Suspended');
-    await waitForPhase(client, 'life', 'Suspended');
+    await waitForPhase(client, 'lifecycle-life', 'Suspended');
     await waitFor(
       'only default-deny left',
       async () => JSON.stringify(await policies()) === '["default-deny"]',
     );
-    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life'));
+    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-lifecycle-life'));
   });
 
   test('closure cuts access at once and starts the retention clock', async () => {
     await setState('Closed');
-    const tenant = await waitForPhase(client, 'life', 'Closed');
+    const tenant = await waitForPhase(client, 'lifecycle-life', 'Closed');
     await waitFor(
       'owner binding removed',
-      async () => !(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life')),
+      async () =>
+        !(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-lifecycle-life')),
     );
     assert.deepEqual(await policies(), ['default-deny']);
     const closedAt = Date.parse(tenant.status?.closedAt ?? '');
@@ -67,28 +58,28 @@ describe('lifecycle', () => {
     assert.ok(Math.abs(Date.now() - closedAt) < 60_000, `closedAt ${tenant.status?.closedAt}`);
     assert.equal(purgeAfter - closedAt, 60 * 86_400_000);
     // Data stays until the timer runs out.
-    assert.ok(await getObject(client, 'Namespace', 'tenant-life'));
+    assert.ok(await getObject(client, 'Namespace', 'tenant-lifecycle-life'));
   });
 
   test('the retention clock does not move on later reconciles', async () => {
-    const before = await getTenant(client, 'life');
-    await client.mergePatch(objectPath(RESOURCES.Tenant, 'life'), {
+    const before = await getTenant(client, 'lifecycle-life');
+    await client.mergePatch(objectPath(RESOURCES.Tenant, 'lifecycle-life'), {
       spec: { displayName: 'Life Inc' },
     });
     await waitFor('generation observed', async () => {
-      const t = await getTenant(client, 'life');
+      const t = await getTenant(client, 'lifecycle-life');
       return t?.status?.observedGeneration === t?.metadata.generation;
     });
-    const after = await getTenant(client, 'life');
+    const after = await getTenant(client, 'lifecycle-life');
     assert.equal(after?.status?.closedAt, before?.status?.closedAt);
     assert.equal(after?.status?.purgeAfter, before?.status?.purgeAfter);
   });
 
   test('re-opening before the purge restores access and network', async () => {
     await setState('Active');
-    const tenant = await waitForPhase(client, 'life', 'Ready');
+    const tenant = await waitForPhase(client, 'lifecycle-life', 'Ready');
     assert.equal(tenant.status?.closedAt, undefined);
-    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-life'));
+    assert.ok(await getObject(client, 'RoleBinding', 'tenant-admins', 'tenant-lifecycle-life'));
     // With Vault configured (its address is an IP here), apps may also reach it.
     assert.deepEqual(await policies(), [
       'allow-database-and-vault',
@@ -100,11 +91,11 @@ describe('lifecycle', () => {
   });
 
   test('deleting the tenant removes the namespace and waits until it is really gone', async () => {
-    await client.delete(objectPath(RESOURCES.Tenant, 'life'));
+    await client.delete(objectPath(RESOURCES.Tenant, 'lifecycle-life'));
     // While the namespace terminates, the Tenant is held by the finalizer.
-    const held = await getTenant(client, 'life');
+    const held = await getTenant(client, 'lifecycle-life');
     assert.ok(held?.metadata.deletionTimestamp);
-    await deleteTenantAndWait(client, 'life');
-    assert.equal(await getObject(client, 'Namespace', 'tenant-life'), undefined);
+    await deleteTenantAndWait(client, 'lifecycle-life');
+    assert.equal(await getObject(client, 'Namespace', 'tenant-lifecycle-life'), undefined);
   });
 });
