@@ -119,9 +119,17 @@ export function ownedFieldsEqual(desired: KubeObject, live: KubeObject): boolean
   return isDeepStrictEqual(ownedFields(desired), ownedFields(live));
 }
 
-/** Whether one owned top-level field (e.g. an immutable `roleRef`) differs. */
-export function ownedFieldDiffers(desired: KubeObject, live: KubeObject, field: string): boolean {
-  return !isDeepStrictEqual(ownedFields(desired)[field], ownedFields(live)[field]);
+/** Whether the owned value at `path` (e.g. ['roleRef'], ['spec', 'scopes']) differs. */
+export function ownedFieldDiffers(desired: KubeObject, live: KubeObject, path: string[]): boolean {
+  const at = (object: KubeObject) =>
+    path.reduce<unknown>(
+      (value, key) =>
+        value !== null && typeof value === 'object'
+          ? (value as Record<string, unknown>)[key]
+          : undefined,
+      ownedFields(object),
+    );
+  return !isDeepStrictEqual(at(desired), at(live));
 }
 
 function stableJson(value: unknown): string {

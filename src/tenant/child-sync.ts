@@ -13,7 +13,8 @@ import type { Metrics } from '../metrics/registry.ts';
 //   - different: a replace (PUT) of everything we own, conditional on the
 //     uid and resourceVersion we compared against. An apply would leave the
 //     fields other managers set, which is what drift is made of;
-//   - an immutable field changed (a RoleBinding's roleRef): delete, then apply.
+//   - an immutable field changed (a RoleBinding's roleRef, a quota's scopes):
+//     delete, then apply.
 // A conflict (someone wrote in between) fails the reconcile, which is retried
 // from fresh state by the queue.
 
@@ -24,8 +25,14 @@ export interface ChildSyncDeps {
   answers: ServerAnswers;
 }
 
-/** Fields the API server refuses to change in place. */
-const IMMUTABLE_FIELDS: Record<string, string[]> = { RoleBinding: ['roleRef'] };
+/** Fields the API server refuses to change in place: a difference there means delete and create. */
+const IMMUTABLE_FIELDS: Record<string, string[][]> = {
+  RoleBinding: [['roleRef']],
+  ResourceQuota: [
+    ['spec', 'scopes'],
+    ['spec', 'scopeSelector'],
+  ],
+};
 
 function pathOf(object: KubeObject): string {
   const type = resourceFor(object.apiVersion, object.kind);

@@ -148,6 +148,54 @@ async function driftAndExpectRepair(
   );
 }
 
+/**
+ * Deletes the object as break-glass and creates it again changed (for fields
+ * the API server does not let anyone change in place), then waits until the
+ * operator has put back exactly what was there before.
+ */
+async function recreateAndExpectRepair(
+  kind: 'RoleBinding' | 'ResourceQuota',
+  name: string,
+  change: (original: KubeObject) => KubeObject,
+): Promise<void> {
+  const original = await current(kind, name);
+  const { labels, ownerReferences } = original.metadata;
+  const forged = change({
+    ...original,
+    metadata: {
+      name,
+      namespace: NS,
+      ...(labels ? { labels } : {}),
+      ...(ownerReferences ? { ownerReferences } : {}),
+    },
+  });
+  delete forged.status;
+  // The operator may put its own back between the delete and the create: then try again.
+  const created = await waitFor(
+    `a forged ${kind} ${name} to be in place`,
+    async () => {
+      await breakGlass.delete(objectPath(RESOURCES[kind], name, NS));
+      return breakGlass.create<KubeObject>(collectionPath(RESOURCES[kind], NS), forged);
+    },
+    { timeoutMs: 5_000, intervalMs: 50 },
+  );
+  assert.equal(
+    isDeepStrictEqual(owned({ ...created, kind }), owned(original)),
+    false,
+    `the forged ${kind} ${name} is the same as the original`,
+  );
+  await waitFor(
+    `${kind} ${name} to be put back after being recreated changed`,
+    async () => {
+      const now = await current(kind, name);
+      return (
+        now.metadata.uid !== created.metadata.uid && isDeepStrictEqual(owned(now), owned(original))
+      );
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
+}
+
 /** Add a field, change a field, remove a field: the three shapes of drift. */
 function networkPolicyEdits(policy: KubeObject): { type: 'json'; body: unknown }[] {
   const spec = policy.spec as {
@@ -225,40 +273,23 @@ describe('drift in every child is put back exactly', () => {
   });
 
   test('the owners RoleBinding recreated with another role is put back (roleRef is immutable)', async () => {
-    const original = await current('RoleBinding', 'tenant-admins');
-    const path = objectPath(RESOURCES.RoleBinding, 'tenant-admins', NS);
-    await breakGlass.delete(path);
-    const forged = await breakGlass.create<KubeObject>(collectionPath(RESOURCES.RoleBinding, NS), {
+    await recreateAndExpectRepair('RoleBinding', 'tenant-admins', (original) => ({
       ...original,
-      metadata: {
-        name: 'tenant-admins',
-        namespace: NS,
-        ...(original.metadata.labels ? { labels: original.metadata.labels } : {}),
-        ...(original.metadata.ownerReferences
-          ? { ownerReferences: original.metadata.ownerReferences }
-          : {}),
-      },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'admin' },
-    });
-    await waitFor(
-      'tenant-admins to be bound to tenant-admin again',
-      async () => {
-        const now = await current('RoleBinding', 'tenant-admins');
-        return (
-          now.metadata.uid !== forged.metadata.uid && isDeepStrictEqual(owned(now), owned(original))
-        );
-      },
-      { timeoutMs: 10_000, intervalMs: 100 },
-    );
+    }));
   });
 
-  test('the ResourceQuota: scopes added, limits changed and removed', async () => {
-    // Scoping the quota to non-best-effort pods (dropping storage, which no
-    // pod scope allows) leaves best-effort pods and storage unlimited.
-    await driftAndExpectRepair('ResourceQuota', 'tenant-quota', {
-      type: 'merge',
-      body: { spec: { scopes: ['NotBestEffort'], hard: { 'requests.storage': null } } },
+  test('the ResourceQuota recreated with scopes is put back (scopes are immutable)', async () => {
+    // Scoped to non-best-effort pods (without storage, which no pod scope
+    // allows), the quota leaves best-effort pods and storage unlimited.
+    await recreateAndExpectRepair('ResourceQuota', 'tenant-quota', (original) => {
+      const hard = { ...(original.spec as { hard: Record<string, string> }).hard };
+      delete hard['requests.storage'];
+      return { ...original, spec: { hard, scopes: ['NotBestEffort'] } };
     });
+  });
+
+  test('the ResourceQuota: limits changed, removed, added', async () => {
     await driftAndExpectRepair('ResourceQuota', 'tenant-quota', {
       type: 'json',
       body: [{ op: 'replace', path: '/spec/hard/pods', value: '999' }],

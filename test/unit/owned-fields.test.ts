@@ -108,7 +108,7 @@ describe('owned fields', () => {
       name: 'mallory',
     });
     assert.equal(ownedFieldsEqual(binding, live), false);
-    assert.equal(ownedFieldDiffers(binding, live, 'roleRef'), false);
+    assert.equal(ownedFieldDiffers(binding, live, ['roleRef']), false);
     const otherRole = asLive(binding, {
       roleRef: {
         apiGroup: 'rbac.authorization.k8s.io',
@@ -116,7 +116,7 @@ describe('owned fields', () => {
         name: 'cluster-admin',
       },
     });
-    assert.equal(ownedFieldDiffers(binding, otherRole, 'roleRef'), true);
+    assert.equal(ownedFieldDiffers(binding, otherRole, ['roleRef']), true);
   });
 
   test('quantities compare by value, and scopes added to a quota are drift', () => {
@@ -138,6 +138,8 @@ describe('owned fields', () => {
       spec: { ...(canonical.spec as object), scopes: ['BestEffort'] },
     });
     assert.equal(ownedFieldsEqual(quota, scoped), false);
+    assert.equal(ownedFieldDiffers(quota, scoped, ['spec', 'scopes']), true);
+    assert.equal(ownedFieldDiffers(quota, bigger, ['spec', 'scopes']), false);
   });
 
   test('a widened LimitRange is drift; an equal one in canonical form is not', () => {
