@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_TENANT, LABEL_TENANT_UID } from '../api/constants.ts';
+import { FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
 import { describeIssues } from '../api/validate.ts';
 import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
@@ -280,7 +280,12 @@ async function syncChildren(
   await pruneChildren(deps, tenant, keep);
 }
 
-/** Removes children of ours that the tenant's current state no longer calls for. */
+/**
+ * Removes what carries our labels in the tenant's namespace and is not
+ * called for by its current state. The namespace is wholly ours, so this
+ * goes by namespace, not by the tenant label: an allow-all policy labelled
+ * as another tenant's must not survive here.
+ */
 async function pruneChildren(
   deps: ReconcileDeps,
   tenant: ValidTenant,
@@ -289,7 +294,6 @@ async function pruneChildren(
   for (const kind of CHILD_KINDS) {
     for (const child of deps.children[kind].list()) {
       if (child.metadata.namespace !== tenant.namespace) continue;
-      if (child.metadata.labels?.[LABEL_TENANT] !== tenant.name) continue;
       if (keep.has(`${kind}/${child.metadata.name}`)) continue;
       const type = resourceFor(child.apiVersion, child.kind);
       await deps.client.delete(objectPath(type, child.metadata.name, child.metadata.namespace));

@@ -376,6 +376,23 @@ describe('drift in every child is put back exactly', () => {
     }
   });
 
+  test('a NetworkPolicy with our labels that we did not make is removed', async () => {
+    const policies = collectionPath(RESOURCES.NetworkPolicy, NS);
+    const template = await current('NetworkPolicy', 'default-deny');
+    const forged = await breakGlass.create<KubeObject>(policies, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'allow-everything', namespace: NS, labels: template.metadata.labels ?? {} },
+      spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [{}], egress: [{}] },
+    });
+    assert.ok(forged.metadata.uid);
+    await waitFor(
+      'the forged policy to be removed',
+      async () => !(await getObject(client, 'NetworkPolicy', 'allow-everything', NS)),
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+  });
+
   test('repairs are counted per kind', async () => {
     for (const kind of [...CHILD_KINDS, 'Namespace']) {
       assert.ok(
