@@ -17,19 +17,28 @@ export const ERROR_CODES = {
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 
+/**
+ * Which system an error came from, set by the client that talked to it, so
+ * that status can say "Vault is unavailable" rather than blame the database
+ * step that happened to call Vault. Undefined: the operator's own logic.
+ */
+export type ErrorOrigin = 'vault' | 'postgres' | 'kubernetes';
+
 export class OperatorError extends Error {
   readonly code: ErrorCode;
   readonly httpStatus: number | undefined;
+  readonly origin: ErrorOrigin | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; httpStatus?: number },
+    options?: { cause?: unknown; httpStatus?: number; origin?: ErrorOrigin },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OperatorError';
     this.code = code;
     this.httpStatus = options?.httpStatus;
+    this.origin = options?.origin;
   }
 }
 
@@ -45,6 +54,15 @@ export function toOperatorError(thrown: unknown): OperatorError {
     return new OperatorError(ERROR_CODES.INTERNAL, thrown.message, { cause: thrown });
   }
   return new OperatorError(ERROR_CODES.INTERNAL, String(thrown));
+}
+
+/** The error came from a dependency that is down or overloaded, not from what was asked of it. */
+export function isUnavailable(err: OperatorError): boolean {
+  return (
+    err.code === ERROR_CODES.NETWORK ||
+    err.code === ERROR_CODES.API_THROTTLED ||
+    (err.code === ERROR_CODES.API_ERROR && (err.httpStatus === undefined || err.httpStatus >= 500))
+  );
 }
 
 export function isNotFound(err: unknown): boolean {

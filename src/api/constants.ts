@@ -11,6 +11,12 @@ export const FINALIZER = `${GROUP}/finalizer`;
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'tenant-operator';
 export const LABEL_TENANT = `${GROUP}/tenant`;
+/**
+ * On a tenant's namespace: the uid of the Tenant it was created for. A
+ * namespace named `tenant-<name>` without it (or with another Tenant's uid)
+ * is not ours and is never adopted, changed or deleted.
+ */
+export const LABEL_TENANT_UID = `${GROUP}/tenant-uid`;
 /** ClusterRoles carrying this label are folded into tenant-admin by aggregation. */
 export const LABEL_AGGREGATE_TO_TENANT_ADMIN = `${GROUP}/aggregate-to-tenant-admin`;
 

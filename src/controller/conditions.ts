@@ -19,6 +19,8 @@ export const REASON = {
   NamespaceActive: 'NamespaceActive',
   NamespaceTerminating: 'NamespaceTerminating',
   NamespaceMissing: 'NamespaceMissing',
+  /** `tenant-<name>` exists and was not created for this Tenant: never adopted. */
+  NamespaceConflict: 'NamespaceConflict',
   DefaultDenyApplied: 'DefaultDenyApplied',
   AllTrafficDenied: 'AllTrafficDenied',
   OwnersBound: 'OwnersBound',
@@ -42,7 +44,34 @@ export const REASON = {
   CredentialsStored: 'CredentialsStored',
   LoginRevoked: 'LoginRevoked',
   DatabaseError: 'DatabaseError',
+  // A dependency failed; the reason names which, the message carries its error.
+  VaultUnavailable: 'VaultUnavailable',
+  VaultError: 'VaultError',
+  PostgresUnavailable: 'PostgresUnavailable',
+  PostgresError: 'PostgresError',
+  KubernetesUnavailable: 'KubernetesUnavailable',
+  KubernetesError: 'KubernetesError',
+  /** Event: a Ready tenant whose Ready condition came back to True. */
+  Recovered: 'Recovered',
+  /** Event: the tenant reached Ready from another phase. */
+  Provisioned: 'Provisioned',
 } as const;
+
+/** Reasons that say something failed (as opposed to "not done yet"): worth a Warning. */
+export const FAILURE_REASONS: ReadonlySet<string> = new Set([
+  REASON.InvalidSpec,
+  REASON.NamespaceConflict,
+  REASON.ApplyFailed,
+  REASON.ServerMissing,
+  REASON.ServerUnreachable,
+  REASON.DatabaseError,
+  REASON.VaultUnavailable,
+  REASON.VaultError,
+  REASON.PostgresUnavailable,
+  REASON.PostgresError,
+  REASON.KubernetesUnavailable,
+  REASON.KubernetesError,
+]);
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;
 

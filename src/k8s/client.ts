@@ -117,6 +117,7 @@ export class KubeClient {
     } catch (err: unknown) {
       throw new OperatorError(ERROR_CODES.NETWORK, `${method} ${path}: ${(err as Error).message}`, {
         cause: err,
+        origin: 'kubernetes',
       });
     }
     if (WRITE_METHODS.has(method)) {
@@ -265,5 +266,6 @@ function apiError(method: string, path: string, status: number, body: string): O
   }
   return new OperatorError(codeForStatus(status), `${method} ${path}: ${status} ${message}`, {
     httpStatus: status,
+    origin: 'kubernetes',
   });
 }

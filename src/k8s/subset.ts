@@ -1,7 +1,13 @@
-// "Does the live object already say everything we want it to say?" The API
-// server adds defaults and other managers' fields, so equality is too strict;
-// the desired object must be contained in the live one. Lists must match item
-// for item, since an extra item in a list of rules changes what it means.
+// "Does the live object already say everything we want it to say?", for
+// objects in systems that answer with many fields of their own we cannot
+// predict (a Vault role read back lists every default). The desired object
+// must be contained in the live one; lists must match item for item, since
+// an extra item in a list of rules changes what it means.
+//
+// Not for Kubernetes objects the operator owns: there a field someone ADDS
+// (an ingress rule, a RoleBinding subject, quota scopes) is exactly the
+// drift that opens a tenant up, and containment cannot see it. Those are
+// compared exactly, see owned-fields.ts.
 
 export function isSubset(desired: unknown, live: unknown): boolean {
   if (desired === live) return true;

@@ -58,5 +58,5 @@ export function toPostgresError(thrown: unknown, action: string): OperatorError 
   const reason = thrown instanceof Error ? thrown.message : String(thrown);
   const message = `${action}: ${reason}${state ? ` (SQLSTATE ${state})` : ''}`;
   const code = isNetworkFailure(thrown) ? ERROR_CODES.NETWORK : ERROR_CODES.INTERNAL;
-  return new OperatorError(code, message, { cause: thrown });
+  return new OperatorError(code, message, { cause: thrown, origin: 'postgres' });
 }

@@ -12,6 +12,8 @@ export interface DesiredChildren {
   namespace: KubeObject;
   /** Objects inside the tenant namespace; anything of ours not listed here is removed. */
   namespaced: KubeObject[];
+  /** What in the spec cannot be honoured (the CRD cannot see it): the tenant is then Failed/InvalidSpec. */
+  specProblems?: string[];
 }
 
 export function desiredChildren(

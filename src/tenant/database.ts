@@ -213,6 +213,8 @@ export async function reconcileDatabase(
     handle = await deps.connections.get(serverObject);
     await handle.admin.ping();
   } catch (err: unknown) {
+    // The admin credentials come from Vault: Vault being down is not the server's fault.
+    if (toOperatorError(err).origin === 'vault') throw err;
     return notReady(
       REASON.ServerUnreachable,
       `DatabaseServer ${placedServer} unreachable: ${toOperatorError(err).message}`,

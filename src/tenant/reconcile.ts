@@ -1,26 +1,19 @@
 import { isIP } from 'node:net';
-import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_TENANT } from '../api/constants.ts';
-import type { Condition } from '../api/common.ts';
-import { durationToMs } from '../api/duration.ts';
-import { tenantSpecSchema, type TenantPhase, type TenantStatus } from '../api/tenant.ts';
+import { FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
+import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
 import { describeIssues } from '../api/validate.ts';
-import {
-  CONDITION,
-  REASON,
-  mergeConditions,
-  type ConditionInput,
-} from '../controller/conditions.ts';
+import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import type { ReconcileResult } from '../controller/queue.ts';
 import { isNotFound, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
-import { isSubset } from '../k8s/subset.ts';
+import { ServerAnswers } from '../k8s/server-answers.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
+import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { desiredChildren } from './children.ts';
 import { serverSpecOf } from './database-servers.ts';
 import type { EgressTarget } from './network.ts';
@@ -31,12 +24,22 @@ import {
   type DatabaseOutcome,
 } from './database.ts';
 import { namespaceFor, type TenantObject, type ValidTenant } from './model.ts';
+import { isTenantNamespace } from './namespace.ts';
+import {
+  computeStatus,
+  failureCondition,
+  sameStatus,
+  statusEvents,
+  unparsableSpecStatus,
+  type NamespaceState,
+} from './status.ts';
 
 // The reconcile of one Tenant: level-based, from the current state of the
 // cluster, never from the event that woke it. Each run either converges or
 // throws (and is retried with backoff); every write is skipped when the live
-// object already says what we want, so a resync of a settled tenant writes
-// nothing.
+// object already says exactly what we want (child-sync.ts), so a resync of a
+// settled tenant writes nothing, and anything someone added, changed or
+// removed in what we own is put back.
 
 export type ChildKind = 'NetworkPolicy' | 'RoleBinding' | 'ResourceQuota' | 'LimitRange';
 export const CHILD_KINDS: ChildKind[] = [
@@ -63,6 +66,11 @@ export interface ReconcileDeps {
 
 /** How long to wait before looking again at a namespace that is being deleted. */
 const NAMESPACE_DELETION_POLL_MS = 2_000;
+/**
+ * How often a tenant blocked by someone else's namespace looks again. That
+ * namespace carries none of our labels, so no watch tells us it went away.
+ */
+const NAMESPACE_CONFLICT_POLL_MS = 30_000;
 
 export async function reconcileTenant(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
   const tenant = deps.tenants.get(name);
@@ -72,17 +80,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
   const parsed = tenantSpecSchema.safeParse(tenant.spec ?? {});
   if (!parsed.success) {
     const message = describeIssues(parsed.error, 'spec');
-    await updateStatus(deps, tenant, {
-      ...tenant.status,
-      phase: 'Failed',
-      observedGeneration: tenant.metadata.generation,
-      conditions: mergeConditions(
-        tenant.status?.conditions,
-        [{ type: CONDITION.Ready, status: 'False', reason: REASON.InvalidSpec, message }],
-        tenant.metadata.generation,
-        now(deps),
-      ),
-    });
+    await updateStatus(deps, tenant, unparsableSpecStatus(tenant, message, now(deps)));
     return;
   }
 
@@ -94,43 +92,47 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     namespace: namespaceFor(name),
   };
   const desired = desiredChildren(valid, platformEgress(deps, current));
-  const firstRun = tenant.status?.observedGeneration === undefined;
+  // Writes while provisioning or after a spec change are the plan; any
+  // other write puts back what someone changed, and is counted as drift.
+  const planned =
+    current.status?.observedGeneration === undefined ||
+    current.status.observedGeneration !== current.metadata.generation;
 
-  const namespace = await applyIfChanged(deps, desired.namespace, firstRun);
-  const applied = new Set<string>();
-  for (const child of desired.namespaced) {
-    await applyIfChanged(deps, child, firstRun);
-    applied.add(`${child.kind}/${child.metadata.name}`);
-  }
-  await pruneChildren(deps, valid, applied);
-
+  const namespace = await ensureNamespace(deps, valid, desired.namespace, planned);
+  const namespaceActive = namespace.state.kind === 'ours' && namespace.state.phase === 'Active';
   // The database step reports failures in status before they are retried,
   // so `kubectl describe` shows why a tenant is not ready.
-  let database: DatabaseOutcome;
+  let database: DatabaseOutcome = { ready: false, conditions: [] };
   let failure: unknown;
-  try {
-    database = await databaseStep(deps, current, valid);
-  } catch (err: unknown) {
-    failure = err;
-    database = {
-      ready: false,
-      conditions: [
-        {
-          type: CONDITION.DatabaseReady,
-          status: 'False',
-          reason: REASON.DatabaseError,
-          message: toOperatorError(err).message,
-        },
-      ],
-    };
+  // Inside a namespace that is not ours nothing is touched; in one that is
+  // going away, children would go with it. Neither gets the database either:
+  // its Vault role trusts the service accounts of that namespace.
+  if (namespaceActive) {
+    await syncChildren(deps, valid, desired.namespaced, planned || namespace.created);
+    try {
+      database = await databaseStep(deps, current, valid);
+    } catch (err: unknown) {
+      failure = err;
+      database = { ready: false, conditions: [failureCondition(CONDITION.DatabaseReady, err)] };
+    }
   }
 
-  const status = computeStatus(deps, current, valid, namespace, database);
+  const status = computeStatus({
+    tenant: current,
+    valid,
+    namespace: namespace.state,
+    database,
+    specProblems: desired.specProblems ?? [],
+    now: now(deps),
+  });
   await updateStatus(deps, current, status);
   if (failure !== undefined) throw toOperatorError(failure);
-  const namespaceActive = (namespace.status as { phase?: string } | undefined)?.phase === 'Active';
   const requeues = [
-    namespaceActive ? undefined : NAMESPACE_DELETION_POLL_MS,
+    namespace.state.kind === 'conflict'
+      ? NAMESPACE_CONFLICT_POLL_MS
+      : namespaceActive
+        ? undefined
+        : NAMESPACE_DELETION_POLL_MS,
     database.requeueAfterMs,
   ].filter((ms): ms is number => ms !== undefined);
   return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : undefined;
@@ -178,41 +180,112 @@ function now(deps: ReconcileDeps): Date {
   return deps.now?.() ?? new Date();
 }
 
-function informerFor(deps: ReconcileDeps, object: KubeObject): Informer<KubeObject> {
-  if (object.kind === 'Namespace') return deps.namespaces;
-  return deps.children[object.kind as ChildKind];
+/** Per operator: what the API server answered to our writes (see ServerAnswers). */
+const serverAnswers = new WeakMap<ReconcileDeps, ServerAnswers>();
+
+function syncDeps(deps: ReconcileDeps): ChildSyncDeps {
+  let answers = serverAnswers.get(deps);
+  if (!answers) {
+    answers = new ServerAnswers();
+    serverAnswers.set(deps, answers);
+  }
+  return { client: deps.client, metrics: deps.metrics, log: deps.log, answers };
+}
+
+interface NamespaceResult {
+  state: NamespaceState;
+  /** Created by this reconcile: nothing can be inside it yet. */
+  created: boolean;
+}
+
+function namespacePhase(namespace: KubeObject): string | undefined {
+  return (namespace.status as { phase?: string } | undefined)?.phase;
 }
 
 /**
- * Server-side applies `desired` unless the cached live object already contains
- * it. A difference on an object we applied before is drift: counted and told.
+ * The tenant's namespace: created if missing, kept exactly as built if ours,
+ * and left alone if it is anyone else's (reported as a conflict).
  */
-async function applyIfChanged(
+async function ensureNamespace(
   deps: ReconcileDeps,
+  tenant: ValidTenant,
   desired: KubeObject,
-  firstRun: boolean,
-): Promise<KubeObject> {
-  const informer = informerFor(deps, desired);
-  const live = informer.get(objectKey(desired));
-  if (live && isSubset(desired, live)) return live;
-  const result = await deps.client.apply(desired);
-  informer.upsert(result);
-  if (!firstRun) {
-    deps.metrics.driftRepairs.inc({ kind: desired.kind });
-    deps.log.info(
-      {
-        tenant: desired.metadata.labels?.[LABEL_TENANT],
-        kind: desired.kind,
-        name: desired.metadata.name,
-        existed: Boolean(live),
-      },
-      'applied child',
-    );
+  planned: boolean,
+): Promise<NamespaceResult> {
+  const name = desired.metadata.name;
+  // The cache holds only namespaces with our labels: one that someone else
+  // made, or whose labels were removed, is only seen by asking.
+  const live =
+    deps.namespaces.get(name) ??
+    (await deps.client.get<KubeObject>(objectPath(RESOURCES.Namespace, name)));
+  if (!live) {
+    const created = await createChild(syncDeps(deps), desired, planned);
+    deps.namespaces.upsert(created);
+    return { state: { kind: 'ours', phase: namespacePhase(created) }, created: true };
   }
-  return result;
+  if (!isTenantNamespace(live, tenant.uid)) {
+    if (live.metadata.deletionTimestamp) {
+      return {
+        state: {
+          kind: 'foreign-terminating',
+          message: `namespace ${name} of an earlier owner is being deleted; the tenant's own comes after`,
+        },
+        created: false,
+      };
+    }
+    const otherUid = live.metadata.labels?.[LABEL_TENANT_UID];
+    return {
+      state: {
+        kind: 'conflict',
+        message:
+          `namespace ${name} exists and was not created for this Tenant ` +
+          (otherUid
+            ? `(it belongs to another Tenant, uid ${otherUid})`
+            : `(no ${LABEL_TENANT_UID} label for uid ${tenant.uid})`) +
+          '; it is left untouched: remove it, or give the tenant another name',
+      },
+      created: false,
+    };
+  }
+  const synced = await syncChild(syncDeps(deps), desired, live, planned);
+  if (synced !== live) deps.namespaces.upsert(synced);
+  return { state: { kind: 'ours', phase: namespacePhase(synced) }, created: false };
 }
 
-/** Removes children of ours that the tenant's current state no longer calls for. */
+/** Every child inside the namespace exactly as built; then removes ours that are no longer called for. */
+async function syncChildren(
+  deps: ReconcileDeps,
+  tenant: ValidTenant,
+  children: KubeObject[],
+  planned: boolean,
+): Promise<void> {
+  const keep = new Set<string>();
+  for (const child of children) {
+    const informer = deps.children[child.kind as ChildKind];
+    // Missing from the cache is not missing: the cache holds only objects
+    // with our labels, and those may be what was removed.
+    const live =
+      informer.get(objectKey(child)) ??
+      (await deps.client.get<KubeObject>(
+        objectPath(
+          resourceFor(child.apiVersion, child.kind),
+          child.metadata.name,
+          tenant.namespace,
+        ),
+      ));
+    const synced = await syncChild(syncDeps(deps), child, live, planned);
+    if (synced !== live) informer.upsert(synced);
+    keep.add(`${child.kind}/${child.metadata.name}`);
+  }
+  await pruneChildren(deps, tenant, keep);
+}
+
+/**
+ * Removes what carries our labels in the tenant's namespace and is not
+ * called for by its current state. The namespace is wholly ours, so this
+ * goes by namespace, not by the tenant label: an allow-all policy labelled
+ * as another tenant's must not survive here.
+ */
 async function pruneChildren(
   deps: ReconcileDeps,
   tenant: ValidTenant,
@@ -221,7 +294,6 @@ async function pruneChildren(
   for (const kind of CHILD_KINDS) {
     for (const child of deps.children[kind].list()) {
       if (child.metadata.namespace !== tenant.namespace) continue;
-      if (child.metadata.labels?.[LABEL_TENANT] !== tenant.name) continue;
       if (keep.has(`${kind}/${child.metadata.name}`)) continue;
       const type = resourceFor(child.apiVersion, child.kind);
       await deps.client.delete(objectPath(type, child.metadata.name, child.metadata.namespace));
@@ -230,170 +302,7 @@ async function pruneChildren(
   }
 }
 
-function computeStatus(
-  deps: ReconcileDeps,
-  tenant: TenantObject,
-  valid: ValidTenant,
-  namespace: KubeObject,
-  database: DatabaseOutcome,
-): TenantStatus {
-  const state = valid.spec.state;
-  const nsPhase = (namespace.status as { phase?: string } | undefined)?.phase;
-  const conditions: ConditionInput[] = [
-    nsPhase === 'Active'
-      ? {
-          type: CONDITION.NamespaceReady,
-          status: 'True',
-          reason: REASON.NamespaceActive,
-          message: `namespace ${valid.namespace} is active`,
-        }
-      : {
-          type: CONDITION.NamespaceReady,
-          status: 'False',
-          reason: REASON.NamespaceTerminating,
-          message: `namespace ${valid.namespace} is ${nsPhase ?? 'not ready'}`,
-        },
-    state === 'Active'
-      ? {
-          type: CONDITION.NetworkIsolated,
-          status: 'True',
-          reason: REASON.DefaultDenyApplied,
-          message: "default deny both ways; DNS, same-namespace and the spec's allowances open",
-        }
-      : {
-          type: CONDITION.NetworkIsolated,
-          status: 'True',
-          reason: REASON.AllTrafficDenied,
-          message: `tenant is ${state}: all traffic denied`,
-        },
-    state === 'Closed'
-      ? {
-          type: CONDITION.OwnersBound,
-          status: 'False',
-          reason: REASON.AccessRevoked,
-          message: "tenant is closed: owners' access removed",
-        }
-      : {
-          type: CONDITION.OwnersBound,
-          status: 'True',
-          reason: REASON.OwnersBound,
-          message: `${valid.spec.owners.length} owner(s) bound to tenant-admin`,
-        },
-    {
-      type: CONDITION.QuotaApplied,
-      status: 'True',
-      reason: REASON.QuotaApplied,
-      message: 'resource quota and limit range applied',
-    },
-  ];
-  conditions.push(...database.conditions);
-  const provisioned = nsPhase === 'Active' && database.ready;
-  let phase: TenantPhase;
-  let ready: ConditionInput;
-  if (state === 'Suspended') {
-    phase = 'Suspended';
-    ready = {
-      type: CONDITION.Ready,
-      status: 'False',
-      reason: REASON.Suspended,
-      message: 'tenant is suspended',
-    };
-  } else if (state === 'Closed') {
-    phase = 'Closed';
-    ready = {
-      type: CONDITION.Ready,
-      status: 'False',
-      reason: REASON.Closed,
-      message: 'tenant is closed',
-    };
-  } else if (provisioned) {
-    phase = 'Ready';
-    ready = {
-      type: CONDITION.Ready,
-      status: 'True',
-      reason: REASON.Reconciled,
-      message: 'tenant is provisioned and isolated',
-    };
-  } else {
-    phase = 'Provisioning';
-    ready = {
-      type: CONDITION.Ready,
-      status: 'False',
-      reason: REASON.Provisioning,
-      message: nsPhase === 'Active' ? 'waiting for the database' : 'waiting for the namespace',
-    };
-  }
-
-  const status: TenantStatus = {
-    ...tenant.status,
-    ...(database.database ? { database: database.database } : {}),
-    ...(database.vaultPath ? { vaultPath: database.vaultPath } : {}),
-    phase,
-    observedGeneration: tenant.metadata.generation,
-    namespace: valid.namespace,
-    conditions: mergeConditions(
-      tenant.status?.conditions,
-      [ready, ...conditions],
-      tenant.metadata.generation,
-      now(deps),
-    ),
-  };
-  if (state === 'Closed') {
-    // The retention clock starts at the first reconcile that sees the closure
-    // and is kept as absolute times, so restarts and long delays don't move it.
-    const closedAt =
-      tenant.status?.closedAt ??
-      now(deps)
-        .toISOString()
-        .replace(/\.\d+Z$/, 'Z');
-    status.closedAt = closedAt;
-    status.purgeAfter = new Date(
-      Date.parse(closedAt) + durationToMs(valid.spec.retention.afterClosure),
-    )
-      .toISOString()
-      .replace(/\.\d+Z$/, 'Z');
-  } else {
-    delete status.closedAt;
-    delete status.purgeAfter;
-  }
-  return status;
-}
-
-/** Events for the transitions between the previous and the next status. */
-async function recordTransitions(
-  deps: ReconcileDeps,
-  tenant: TenantObject,
-  next: TenantStatus,
-): Promise<void> {
-  const before = tenant.status?.phase;
-  if (before === next.phase) return;
-  const reasonFor: Partial<Record<TenantPhase, [string, string]>> = {
-    Ready: ['Provisioned', `tenant is ready in namespace ${next.namespace ?? ''}`],
-    Suspended: ['Suspended', 'tenant suspended: all network traffic denied'],
-    Closed: ['Closed', `tenant closed: access cut; data kept until ${next.purgeAfter ?? ''}`],
-    Purging: ['Deleting', 'tenant deleted: removing its namespace'],
-  };
-  if (next.phase === 'Failed') {
-    const message =
-      next.conditions?.find((c) => c.type === CONDITION.Ready)?.message ?? 'invalid spec';
-    await deps.events.record(tenant, 'Warning', REASON.InvalidSpec, message);
-    return;
-  }
-  const entry = next.phase ? reasonFor[next.phase] : undefined;
-  if (entry) await deps.events.record(tenant, 'Normal', entry[0], entry[1]);
-}
-
-/** Equal in content: key order and the order of conditions do not matter. */
-function sameStatus(a: TenantStatus | undefined, b: TenantStatus): boolean {
-  const byType = (x: Condition, y: Condition) => x.type.localeCompare(y.type);
-  const normalize = (status: TenantStatus) => ({
-    ...status,
-    conditions: [...(status.conditions ?? [])].sort(byType),
-  });
-  return isDeepStrictEqual(normalize(a ?? {}), normalize(b));
-}
-
-/** Patches status with an optimistic lock, and only when something changed. */
+/** Patches status with an optimistic lock, and only when something changed; then tells the change. */
 async function updateStatus(
   deps: ReconcileDeps,
   tenant: TenantObject,
@@ -413,7 +322,8 @@ async function updateStatus(
     },
   );
   deps.tenants.upsert(updated);
-  await recordTransitions(deps, tenant, next);
+  for (const event of statusEvents(tenant.status, next))
+    await deps.events.record(tenant, event.type, event.reason, event.message);
 }
 
 async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promise<TenantObject> {
@@ -466,9 +376,16 @@ async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promis
 
   const namespacePath = objectPath(RESOURCES.Namespace, namespaceName);
   const namespace = await deps.client.get<KubeObject>(namespacePath);
-  if (namespace) {
+  // Only the tenant's own namespace goes: one of the same name that someone
+  // else made (a NamespaceConflict) is left exactly as it is.
+  const ours = namespace !== undefined && isTenantNamespace(namespace, tenant.metadata.uid ?? '');
+  if (namespace && ours) {
     if (!namespace.metadata.deletionTimestamp) {
-      await deps.client.delete(namespacePath);
+      // Preconditioned on the uid: deletes the namespace just checked, never
+      // one someone put in its place meanwhile.
+      await deps.client.request('DELETE', namespacePath, {
+        body: { propagationPolicy: 'Background', preconditions: { uid: namespace.metadata.uid } },
+      });
       deps.log.info({ tenant: name, namespace: namespaceName }, 'deleting namespace');
     }
     return { requeueAfterMs: NAMESPACE_DELETION_POLL_MS };
@@ -489,7 +406,9 @@ async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promis
     tenant,
     'Normal',
     'Deleted',
-    `namespace ${namespaceName} is gone; tenant released`,
+    namespace
+      ? `namespace ${namespaceName} was not this tenant's and is left as it was; tenant released`
+      : `namespace ${namespaceName} is gone; tenant released`,
   );
   return;
 }

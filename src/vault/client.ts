@@ -196,7 +196,10 @@ export class VaultClient {
         : err instanceof Error
           ? `${err.message}${err.cause instanceof Error ? ` (${err.cause.message})` : ''}`
           : String(err);
-      throw new OperatorError(ERROR_CODES.NETWORK, `${what}: ${reason}`, { cause: err });
+      throw new OperatorError(ERROR_CODES.NETWORK, `${what}: ${reason}`, {
+        cause: err,
+        origin: 'vault',
+      });
     }
     if (response.status >= 200 && response.status < 300) {
       if (!text) return undefined;
@@ -205,6 +208,7 @@ export class VaultClient {
       } catch {
         throw new OperatorError(ERROR_CODES.API_ERROR, `${what}: answer is not JSON`, {
           httpStatus: response.status,
+          origin: 'vault',
         });
       }
     }
@@ -214,7 +218,7 @@ export class VaultClient {
     throw new OperatorError(
       codeForStatus(response.status, errors),
       `${what}: HTTP ${response.status}: ${detail}`,
-      { httpStatus: response.status },
+      { httpStatus: response.status, origin: 'vault' },
     );
   }
 
@@ -257,7 +261,10 @@ export class VaultClient {
       undefined,
       { unauthenticated: true },
     );
-    if (!body) throw new OperatorError(ERROR_CODES.API_ERROR, 'Vault sys/health: empty answer');
+    if (!body)
+      throw new OperatorError(ERROR_CODES.API_ERROR, 'Vault sys/health: empty answer', {
+        origin: 'vault',
+      });
     return { initialized: body.initialized, sealed: body.sealed, version: body.version };
   }
 
