@@ -11,20 +11,117 @@ export const quantitySchema = z
     'must be a quantity such as 4, 500m or 8Gi',
   );
 
+// Label keys and values as Kubernetes checks them (IsQualifiedName,
+// IsValidLabelValue), so a selector the operator copies into a NetworkPolicy
+// can never be refused there, half-way through provisioning. The CRD checks
+// the same with CEL's format library, which is the API server's own code.
+const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_KEY_MESSAGE =
+  'must be a label key: an optional DNS subdomain prefix and "/", then at most 63 characters (letters, digits, "-", "_", "."), starting and ending with a letter or digit';
+const LABEL_VALUE_MESSAGE =
+  'must be a label value: empty, or at most 63 characters (letters, digits, "-", "_", "."), starting and ending with a letter or digit';
+
+export function isLabelKey(key: string): boolean {
+  const parts = key.split('/');
+  if (parts.length > 2) return false;
+  const name = parts.pop() ?? '';
+  const prefix = parts.pop();
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) return false;
+  return name.length <= 63 && LABEL_NAME.test(name);
+}
+
+export function isLabelValue(value: string): boolean {
+  return value === '' || (value.length <= 63 && LABEL_NAME.test(value));
+}
+
+const labelKeySchema = z
+  .string()
+  .min(1)
+  .max(317)
+  .refine(isLabelKey, LABEL_KEY_MESSAGE)
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: '!format.qualifiedName().validate(self).hasValue()', message: LABEL_KEY_MESSAGE },
+    ],
+  });
+
+const labelValueSchema = z
+  .string()
+  .max(63)
+  .refine(isLabelValue, LABEL_VALUE_MESSAGE)
+  .meta({
+    'x-kubernetes-validations': [
+      { rule: '!format.labelValue().validate(self).hasValue()', message: LABEL_VALUE_MESSAGE },
+    ],
+  });
+
+const SET_OPERATORS = ['In', 'NotIn'];
+/** Bounds the cost of the CEL rules over the map, which the API server estimates up front. */
+const MAX_MATCH_LABELS = 32;
+
+const labelSelectorRequirementSchema = z
+  .object({
+    key: labelKeySchema,
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+    values: z.array(labelValueSchema).max(64).optional(),
+  })
+  .strict()
+  .superRefine((requirement, ctx) => {
+    const count = requirement.values?.length ?? 0;
+    if (SET_OPERATORS.includes(requirement.operator) && count === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `operator ${requirement.operator} needs at least one value`,
+      });
+    }
+    if (!SET_OPERATORS.includes(requirement.operator) && count > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `operator ${requirement.operator} takes no values`,
+      });
+    }
+  })
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+        message: 'operators In and NotIn need at least one value',
+        fieldPath: '.values',
+      },
+      {
+        rule: "self.operator in ['In', 'NotIn'] || !has(self.values) || size(self.values) == 0",
+        message: 'operators Exists and DoesNotExist take no values',
+        fieldPath: '.values',
+      },
+    ],
+  });
+
 export const labelSelectorSchema = z
   .object({
-    matchLabels: z.record(z.string(), z.string()).optional(),
-    matchExpressions: z
-      .array(
-        z
-          .object({
-            key: z.string().min(1).max(317),
-            operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-            values: z.array(z.string()).optional(),
-          })
-          .strict(),
+    matchLabels: z
+      .record(z.string(), labelValueSchema)
+      .optional()
+      .refine(
+        (labels) => Object.keys(labels ?? {}).every(isLabelKey),
+        `every key ${LABEL_KEY_MESSAGE}`,
       )
-      .optional(),
+      .refine(
+        (labels) => Object.keys(labels ?? {}).length <= MAX_MATCH_LABELS,
+        `at most ${MAX_MATCH_LABELS} labels`,
+      )
+      .meta({
+        maxProperties: MAX_MATCH_LABELS,
+        'x-kubernetes-validations': [
+          {
+            rule: 'self.all(key, !format.qualifiedName().validate(key).hasValue())',
+            message: `every key ${LABEL_KEY_MESSAGE}`,
+          },
+        ],
+      }),
+    matchExpressions: z.array(labelSelectorRequirementSchema).max(32).optional(),
   })
   .strict();
 

@@ -1,0 +1,85 @@
+// Resource quantities in the canonical form the API server writes back
+// (resource.Quantity's CanonicalizeBytes): '1000m' is stored as '1', '1.5Gi'
+// as '1536Mi', '0.5' as '500m'. Desired objects carry this form, so comparing
+// them with the live ones finds no difference where there is none, and a
+// steady state writes nothing.
+
+const QUANTITY = /^([0-9]+)(?:\.([0-9]+))?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+const DECIMAL_EXPONENT: Record<string, number> = {
+  m: -3,
+  '': 0,
+  k: 3,
+  M: 6,
+  G: 9,
+  T: 12,
+  P: 15,
+  E: 18,
+};
+const BINARY_POWER: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
+const DECIMAL_SUFFIX: Record<number, string> = {
+  [-9]: 'n',
+  [-6]: 'u',
+  [-3]: 'm',
+  0: '',
+  3: 'k',
+  6: 'M',
+  9: 'G',
+  12: 'T',
+  15: 'P',
+  18: 'E',
+};
+const BINARY_SUFFIX = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'];
+
+const NANOS_PER_UNIT = 10n ** 9n;
+
+/**
+ * The canonical spelling of a non-negative quantity without an exponent
+ * (the only kind our schemas accept). Throws on anything else.
+ */
+export function canonicalQuantity(quantity: string): string {
+  const match = QUANTITY.exec(quantity);
+  if (!match) throw new RangeError(`not a quantity: "${quantity}"`);
+  const [, whole = '', fraction = '', suffix = ''] = match;
+  const binary = suffix in BINARY_POWER;
+  const multiplier = binary
+    ? 1024n ** BigInt(BINARY_POWER[suffix]!) * NANOS_PER_UNIT
+    : 10n ** BigInt(DECIMAL_EXPONENT[suffix]! + 9);
+  // The API server keeps nine decimal places and rounds up below that, so
+  // that asking for a tiny amount never becomes asking for none.
+  const nanos = ceilDiv(BigInt(whole + fraction) * multiplier, 10n ** BigInt(fraction.length));
+  if (nanos === 0n) return '0';
+  if (binary && nanos % NANOS_PER_UNIT === 0n && nanos / NANOS_PER_UNIT >= 1024n) {
+    return binaryForm(nanos / NANOS_PER_UNIT);
+  }
+  return decimalForm(nanos);
+}
+
+function ceilDiv(numerator: bigint, denominator: bigint): bigint {
+  return (numerator + denominator - 1n) / denominator;
+}
+
+function binaryForm(units: bigint): string {
+  let amount = units;
+  let power = 0;
+  while (amount % 1024n === 0n && power < BINARY_SUFFIX.length - 1) {
+    amount /= 1024n;
+    power += 1;
+  }
+  return `${amount}${BINARY_SUFFIX[power]}`;
+}
+
+function decimalForm(nanos: bigint): string {
+  let amount = nanos;
+  let exponent = -9;
+  while (amount % 10n === 0n) {
+    amount /= 10n;
+    exponent += 1;
+  }
+  // Suffixes come in steps of a thousand: lower the exponent to one of them.
+  const extra = ((exponent % 3) + 3) % 3;
+  amount *= 10n ** BigInt(extra);
+  exponent -= extra;
+  const suffix = DECIMAL_SUFFIX[exponent];
+  return suffix === undefined ? `${amount}e${exponent}` : `${amount}${suffix}`;
+}
