@@ -60,6 +60,12 @@ function everyPeer(check: string): string {
   ].join(' && ');
 }
 
+/** A rule without peers allows every source (or destination), in or out of the cluster. */
+const EVERY_RULE_NAMES_PEERS = [
+  'object.spec.?ingress.orValue([]).all(rule, size(rule.?from.orValue([])) > 0)',
+  'object.spec.?egress.orValue([]).all(rule, size(rule.?to.orValue([])) > 0)',
+].join(' && ');
+
 const OWN_NAMESPACE_ONLY =
   "!has(peer.namespaceSelector) || (peer.namespaceSelector.?matchLabels.orValue({}) == {'kubernetes.io/metadata.name': request.namespace} && size(peer.namespaceSelector.?matchExpressions.orValue([])) == 0)";
 
@@ -85,6 +91,11 @@ export function tenantNetworkPoliciesPolicy(identities: GuardIdentities): GuardP
     where: 'tenant-namespaces',
     matchConditions: notExempt(isOperatorOrBreakGlass(identities)),
     validations: [
+      {
+        expression: EVERY_RULE_NAMES_PEERS,
+        message: 'every rule must name its peers (from, to)',
+        messageExpression: `${where} + ': every ingress rule needs from and every egress rule needs to: a rule without peers allows everything, other tenants and the internet included'`,
+      },
       {
         expression: everyPeer('!has(peer.ipBlock)'),
         message: 'ipBlock peers are not allowed in tenant namespaces',

@@ -1,15 +1,37 @@
 import { z } from 'zod';
+import { QUANTITY_LIMIT, quantityMillis } from '../k8s/quantity.ts';
 
 // Kubernetes types that several kinds embed.
 
-/** A resource quantity written as a string: 4, 500m, 8Gi, 1.5. */
+/** A resource quantity written as a string: 4, 500m, 8Gi, 1.5; below 8Ei, as the API server holds 64 bits. */
 export const quantitySchema = z
   .string()
   .max(32)
   .regex(
     /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/,
     'must be a quantity such as 4, 500m or 8Gi',
-  );
+  )
+  .refine(
+    (value) => !isPlainQuantity(value) || quantityMillis(value) < quantityMillis(QUANTITY_LIMIT),
+    `must be less than ${QUANTITY_LIMIT}`,
+  )
+  .meta({
+    'x-kubernetes-validations': [
+      {
+        rule: `!isQuantity(self) || quantity(self).isLessThan(quantity('${QUANTITY_LIMIT}'))`,
+        message: `must be less than ${QUANTITY_LIMIT}`,
+      },
+    ],
+  });
+
+function isPlainQuantity(value: string): boolean {
+  try {
+    quantityMillis(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // Label keys and values as Kubernetes checks them (IsQualifiedName,
 // IsValidLabelValue), so a selector the operator copies into a NetworkPolicy
@@ -31,10 +53,6 @@ export function isLabelKey(key: string): boolean {
   return name.length <= 63 && LABEL_NAME.test(name);
 }
 
-export function isLabelValue(value: string): boolean {
-  return value === '' || (value.length <= 63 && LABEL_NAME.test(value));
-}
-
 const labelKeySchema = z
   .string()
   .min(1)
@@ -46,15 +64,11 @@ const labelKeySchema = z
     ],
   });
 
-const labelValueSchema = z
-  .string()
-  .max(63)
-  .refine(isLabelValue, LABEL_VALUE_MESSAGE)
-  .meta({
-    'x-kubernetes-validations': [
-      { rule: '!format.labelValue().validate(self).hasValue()', message: LABEL_VALUE_MESSAGE },
-    ],
-  });
+// A plain pattern, not CEL: values sit three lists deep, and the API server
+// would estimate a CEL rule there as too costly.
+const LABEL_VALUE_PATTERN = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+const labelValueSchema = z.string().max(63).regex(LABEL_VALUE_PATTERN, LABEL_VALUE_MESSAGE);
 
 const SET_OPERATORS = ['In', 'NotIn'];
 /** Bounds the cost of the CEL rules over the map, which the API server estimates up front. */
@@ -64,7 +78,7 @@ const labelSelectorRequirementSchema = z
   .object({
     key: labelKeySchema,
     operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-    values: z.array(labelValueSchema).max(64).optional(),
+    values: z.array(labelValueSchema).max(32).optional(),
   })
   .strict()
   .superRefine((requirement, ctx) => {
@@ -121,7 +135,7 @@ export const labelSelectorSchema = z
           },
         ],
       }),
-    matchExpressions: z.array(labelSelectorRequirementSchema).max(32).optional(),
+    matchExpressions: z.array(labelSelectorRequirementSchema).max(16).optional(),
   })
   .strict();
 

@@ -120,13 +120,15 @@ async function runInstallCrds(args: string[]): Promise<void> {
   const client = await KubeClient.create(loadKubeConfig());
   try {
     await installCrds(client);
-    await installAdmissionGuard(client, identities);
+    const guard = await installAdmissionGuard(client, identities);
+    console.log(
+      `CRDs and admission guard installed (operator: ${identities.operatorUsers.join(', ')}; break-glass: ${identities.breakGlassGroups.join(', ') || 'none'})`,
+    );
+    if (guard === 'installer-exempt')
+      console.log('you are exempt from the guard, so whether it is enforced yet was not checked');
   } finally {
     await client.close();
   }
-  console.log(
-    `CRDs and admission guard installed (operator: ${identities.operatorUsers.join(', ')}; break-glass: ${identities.breakGlassGroups.join(', ') || 'none'})`,
-  );
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -1,6 +1,7 @@
-// Resource quantities in the canonical form the API server writes back
-// (resource.Quantity's CanonicalizeBytes): '1000m' is stored as '1', '1.5Gi'
-// as '1536Mi', '0.5' as '500m'. Desired objects carry this form, so comparing
+// Resource quantities in the canonical form the API server writes back into
+// a ResourceList (quota, limits, requests): rounded up to thousandths, then
+// resource.Quantity's CanonicalizeBytes: '1000m' is stored as '1', '1.5Gi' as
+// '1536Mi', '0.5' as '500m', '0.0001' as '1m'. Desired objects carry this form, so comparing
 // them with the live ones finds no difference where there is none, and a
 // steady state writes nothing.
 
@@ -18,8 +19,6 @@ const DECIMAL_EXPONENT: Record<string, number> = {
 };
 const BINARY_POWER: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
 const DECIMAL_SUFFIX: Record<number, string> = {
-  [-9]: 'n',
-  [-6]: 'u',
   [-3]: 'm',
   0: '',
   3: 'k',
@@ -31,28 +30,37 @@ const DECIMAL_SUFFIX: Record<number, string> = {
 };
 const BINARY_SUFFIX = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'];
 
-const NANOS_PER_UNIT = 10n ** 9n;
+const MILLIS_PER_UNIT = 1000n;
+
+/** The value in thousandths, rounded up as the API server does. */
+export function quantityMillis(quantity: string): bigint {
+  const match = QUANTITY.exec(quantity);
+  if (!match) throw new RangeError(`not a quantity: "${quantity}"`);
+  const [, whole = '', fraction = '', suffix = ''] = match;
+  const multiplier =
+    suffix in BINARY_POWER
+      ? 1024n ** BigInt(BINARY_POWER[suffix]!) * MILLIS_PER_UNIT
+      : 10n ** BigInt(DECIMAL_EXPONENT[suffix]! + 3);
+  // ResourceList defaulting rounds up to thousandths, so that asking for a
+  // tiny amount never becomes asking for none.
+  return ceilDiv(BigInt(whole + fraction) * multiplier, 10n ** BigInt(fraction.length));
+}
+
+/** Quantities from 8Ei up do not fit the API server's 64 bits: it clamps them. */
+export const QUANTITY_LIMIT = '8Ei';
 
 /**
  * The canonical spelling of a non-negative quantity without an exponent
  * (the only kind our schemas accept). Throws on anything else.
  */
 export function canonicalQuantity(quantity: string): string {
-  const match = QUANTITY.exec(quantity);
-  if (!match) throw new RangeError(`not a quantity: "${quantity}"`);
-  const [, whole = '', fraction = '', suffix = ''] = match;
-  const binary = suffix in BINARY_POWER;
-  const multiplier = binary
-    ? 1024n ** BigInt(BINARY_POWER[suffix]!) * NANOS_PER_UNIT
-    : 10n ** BigInt(DECIMAL_EXPONENT[suffix]! + 9);
-  // The API server keeps nine decimal places and rounds up below that, so
-  // that asking for a tiny amount never becomes asking for none.
-  const nanos = ceilDiv(BigInt(whole + fraction) * multiplier, 10n ** BigInt(fraction.length));
-  if (nanos === 0n) return '0';
-  if (binary && nanos % NANOS_PER_UNIT === 0n && nanos / NANOS_PER_UNIT >= 1024n) {
-    return binaryForm(nanos / NANOS_PER_UNIT);
+  const millis = quantityMillis(quantity);
+  const binary = (QUANTITY.exec(quantity)?.[3] ?? '') in BINARY_POWER;
+  if (millis === 0n) return '0';
+  if (binary && millis % MILLIS_PER_UNIT === 0n && millis / MILLIS_PER_UNIT >= 1024n) {
+    return binaryForm(millis / MILLIS_PER_UNIT);
   }
-  return decimalForm(nanos);
+  return decimalForm(millis);
 }
 
 function ceilDiv(numerator: bigint, denominator: bigint): bigint {
@@ -69,9 +77,9 @@ function binaryForm(units: bigint): string {
   return `${amount}${BINARY_SUFFIX[power]}`;
 }
 
-function decimalForm(nanos: bigint): string {
-  let amount = nanos;
-  let exponent = -9;
+function decimalForm(millis: bigint): string {
+  let amount = millis;
+  let exponent = -3;
   while (amount % 10n === 0n) {
     amount /= 10n;
     exponent += 1;

@@ -28,8 +28,11 @@ test('quantities take the canonical form the API server stores', () => {
     ['1G', '1G'],
     ['1000M', '1G'],
     ['0.1', '100m'],
-    ['0.0001', '100u'],
-    ['0.0000000001', '1n'],
+    // ResourceLists are rounded up to thousandths.
+    ['0.0001', '1m'],
+    ['0.0000000001', '1m'],
+    ['1.0001Ki', '1024103m'],
+    ['0.3Ki', '307200m'],
     ['12.5k', '12500'],
   ];
   for (const [input, canonical] of cases) {

@@ -160,4 +160,10 @@ test('quota defaults: object counts, ephemeral storage, no node ports or load ba
     loadBalancers: 0,
   });
   assert.match(issuesOf({ owners, quota: { nodePorts: -1 } }), /spec\.quota\.nodePorts/);
+  // The API server holds 64 bits: larger values would be clamped, and never compare equal.
+  assert.match(
+    issuesOf({ owners, quota: { memory: '8Ei' } }),
+    /spec\.quota\.memory: must be less than 8Ei/,
+  );
+  assert.equal(tenantSpecSchema.parse({ owners, quota: { memory: '7Ei' } }).quota.memory, '7Ei');
 });
