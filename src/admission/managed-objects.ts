@@ -1,4 +1,11 @@
-import { anyOf, isBreakGlass, isOneOfUsers, TOUCHES_MANAGED_OBJECT } from './cel.ts';
+import { LABEL_MANAGED_BY, MANAGED_BY_VALUE } from '../api/constants.ts';
+import {
+  anyOf,
+  carriesManagedLabel,
+  isBreakGlass,
+  isOneOfUsers,
+  TOUCHES_MANAGED_OBJECT,
+} from './cel.ts';
 import { KUBE_CONTROLLER_USERS, type GuardIdentities } from './identities.ts';
 import type { GuardPolicy, ResourceRule } from './policy.ts';
 
@@ -14,12 +21,34 @@ import type { GuardPolicy, ResourceRule } from './policy.ts';
 const WRITES: ResourceRule['operations'] = ['CREATE', 'UPDATE', 'DELETE'];
 
 const MANAGED = "' is managed by tenant-operator; change the Tenant instead'";
+const IMPERSONATED = `' would carry the label ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}, which only tenant-operator gives'`;
 
 function mayChangeManaged(identities: GuardIdentities): string {
   return anyOf(
     isOneOfUsers([...identities.operatorUsers, ...KUBE_CONTROLLER_USERS]),
     isBreakGlass(identities),
   );
+}
+
+/**
+ * Two refusals with their own words: changing what is ours, and giving an
+ * object our label (which would make the operator's pruning and the guard
+ * treat it as ours).
+ */
+function validations(identities: GuardIdentities, what: string) {
+  const exempt = mayChangeManaged(identities);
+  return [
+    {
+      expression: `${exempt} || !(${carriesManagedLabel('oldObject')})`,
+      message: 'this object is managed by tenant-operator; change the Tenant instead',
+      messageExpression: `${what} + ${MANAGED}`,
+    },
+    {
+      expression: `${exempt} || (${carriesManagedLabel('oldObject')}) || !(${carriesManagedLabel('object')})`,
+      message: `only tenant-operator labels objects ${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE}`,
+      messageExpression: `${what} + ${IMPERSONATED}`,
+    },
+  ];
 }
 
 /** Objects inside tenant namespaces (every kind: the operator's children may grow). */
@@ -41,13 +70,10 @@ export function managedObjectsPolicy(identities: GuardIdentities): GuardPolicy {
     matchConditions: [
       { name: 'touches-an-operator-managed-object', expression: TOUCHES_MANAGED_OBJECT },
     ],
-    validations: [
-      {
-        expression: mayChangeManaged(identities),
-        message: 'this object is managed by tenant-operator; change the Tenant instead',
-        messageExpression: `request.kind.kind + ' ' + request.namespace + '/' + request.name + ${MANAGED}`,
-      },
-    ],
+    validations: validations(
+      identities,
+      "request.kind.kind + ' ' + request.namespace + '/' + request.name",
+    ),
   };
 }
 
@@ -65,13 +91,7 @@ export function managedNamespacesPolicy(identities: GuardIdentities): GuardPolic
     ],
     where: 'everywhere',
     matchConditions: [{ name: 'touches-a-tenant-namespace', expression: TOUCHES_MANAGED_OBJECT }],
-    validations: [
-      {
-        expression: mayChangeManaged(identities),
-        message: 'this namespace is managed by tenant-operator; change the Tenant instead',
-        // For a namespace, request.namespace is its own name: say it once.
-        messageExpression: `'namespace ' + request.name + ${MANAGED}`,
-      },
-    ],
+    // For a namespace, request.namespace is its own name: say it once.
+    validations: validations(identities, "'namespace ' + request.name"),
   };
 }
