@@ -13,7 +13,17 @@ if [ "${BENCH_USE_KUBECONFIG:-0}" != 1 ]; then
   . "$(hack/cluster.sh up "$cluster_dir")"
   export KUBECONFIG
 fi
-node src/cli/main.ts install-crds
-"${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl" create namespace tenant-system --dry-run=client -o yaml \
-  | "${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl" apply -f - >/dev/null
-node bench/main.ts
+kubectl="${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl"
+# The benchmark runs the operator in this process: the admission guard must
+# know it as the operator. Locally it gets its own identity (tenant-operator);
+# on another cluster it runs as you, added next to the in-cluster operator.
+if [ "${BENCH_USE_KUBECONFIG:-0}" != 1 ]; then
+  node src/cli/main.ts install-crds --operator-user tenant-operator --break-glass-group tenancy.io:break-glass
+  bench_kubeconfig="$OPERATOR_KUBECONFIG"
+else
+  me="$("$kubectl" auth whoami -o jsonpath='{.status.userInfo.username}')"
+  node src/cli/main.ts install-crds --operator-user system:serviceaccount:tenant-system:tenant-operator --operator-user "$me"
+  bench_kubeconfig="${KUBECONFIG:-$HOME/.kube/config}"
+fi
+"$kubectl" create namespace tenant-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+KUBECONFIG="$bench_kubeconfig" node bench/main.ts

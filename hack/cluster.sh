@@ -2,9 +2,9 @@
 # A real local control plane on loopback: etcd, kube-apiserver (RBAC, Pod
 # Security admission, service account issuer), kube-controller-manager
 # (namespace, garbage collector, service account + token, cluster role
-# aggregation, resource quota), Vault in dev mode (hack/vault-config.sh) and two
-# PostgreSQL servers with TLS (hack/postgres.sh). No kubelet: pods are admitted
-# and stored, never run.
+# aggregation, resource quota, admission policy type checks), Vault in dev mode
+# (hack/vault-config.sh) and two PostgreSQL servers with TLS (hack/postgres.sh).
+# No kubelet: pods are admitted and stored, never run.
 #
 #   hack/cluster.sh up DIR                 start (or reuse) and print DIR/env
 #   hack/cluster.sh down DIR               stop everything, remove DIR (KEEP=1 keeps it)
@@ -245,7 +245,7 @@ EOF
     --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$kcm_port" \
-    --controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,clusterrole-aggregation-controller,resourcequota-controller,root-ca-certificate-publisher-controller \
+    --controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,clusterrole-aggregation-controller,resourcequota-controller,root-ca-certificate-publisher-controller,validatingadmissionpolicy-status-controller \
     --service-account-private-key-file="$certs/sa.key" --root-ca-file="$certs/ca.crt" \
     --use-service-account-credentials=true --leader-elect=false --v=1
 

@@ -27,12 +27,25 @@ if [ -z "${KUBECONFIG:-}" ] && [ ! -f "$HOME/.kube/config" ]; then
 fi
 kubectl="${KUBE_BIN_DIR:+$KUBE_BIN_DIR/}kubectl"
 
-log "installing CRDs"
-node src/cli/main.ts install-crds
+# The admission guard lets only the operator's identity change what it
+# manages. On the local stack the operator has its own (user tenant-operator);
+# on another cluster it runs here as you, so you are added to the in-cluster
+# operator's ServiceAccount.
+if [ "${sample:-0}" = 1 ]; then
+  guard_flags=(--operator-user tenant-operator --break-glass-group tenancy.io:break-glass)
+  operator_kubeconfig="$OPERATOR_KUBECONFIG"
+else
+  me="$("$kubectl" auth whoami -o jsonpath='{.status.userInfo.username}')"
+  guard_flags=(--operator-user system:serviceaccount:tenant-system:tenant-operator --operator-user "$me")
+  operator_kubeconfig="${KUBECONFIG:-$HOME/.kube/config}"
+fi
+
+log "installing CRDs and the admission guard"
+node src/cli/main.ts install-crds "${guard_flags[@]}"
 "$kubectl" create namespace tenant-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 
 log "starting the operator (metrics on http://127.0.0.1:${METRICS_PORT:-8080}/metrics)"
-node src/cli/main.ts operator --namespace tenant-system --metrics-port "${METRICS_PORT:-8080}" &
+KUBECONFIG="$operator_kubeconfig" node src/cli/main.ts operator --namespace tenant-system --metrics-port "${METRICS_PORT:-8080}" &
 operator_pid=$!
 
 if [ "${sample:-0}" = 1 ]; then
@@ -51,7 +64,10 @@ if [ "${sample:-0}" = 1 ]; then
   "$kubectl" -n tenant-acme get networkpolicies,resourcequota,limitrange,rolebindings
   "$kubectl" get databaseservers
   log "database credentials live only in Vault: curl -H \"X-Vault-Token: \$VAULT_TOKEN\" $VAULT_ADDR/v1/secret/data/tenants/acme/database"
-  log "the operator keeps running: edit or delete a child and watch it come back; Ctrl-C stops it and the stack"
-  log "  export KUBECONFIG=$KUBECONFIG"
+  log "the operator keeps running; the admission guard refuses edits to its children, even an admin's:"
+  log "  export KUBECONFIG=$KUBECONFIG; kubectl -n tenant-acme delete networkpolicy default-deny"
+  log "break-glass may, and the operator puts the child back within seconds:"
+  log "  kubectl --kubeconfig $BREAK_GLASS_KUBECONFIG -n tenant-acme delete networkpolicy default-deny"
+  log "Ctrl-C stops the operator and the stack"
 fi
 wait "$operator_pid"

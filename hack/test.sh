@@ -17,8 +17,10 @@ env_file="$(hack/cluster.sh up "$cluster_dir")"
 . "$env_file"
 export KUBECONFIG OPERATOR_KUBECONFIG BREAK_GLASS_KUBECONFIG VAULT_ADDR VAULT_TOKEN KUBE_BIN_DIR TEST_CLUSTER_DIR
 
-log "installing CRDs and the operator namespace"
-node src/cli/main.ts install-crds
+log "installing CRDs, the admission guard and the operator namespace"
+# The test operator runs as user tenant-operator (OPERATOR_KUBECONFIG); tests
+# make drift as the break-glass identity, which the guard lets through.
+node src/cli/main.ts install-crds --operator-user tenant-operator --break-glass-group tenancy.io:break-glass
 "$KUBE_BIN_DIR/kubectl" create namespace tenant-system --dry-run=client -o yaml | "$KUBE_BIN_DIR/kubectl" apply -f - >/dev/null
 
 files=("$@")

@@ -121,7 +121,15 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
-                metadata: { type: 'object' },
+                // The API server allows bounds on metadata.name and generateName only;
+                // with both, it can estimate what CEL rules that read the name cost.
+                metadata: {
+                  type: 'object',
+                  properties: {
+                    name: { type: 'string', maxLength: 253 },
+                    generateName: { type: 'string', maxLength: 253 },
+                  },
+                },
                 spec: structuralSchema(def.spec, 'input'),
                 status: structuralSchema(def.status, 'output'),
               },

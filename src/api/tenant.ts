@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TENANT_NAME_LENGTH } from './constants.ts';
+import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX } from './constants.ts';
 import { durationSchema } from './duration.ts';
 import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
 
@@ -21,15 +21,29 @@ export const TENANT_PHASES = [
 ] as const;
 export type TenantPhase = (typeof TENANT_PHASES)[number];
 
+// An owner is one person, team or pipeline. `system:` names are Kubernetes'
+// own identities and groups (system:authenticated is every signed-in user,
+// system:serviceaccounts every pod): as an owner they would open the tenant to
+// everyone, so they are refused here and in the CRD.
+const SYSTEM_PREFIX = 'system:';
+const SYSTEM_OWNER_MESSAGE =
+  "must not start with 'system:': Kubernetes' own users and groups (system:authenticated, system:serviceaccounts, ...) reach beyond one tenant and cannot be owners";
+
 const ownerSchema = z
   .object({
     kind: z.enum(['User', 'Group', 'ServiceAccount']),
     name: z.string().min(1).max(253),
     namespace: z.string().min(1).max(63).optional().meta({
-      description: 'Namespace of a ServiceAccount owner; required for that kind only.',
+      description:
+        "Namespace of a ServiceAccount owner; required for that kind only. Another tenant's namespace (tenant-*) is refused.",
     }),
   })
   .strict()
+  .superRefine((owner, ctx) => {
+    if (owner.kind !== 'ServiceAccount' && owner.name.startsWith(SYSTEM_PREFIX)) {
+      ctx.addIssue({ code: 'custom', path: ['name'], message: SYSTEM_OWNER_MESSAGE });
+    }
+  })
   .meta({
     'x-kubernetes-validations': [
       {
@@ -37,8 +51,29 @@ const ownerSchema = z
         message: 'a ServiceAccount owner needs a namespace',
         fieldPath: '.namespace',
       },
+      {
+        rule: `self.kind == 'ServiceAccount' || !self.name.startsWith('${SYSTEM_PREFIX}')`,
+        message: SYSTEM_OWNER_MESSAGE,
+        fieldPath: '.name',
+      },
     ],
   });
+
+export type TenantOwner = z.output<typeof ownerSchema>;
+
+/**
+ * Whether a ServiceAccount owner lives in another tenant's namespace: its
+ * pods would then act in this tenant too. The CRD refuses such owners (a rule
+ * on the whole object, which knows the Tenant's name).
+ */
+export function ownerReachesAnotherTenant(owner: TenantOwner, tenantName: string): boolean {
+  return (
+    owner.kind === 'ServiceAccount' &&
+    owner.namespace !== undefined &&
+    owner.namespace.startsWith(NAMESPACE_PREFIX) &&
+    owner.namespace !== `${NAMESPACE_PREFIX}${tenantName}`
+  );
+}
 
 const cidrSchema = z
   .string()
@@ -60,12 +95,40 @@ const networkSchema = z
   })
   .strict();
 
+/** How many objects of one kind the namespace may hold. */
+const countSchema = (fallback: number, what: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(100_000)
+    .default(fallback)
+    .meta({ description: `How many ${what} the namespace may hold.` });
+
 const quotaSchema = z
   .object({
     cpu: quantitySchema.default('4'),
     memory: quantitySchema.default('8Gi'),
-    pods: z.number().int().min(0).max(100_000).default(50),
-    storage: quantitySchema.default('100Gi'),
+    pods: countSchema(50, 'Pods (those that have finished do not count)'),
+    storage: quantitySchema.default('100Gi').meta({
+      description: 'Storage all PersistentVolumeClaims may request together.',
+    }),
+    ephemeralStorage: quantitySchema.default('20Gi').meta({
+      description: "Node-local scratch space (containers' writable layers, emptyDir, logs).",
+    }),
+    configMaps: countSchema(100, 'ConfigMaps'),
+    secrets: countSchema(100, 'Secrets'),
+    services: countSchema(20, 'Services'),
+    persistentVolumeClaims: countSchema(20, 'PersistentVolumeClaims'),
+    jobs: countSchema(50, 'Jobs (batch/v1)'),
+    nodePorts: countSchema(0, 'node ports').meta({
+      description:
+        "How many ports the tenant may open on every node: one per port of a NodePort Service, and of a LoadBalancer Service unless its spec.allocateLoadBalancerNodePorts is false. Node ports are reachable from outside the cluster, past the tenant's network policies.",
+    }),
+    loadBalancers: countSchema(0, 'LoadBalancer Services').meta({
+      description:
+        'How many LoadBalancer Services the namespace may hold: each one faces the internet and costs money.',
+    }),
   })
   .strict();
 
@@ -161,6 +224,11 @@ export const tenantObjectValidations = [
   {
     rule: `size(self.metadata.name) <= ${MAX_TENANT_NAME_LENGTH} && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')`,
     message: `metadata.name must be a DNS label of at most ${MAX_TENANT_NAME_LENGTH} characters (lower-case letters, digits, '-'; no dots), because the namespace is tenant-<name>`,
+  },
+  {
+    rule: `self.spec.owners.all(o, o.kind != 'ServiceAccount' || !has(o.namespace) || !o.namespace.startsWith('${NAMESPACE_PREFIX}') || o.namespace == '${NAMESPACE_PREFIX}' + self.metadata.name)`,
+    message: `a ServiceAccount owner may not live in another tenant's namespace (${NAMESPACE_PREFIX}*): its pods would reach into this tenant; only ${NAMESPACE_PREFIX}<this tenant's name> is allowed`,
+    fieldPath: '.spec.owners',
   },
   {
     rule: "!has(oldSelf.status) || !has(oldSelf.status.phase) || !(oldSelf.status.phase in ['Purging', 'Purged']) || self.spec.state == oldSelf.spec.state",

@@ -1,24 +1,135 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { buildAdmissionGuard } from '../admission/policies.ts';
+import { KUBE_CONTROLLER_USERS, type GuardIdentities } from '../admission/identities.ts';
+import { POLICY_NAME_PREFIX } from '../admission/policy.ts';
+import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, NAMESPACE_PREFIX } from '../api/constants.ts';
+import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { ALL_KINDS, customResourceDefinition } from '../api/crd.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { objectPath, RESOURCES } from '../k8s/resources.ts';
+import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+
+// `tenant-operator install-crds`: the CRDs and the admission guard, applied
+// with server-side apply so running it again changes nothing (or exactly what
+// a new version or new flags change).
+
+interface WithStatus extends KubeObject {
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+async function waitUntil(
+  client: KubeClient,
+  object: KubeObject,
+  ready: (live: WithStatus) => boolean,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
+  const type = RESOURCES.CustomResourceDefinition;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await client.get<WithStatus>(objectPath(type, object.metadata.name));
+    if (live && ready(live)) return;
+    if (Date.now() > deadline)
+      throw new Error(`${object.kind} ${object.metadata.name} not ${what} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
 
 /** Applies the CRDs and waits until the API server serves them. */
 export async function installCrds(client: KubeClient, timeoutMs = 60_000): Promise<void> {
   for (const kind of ALL_KINDS) {
     const crd = customResourceDefinition(kind) as unknown as KubeObject;
     await client.apply(crd);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const live = await client.get<
-        KubeObject & { status?: { conditions?: { type: string; status: string }[] } }
-      >(objectPath(RESOURCES.CustomResourceDefinition, crd.metadata.name));
-      if (live?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
-        break;
-      if (Date.now() > deadline)
-        throw new Error(`CRD ${crd.metadata.name} not established after ${timeoutMs} ms`);
-      await sleep(200);
-    }
+    await waitUntil(
+      client,
+      crd,
+      (live) =>
+        live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ??
+        false,
+      'established',
+      timeoutMs,
+    );
   }
+}
+
+/**
+ * Applies the admission policies and their bindings, then waits until the API
+ * server enforces them: the API server loads policies in the background, and
+ * a guard that is not in force yet would let the first edits through.
+ */
+export async function installAdmissionGuard(
+  client: KubeClient,
+  identities: GuardIdentities,
+  timeoutMs = 60_000,
+): Promise<'enforced' | 'installer-exempt'> {
+  for (const object of buildAdmissionGuard(identities)) await client.apply(object);
+  const me = await whoAmI(client);
+  // The guard lets exempt identities through, so their probe can prove nothing.
+  if (isExempt(me, identities)) return 'installer-exempt';
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probeRefused(client))) {
+    if (Date.now() > deadline)
+      throw new Error(`the admission guard is not enforced after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+  return 'enforced';
+}
+
+interface UserInfo {
+  username: string;
+  groups: string[];
+}
+
+async function whoAmI(client: KubeClient): Promise<UserInfo> {
+  const review = await client.request<{ status: { userInfo: Partial<UserInfo> } }>(
+    'POST',
+    '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+    { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } },
+  );
+  return {
+    username: review.status.userInfo.username ?? '',
+    groups: review.status.userInfo.groups ?? [],
+  };
+}
+
+function isExempt(user: UserInfo, identities: GuardIdentities): boolean {
+  return (
+    identities.operatorUsers.includes(user.username) ||
+    KUBE_CONTROLLER_USERS.includes(user.username) ||
+    user.groups.some((group) => identities.breakGlassGroups.includes(group))
+  );
+}
+
+/**
+ * A server-side dry run the guard must refuse: creating a namespace that
+ * passes itself off as a tenant's. Nothing is stored either way.
+ */
+async function probeRefused(client: KubeClient): Promise<boolean> {
+  const probe = buildNamespaceProbe();
+  try {
+    await client.request('POST', collectionPath(RESOURCES.Namespace), {
+      query: { dryRun: 'All' },
+      body: probe,
+    });
+    return false;
+  } catch (err: unknown) {
+    if (
+      err instanceof OperatorError &&
+      err.code === ERROR_CODES.API_FORBIDDEN &&
+      err.message.includes(`${POLICY_NAME_PREFIX}managed-namespaces`)
+    )
+      return true;
+    throw err;
+  }
+}
+
+function buildNamespaceProbe(): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: `${NAMESPACE_PREFIX}admission-guard-probe`,
+      labels: { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE },
+    },
+  };
 }

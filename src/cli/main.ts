@@ -2,23 +2,34 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_OPERATOR_USER } from '../admission/identities.ts';
 import { Operator } from '../controller/manager.ts';
 import { toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { createLogger } from '../log.ts';
 import { VaultClient } from '../vault/client.ts';
 import { generateCrds } from './gen-crds.ts';
-import { installCrds } from './install-crds.ts';
+import { installAdmissionGuard, installCrds } from './install-crds.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
-// `gen-crds` writes the CRDs, `install-crds` applies them to a cluster.
+// `gen-crds` writes the CRDs and the admission guard, `install-crds` applies
+// both to a cluster.
 
 const USAGE = `usage: tenant-operator <command> [options]
 
 commands:
   operator       run the controller (reads KUBECONFIG, or the in-cluster service account)
-  gen-crds DIR   write the CustomResourceDefinitions generated from src/api into DIR
-  install-crds   apply the CRDs to the current cluster and wait until they are served
+  gen-crds [DIR] [ADMISSION_DIR]
+                 write the CustomResourceDefinitions generated from src/api into DIR (crds),
+                 and the admission guard for the default identities into ADMISSION_DIR (admission)
+  install-crds   apply the CRDs and the admission guard (ValidatingAdmissionPolicies) to the
+                 current cluster and wait until they are served
+
+install-crds options (repeatable):
+  --operator-user NAME       the operator's user name: only it (and Kubernetes' garbage
+                             collector and namespace controller) may change what it manages
+                             (${DEFAULT_OPERATOR_USER})
+  --break-glass-group GROUP  a group exempt from the guard, for emergencies (none)
 
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
@@ -91,22 +102,47 @@ async function runOperator(args: string[]): Promise<void> {
   await operator.start();
 }
 
+async function runInstallCrds(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'operator-user': { type: 'string', multiple: true, default: [DEFAULT_OPERATOR_USER] },
+      'break-glass-group': { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const identities = {
+    operatorUsers: values['operator-user'],
+    breakGlassGroups: values['break-glass-group'],
+  };
+  for (const name of [...identities.operatorUsers, ...identities.breakGlassGroups]) {
+    if (name.trim() === '') throw new Error('--operator-user and --break-glass-group need a name');
+  }
+  const client = await KubeClient.create(loadKubeConfig());
+  try {
+    await installCrds(client);
+    const guard = await installAdmissionGuard(client, identities);
+    console.log(
+      `CRDs and admission guard installed (operator: ${identities.operatorUsers.join(', ')}; break-glass: ${identities.breakGlassGroups.join(', ') || 'none'})`,
+    );
+    if (guard === 'installer-exempt')
+      console.log('you are exempt from the guard, so whether it is enforced yet was not checked');
+  } finally {
+    await client.close();
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'operator':
       return runOperator(rest);
     case 'gen-crds': {
-      for (const file of await generateCrds(rest[0] ?? 'crds')) console.log(`wrote ${file}`);
+      for (const file of await generateCrds(rest[0] ?? 'crds', rest[1] ?? 'admission'))
+        console.log(`wrote ${file}`);
       return;
     }
-    case 'install-crds': {
-      const client = await KubeClient.create(loadKubeConfig());
-      await installCrds(client);
-      await client.close();
-      console.log('CRDs installed');
-      return;
-    }
+    case 'install-crds':
+      return runInstallCrds(rest);
     default:
       process.stderr.write(USAGE);
       process.exitCode = command === undefined || command === '--help' ? 0 : 2;

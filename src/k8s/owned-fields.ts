@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { canonicalQuantity } from './quantity.ts';
+import { exactQuantityValue } from './quantity.ts';
 import type { KubeObject } from './types.ts';
 
 // "Does the live object say exactly what we want it to say?" for objects
@@ -82,7 +82,7 @@ function normalize(kind: string, value: unknown, path: string[]): unknown {
     return result;
   }
   if (typeof value === 'string' && isQuantityPath(kind, path)) {
-    const exact = canonicalQuantity(value);
+    const exact = exactQuantityValue(value);
     // Tagged, so a quantity can never equal a plain string that looks like its fraction.
     return exact === undefined ? value : { quantity: exact };
   }

@@ -30,6 +30,18 @@ export const RESOURCES = {
   LimitRange: resource('v1', 'LimitRange', 'limitranges', true),
   Lease: resource('coordination.k8s.io/v1', 'Lease', 'leases', true),
   Event: resource('v1', 'Event', 'events', true),
+  ValidatingAdmissionPolicy: resource(
+    'admissionregistration.k8s.io/v1',
+    'ValidatingAdmissionPolicy',
+    'validatingadmissionpolicies',
+    false,
+  ),
+  ValidatingAdmissionPolicyBinding: resource(
+    'admissionregistration.k8s.io/v1',
+    'ValidatingAdmissionPolicyBinding',
+    'validatingadmissionpolicybindings',
+    false,
+  ),
   CustomResourceDefinition: resource(
     'apiextensions.k8s.io/v1',
     'CustomResourceDefinition',

@@ -1,15 +1,28 @@
+import { canonicalQuantity } from '../k8s/quantity.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { childMetadata, type ValidTenant } from './model.ts';
 
-// Quota caps what the whole namespace may request; the LimitRange gives every
-// container defaults so pods without resource requests still fit the quota
-// (with a compute quota, the API server refuses pods that state no requests).
+// Quota caps what the whole namespace may use: compute, storage, node-local
+// scratch space, and the number of objects of each kind a tenant could
+// otherwise create without end (each one costs etcd and every watcher
+// memory). Node ports and load balancers open the tenant to the outside past
+// its network policies, so both are 0 unless the spec grants them.
+//
+// The LimitRange gives every container defaults, so pods without resource
+// requests still fit the quota (with a compute or ephemeral-storage quota, the
+// API server refuses pods that state no requests or limits for it).
+//
+// Quantities are written in the API server's canonical form, so a live object
+// that says the same compares equal and a resync writes nothing.
 
 export const QUOTA_NAME = 'tenant-quota';
 export const LIMIT_RANGE_NAME = 'tenant-limits';
 
 export function buildResourceQuota(tenant: ValidTenant): KubeObject {
-  const { cpu, memory, pods, storage } = tenant.spec.quota;
+  const quota = tenant.spec.quota;
+  const cpu = canonicalQuantity(quota.cpu);
+  const memory = canonicalQuantity(quota.memory);
+  const ephemeralStorage = canonicalQuantity(quota.ephemeralStorage);
   return {
     apiVersion: 'v1',
     kind: 'ResourceQuota',
@@ -20,8 +33,17 @@ export function buildResourceQuota(tenant: ValidTenant): KubeObject {
         'limits.cpu': cpu,
         'requests.memory': memory,
         'limits.memory': memory,
-        'requests.storage': storage,
-        pods: String(pods),
+        'requests.storage': canonicalQuantity(quota.storage),
+        'requests.ephemeral-storage': ephemeralStorage,
+        'limits.ephemeral-storage': ephemeralStorage,
+        pods: String(quota.pods),
+        configmaps: String(quota.configMaps),
+        secrets: String(quota.secrets),
+        services: String(quota.services),
+        persistentvolumeclaims: String(quota.persistentVolumeClaims),
+        'count/jobs.batch': String(quota.jobs),
+        'services.nodeports': String(quota.nodePorts),
+        'services.loadbalancers': String(quota.loadBalancers),
       },
     },
   };
@@ -36,8 +58,8 @@ export function buildLimitRange(tenant: ValidTenant): KubeObject {
       limits: [
         {
           type: 'Container',
-          default: { cpu: '500m', memory: '512Mi' },
-          defaultRequest: { cpu: '100m', memory: '128Mi' },
+          default: { cpu: '500m', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+          defaultRequest: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '128Mi' },
         },
       ],
     },

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
   adminClient,
@@ -23,7 +24,8 @@ before(async () => {
   operator = await OperatorProcess.start();
   await operator.waitUntilLeader();
   await createTenant(client, 'iso-a', {
-    quota: { cpu: '2', memory: '2Gi', pods: 2, storage: '10Gi' },
+    // 2048Mi: the API server stores it as 2Gi, and so does the operator.
+    quota: { cpu: '2', memory: '2048Mi', pods: 2, storage: '10Gi' },
   });
   await createTenant(client, 'iso-b', {
     owners: [
@@ -36,6 +38,7 @@ before(async () => {
       ],
       allowEgressCIDRs: ['203.0.113.0/24'],
     },
+    quota: { nodePorts: 1, loadBalancers: 1, configMaps: 3 },
   });
   await waitForPhase(client, 'iso-a', 'Ready');
   await waitForPhase(client, 'iso-b', 'Ready');
@@ -239,48 +242,55 @@ describe('access reviews', () => {
     }
   });
 
-  test('owners cannot weaken isolation: network policies, quota, limits, role bindings', async () => {
+  test('owners cannot weaken isolation: quota and limits are read-only, Endpoints too', async () => {
     const ns = 'tenant-iso-a';
     for (const verb of ['update', 'patch', 'delete', 'create']) {
+      for (const [resource, group] of [
+        ['resourcequotas', ''],
+        ['limitranges', ''],
+        // Hand-written endpoints would point a Service anywhere (CVE-2021-25740).
+        ['endpoints', ''],
+        ['endpointslices', 'discovery.k8s.io'],
+      ] as const) {
+        assert.equal(
+          await allowed({ ...ownerOfA, verb, resource, group, namespace: ns }),
+          false,
+          `${verb} ${resource}`,
+        );
+      }
+    }
+    for (const verb of ['bind', 'escalate']) {
       assert.equal(
         await allowed({
           ...ownerOfA,
           verb,
-          resource: 'networkpolicies',
-          group: 'networking.k8s.io',
-          namespace: ns,
-        }),
-        false,
-      );
-      assert.equal(
-        await allowed({ ...ownerOfA, verb, resource: 'resourcequotas', namespace: ns }),
-        false,
-      );
-      assert.equal(
-        await allowed({ ...ownerOfA, verb, resource: 'limitranges', namespace: ns }),
-        false,
-      );
-      assert.equal(
-        await allowed({
-          ...ownerOfA,
-          verb,
-          resource: 'rolebindings',
+          resource: 'roles',
           group: 'rbac.authorization.k8s.io',
           namespace: ns,
         }),
         false,
+        verb,
       );
     }
-    assert.equal(
-      await allowed({
-        ...ownerOfA,
-        verb: 'get',
-        resource: 'networkpolicies',
-        group: 'networking.k8s.io',
-        namespace: ns,
-      }),
-      true,
-    );
+  });
+
+  test('owners help themselves: Roles, RoleBindings and NetworkPolicies (bounded by RBAC and the guard)', async () => {
+    for (const [resource, group] of [
+      ['roles', 'rbac.authorization.k8s.io'],
+      ['rolebindings', 'rbac.authorization.k8s.io'],
+      ['networkpolicies', 'networking.k8s.io'],
+    ] as const) {
+      assert.equal(
+        await allowed({ ...ownerOfA, verb: 'create', resource, group, namespace: 'tenant-iso-a' }),
+        true,
+        resource,
+      );
+      assert.equal(
+        await allowed({ ...ownerOfA, verb: 'create', resource, group, namespace: 'tenant-iso-b' }),
+        false,
+        `${resource} in another tenant`,
+      );
+    }
   });
 });
 
@@ -294,9 +304,11 @@ describe('impersonation and admission', () => {
       '--as-group',
       'system:authenticated',
     ];
+    // RBAC lets owners manage NetworkPolicies; the admission guard keeps ours.
     const del = kubectl([...as, '-n', 'tenant-iso-a', 'delete', 'networkpolicy', 'default-deny']);
     assert.notEqual(del.status, 0);
     assert.match(del.stderr, /forbidden/i);
+    assert.match(del.stderr, /is managed by tenant-operator; change the Tenant instead/);
     const edit = kubectl([
       ...as,
       '-n',
@@ -406,5 +418,158 @@ describe('impersonation and admission', () => {
     );
     assert.notEqual(third.status, 0);
     assert.match(third.stderr, /exceeded quota: tenant-quota/);
+  });
+});
+
+describe('quota and limits', () => {
+  const ownerOfAArgs = ['--as', 'alice', '--as-group', 'iso-a-admins'];
+  const ownerOfBArgs = ['--as', 'bob', '--as-group', 'iso-b-admins'];
+
+  function createAs(as: string[], object: Record<string, unknown>) {
+    return kubectl([...as, 'create', '-f', '-'], JSON.stringify(object));
+  }
+
+  function service(namespace: string, name: string, spec: Record<string, unknown>) {
+    return {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace },
+      spec: { selector: { app: name }, ports: [{ port: 80 }], ...spec },
+    };
+  }
+
+  /** Admission refuses everything a quota covers until its controller has counted usage. */
+  async function quotaCounted(namespace: string) {
+    return waitFor(`the quota of ${namespace} to be counted`, async () => {
+      const quota = await getObject(client, 'ResourceQuota', 'tenant-quota', namespace);
+      const spec = quota?.spec as { hard: Record<string, string> } | undefined;
+      const status = quota?.status as
+        { hard?: Record<string, string>; used?: Record<string, string> } | undefined;
+      return spec && status?.used && isDeepStrictEqual(status.hard, spec.hard) ? quota : undefined;
+    });
+  }
+
+  test('the quota covers compute, storage, object counts, node ports and load balancers', async () => {
+    const quota = await getObject(client, 'ResourceQuota', 'tenant-quota', 'tenant-iso-a');
+    assert.deepEqual((quota?.spec as { hard: Record<string, string> }).hard, {
+      'requests.cpu': '2',
+      'limits.cpu': '2',
+      'requests.memory': '2Gi',
+      'limits.memory': '2Gi',
+      'requests.storage': '10Gi',
+      'requests.ephemeral-storage': '20Gi',
+      'limits.ephemeral-storage': '20Gi',
+      pods: '2',
+      configmaps: '100',
+      secrets: '100',
+      services: '20',
+      persistentvolumeclaims: '20',
+      'count/jobs.batch': '50',
+      'services.nodeports': '0',
+      'services.loadbalancers': '0',
+    });
+  });
+
+  test('NodePort and LoadBalancer Services are refused unless the spec grants them', async () => {
+    await quotaCounted('tenant-iso-a');
+    await quotaCounted('tenant-iso-b');
+    const nodePortA = createAs(ownerOfAArgs, service('tenant-iso-a', 'np', { type: 'NodePort' }));
+    assert.notEqual(nodePortA.status, 0, 'a NodePort Service was created without a grant');
+    assert.match(nodePortA.stderr, /exceeded quota: tenant-quota.*services\.nodeports/);
+    const lbA = createAs(
+      ownerOfAArgs,
+      service('tenant-iso-a', 'lb', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false }),
+    );
+    assert.notEqual(lbA.status, 0, 'a LoadBalancer Service was created without a grant');
+    assert.match(lbA.stderr, /exceeded quota: tenant-quota.*services\.loadbalancers/);
+
+    // iso-b is granted one of each.
+    const np1 = createAs(ownerOfBArgs, service('tenant-iso-b', 'np1', { type: 'NodePort' }));
+    assert.equal(np1.status, 0, np1.stderr);
+    const np2 = createAs(ownerOfBArgs, service('tenant-iso-b', 'np2', { type: 'NodePort' }));
+    assert.notEqual(np2.status, 0, 'a second NodePort Service was created');
+    assert.match(np2.stderr, /exceeded quota: tenant-quota.*services\.nodeports/);
+    const lb1 = createAs(
+      ownerOfBArgs,
+      service('tenant-iso-b', 'lb1', {
+        type: 'LoadBalancer',
+        allocateLoadBalancerNodePorts: false,
+      }),
+    );
+    assert.equal(lb1.status, 0, lb1.stderr);
+    const lb2 = createAs(
+      ownerOfBArgs,
+      service('tenant-iso-b', 'lb2', {
+        type: 'LoadBalancer',
+        allocateLoadBalancerNodePorts: false,
+      }),
+    );
+    assert.notEqual(lb2.status, 0, 'a second LoadBalancer Service was created');
+    assert.match(lb2.stderr, /exceeded quota: tenant-quota.*services\.loadbalancers/);
+  });
+
+  test('object counts are enforced', async () => {
+    const quota = await quotaCounted('tenant-iso-b');
+    // kube-root-ca.crt, published into every namespace, counts too.
+    const used = Number((quota.status as { used: Record<string, string> }).used.configmaps);
+    assert.ok(used >= 0 && used < 3, `configmaps used: ${used}`);
+    for (let i = used; i < 3; i++) {
+      const created = kubectl([
+        ...ownerOfBArgs,
+        '-n',
+        'tenant-iso-b',
+        'create',
+        'configmap',
+        `c${i}`,
+      ]);
+      assert.equal(created.status, 0, created.stderr);
+    }
+    const over = kubectl([
+      ...ownerOfBArgs,
+      '-n',
+      'tenant-iso-b',
+      'create',
+      'configmap',
+      'one-too-many',
+    ]);
+    assert.notEqual(over.status, 0, 'a ConfigMap over the quota was created');
+    assert.match(over.stderr, /exceeded quota: tenant-quota.*configmaps/);
+  });
+
+  test('LimitRange defaults, ephemeral storage included, fill in a pod that states no resources', async () => {
+    await quotaCounted('tenant-iso-b');
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'no-resources', namespace: 'tenant-iso-b' },
+      spec: {
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 1000,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+        containers: [
+          {
+            name: 'app',
+            image: 'registry.example/app:1',
+            securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+          },
+        ],
+      },
+    };
+    // Without the defaults the quota (requests and limits of cpu, memory and
+    // ephemeral-storage) would refuse this pod.
+    const result = kubectl(
+      [...ownerOfBArgs, 'create', '--dry-run=server', '-o', 'json', '-f', '-'],
+      JSON.stringify(pod),
+    );
+    assert.equal(result.status, 0, result.stderr);
+    const admitted = JSON.parse(result.stdout) as {
+      spec: { containers: { resources: Record<string, Record<string, string>> }[] };
+    };
+    assert.deepEqual(admitted.spec.containers[0]?.resources, {
+      requests: { cpu: '100m', memory: '128Mi', 'ephemeral-storage': '128Mi' },
+      limits: { cpu: '500m', memory: '512Mi', 'ephemeral-storage': '1Gi' },
+    });
   });
 });

@@ -100,13 +100,119 @@ describe('the Tenant CRD refuses invalid input', () => {
     }
   });
 
+  test('durations: never 0, no leading zeros, at most 36500d, so no date overflows', async () => {
+    for (const bad of ['0d', '00s', '01d', '1.5d']) {
+      const message = await refusal('bad-duration', { owners, retention: { afterClosure: bad } });
+      assert.match(message, /spec\.retention\.afterClosure/, bad);
+      assert.match(message, /should match '\^\[1-9\]\[0-9\]\*\[smhd\]\$'/, bad);
+    }
+    for (const [field, tooLong] of [
+      ['retention.afterClosure', '99999999d'],
+      ['database.rotationInterval', '36501d'],
+      ['backup.retention', '876001h'],
+    ] as const) {
+      const [section, key] = field.split('.') as [string, string];
+      const message = await refusal('long-duration', { owners, [section]: { [key]: tooLong } });
+      assert.match(message, new RegExp(`spec\\.${section}\\.${key}: Invalid value`), tooLong);
+      assert.match(message, /must be at most 36500d \(100 years\)/, tooLong);
+    }
+    const longest = (await createTenant(client, 'longest-retention', {
+      retention: { afterClosure: '36500d' },
+    })) as { spec: { retention: { afterClosure: string } } };
+    assert.equal(longest.spec.retention.afterClosure, '36500d');
+    await client.delete('/apis/tenancy.io/v1alpha1/tenants/longest-retention');
+  });
+
+  test('label selectors: key and value syntax, and operators with the right values', async () => {
+    const at = 'spec\\.network\\.allowIngressFromNamespaces\\[0\\]';
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ matchLabels: { 'bad key': 'x' } }, '\\.matchLabels', /every key must be a label key/],
+      [
+        { matchLabels: { team: 'not ok!' } },
+        '\\.matchLabels\\.team',
+        /should match '\^\(\(\[A-Za-z0-9\]/,
+      ],
+      [
+        { matchExpressions: [{ key: '-team', operator: 'Exists' }] },
+        '\\.matchExpressions\\[0\\]\\.key',
+        /must be a label key/,
+      ],
+      [
+        { matchExpressions: [{ key: 'team', operator: 'In' }] },
+        '\\.matchExpressions\\[0\\]\\.values',
+        /operators In and NotIn need at least one value/,
+      ],
+      [
+        { matchExpressions: [{ key: 'team', operator: 'NotIn', values: [] }] },
+        '\\.matchExpressions\\[0\\]\\.values',
+        /operators In and NotIn need at least one value/,
+      ],
+      [
+        { matchExpressions: [{ key: 'team', operator: 'DoesNotExist', values: ['a'] }] },
+        '\\.matchExpressions\\[0\\]\\.values',
+        /operators Exists and DoesNotExist take no values/,
+      ],
+      [
+        { matchExpressions: [{ key: 'team', operator: 'In', values: ['a b'] }] },
+        '\\.matchExpressions\\[0\\]\\.values\\[0\\]',
+        /should match '\^\(\(\[A-Za-z0-9\]/,
+      ],
+    ];
+    for (const [selector, field, expected] of cases) {
+      const message = await refusal('bad-selector', {
+        owners,
+        network: { allowIngressFromNamespaces: [selector] },
+      });
+      assert.match(message, new RegExp(`${at}${field}: `), JSON.stringify(selector));
+      assert.match(message, expected, JSON.stringify(selector));
+    }
+  });
+
+  test('system: users and groups are never owners', async () => {
+    for (const owner of [
+      { kind: 'Group', name: 'system:authenticated' },
+      { kind: 'Group', name: 'system:serviceaccounts' },
+      { kind: 'User', name: 'system:serviceaccount:tenant-other:default' },
+    ]) {
+      const message = await refusal('system-owner', { owners: [owner] });
+      assert.match(message, /spec\.owners\[0\]\.name/, owner.name);
+      assert.match(message, /must not start with 'system:'/, owner.name);
+    }
+  });
+
+  test("a ServiceAccount of another tenant's namespace is never an owner; its own is", async () => {
+    const message = await refusal('sa-elsewhere', {
+      owners: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'tenant-other' }],
+    });
+    assert.match(message, /spec\.owners: Invalid value/);
+    assert.match(message, /may not live in another tenant's namespace/);
+    await createTenant(client, 'sa-own', {
+      owners: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'tenant-sa-own' }],
+    });
+    await client.delete('/apis/tenancy.io/v1alpha1/tenants/sa-own');
+  });
+
+  test('negative quota counts and quantities beyond 64 bits', async () => {
+    const message = await refusal('bad-nodeports', { owners, quota: { nodePorts: -1 } });
+    assert.match(message, /spec\.quota\.nodePorts/);
+    const huge = await refusal('huge-quota', { owners, quota: { memory: '1024Ei' } });
+    assert.match(huge, /spec\.quota\.memory: Invalid value.*must be less than 8Ei/);
+  });
+
   test('a valid tenant is accepted and defaulted by the server', async () => {
     const created = (await createTenant(client, 'defaults-check')) as {
-      spec: { state: string; retention: { afterClosure: string }; quota: { cpu: string } };
+      spec: {
+        state: string;
+        retention: { afterClosure: string };
+        quota: Record<string, string | number>;
+      };
     };
     assert.equal(created.spec.state, 'Active');
     assert.equal(created.spec.retention.afterClosure, '60d');
     assert.equal(created.spec.quota.cpu, '4');
+    assert.equal(created.spec.quota.nodePorts, 0);
+    assert.equal(created.spec.quota.loadBalancers, 0);
+    assert.equal(created.spec.quota.ephemeralStorage, '20Gi');
     await client.delete('/apis/tenancy.io/v1alpha1/tenants/defaults-check');
   });
 });

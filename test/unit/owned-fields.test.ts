@@ -6,7 +6,7 @@ import {
   ownedFieldsEqual,
   replacementFor,
 } from '../../src/k8s/owned-fields.ts';
-import { canonicalQuantity } from '../../src/k8s/quantity.ts';
+import { exactQuantityValue } from '../../src/k8s/quantity.ts';
 import { ServerAnswers } from '../../src/k8s/server-answers.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 
@@ -248,7 +248,7 @@ describe('owned fields', () => {
 
 describe('quantities', () => {
   test('equal values in any spelling have one canonical form', () => {
-    const same = (a: string, b: string) => assert.equal(canonicalQuantity(a), canonicalQuantity(b));
+    const same = (a: string, b: string) => assert.equal(exactQuantityValue(a), exactQuantityValue(b));
     same('1024Mi', '1Gi');
     same('0.5', '500m');
     same('1e3', '1k');
@@ -260,11 +260,11 @@ describe('quantities', () => {
   });
 
   test('different values differ, and non-quantities are refused', () => {
-    assert.notEqual(canonicalQuantity('1Gi'), canonicalQuantity('1G'));
-    assert.notEqual(canonicalQuantity('1025Mi'), canonicalQuantity('1Gi'));
-    assert.notEqual(canonicalQuantity('-1'), canonicalQuantity('1'));
+    assert.notEqual(exactQuantityValue('1Gi'), exactQuantityValue('1G'));
+    assert.notEqual(exactQuantityValue('1025Mi'), exactQuantityValue('1Gi'));
+    assert.notEqual(exactQuantityValue('-1'), exactQuantityValue('1'));
     for (const bad of ['', 'abc', '1.2.3', '1Gb', '1e999', 'Mi']) {
-      assert.equal(canonicalQuantity(bad), undefined, bad);
+      assert.equal(exactQuantityValue(bad), undefined, bad);
     }
   });
 });

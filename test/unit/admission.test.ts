@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
+import { buildAdmissionGuard } from '../../src/admission/policies.ts';
+import { renderAdmissionGuard } from '../../src/cli/gen-crds.ts';
+import type { KubeObject } from '../../src/k8s/types.ts';
+
+// The admission guard as built from code; what it does is tested against the
+// real API server in test/integration/admission.test.ts.
+
+test('checked-in admission/ equals what gen:crds generates', async () => {
+  for (const [file, content] of renderAdmissionGuard()) {
+    const checkedIn = await readFile(new URL(`../../admission/${file}`, import.meta.url), 'utf8');
+    assert.equal(checkedIn, content, `admission/${file} is stale: run npm run gen:crds`);
+    const kinds = parseAllDocuments(content).map((d) => (d.toJS() as KubeObject).kind);
+    assert.ok(
+      kinds.includes('ValidatingAdmissionPolicy') &&
+        kinds.includes('ValidatingAdmissionPolicyBinding'),
+    );
+  }
+});
+
+interface PolicySpec {
+  failurePolicy: string;
+  matchConstraints: { resourceRules: { resources: string[] }[] };
+  matchConditions: { expression: string }[];
+  validations: { expression: string }[];
+}
+
+test('every policy has its binding, fails closed and leaves subresources alone', () => {
+  const objects = buildAdmissionGuard({ operatorUsers: ['op'], breakGlassGroups: ['bg'] });
+  const policies = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy');
+  const bindings = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding');
+  assert.equal(policies.length, 5);
+  assert.deepEqual(
+    bindings.map((b) => (b.spec as { policyName: string }).policyName),
+    policies.map((p) => p.metadata.name),
+  );
+  for (const policy of policies) {
+    const spec = policy.spec as PolicySpec;
+    assert.equal(spec.failurePolicy, 'Fail');
+    for (const rule of spec.matchConstraints.resourceRules) {
+      // 'status' and other subresources (the quota controller's writes) are never matched.
+      assert.ok(
+        rule.resources.every((r) => !r.includes('/')),
+        JSON.stringify(rule),
+      );
+    }
+  }
+});
+
+test('identities become CEL literals, quoted so no name can break out', () => {
+  const objects = buildAdmissionGuard({
+    operatorUsers: ['tenant-operator', 'evil" || true || "'],
+    breakGlassGroups: ['tenancy.io:break-glass'],
+  });
+  const text = JSON.stringify(objects);
+  assert.match(text, /\\"tenant-operator\\"/);
+  assert.match(text, /\\"tenancy\.io:break-glass\\"/);
+  // The quote inside the name stays escaped inside its CEL string literal.
+  assert.match(text, /evil\\\\\\" \|\| true/);
+  const managed = objects.find((o) => o.metadata.name === 'tenancy.io-managed-objects');
+  const expression = (managed?.spec as PolicySpec).validations.map((v) => v.expression).join('\n');
+  assert.match(expression, /system:serviceaccount:kube-system:generic-garbage-collector/);
+  assert.match(expression, /system:serviceaccount:kube-system:namespace-controller/);
+  assert.match(expression, /system:kube-controller-manager/);
+});
+
+test('without break-glass groups nobody but the operator and the controllers is exempt', () => {
+  const objects = buildAdmissionGuard({ operatorUsers: ['op'], breakGlassGroups: [] });
+  const text = JSON.stringify(objects);
+  assert.doesNotMatch(text, /groups\.exists/);
+  assert.doesNotMatch(text, /\|\| false/);
+});
