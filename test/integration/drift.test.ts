@@ -280,11 +280,15 @@ describe('drift in every child is put back exactly', () => {
   });
 
   test('the ResourceQuota recreated with scopes is put back (scopes are immutable)', async () => {
-    // Scoped to non-best-effort pods (without storage, which no pod scope
-    // allows), the quota leaves best-effort pods and storage unlimited.
+    // Scoped to non-best-effort pods, the quota leaves best-effort pods and
+    // everything that is not a pod (storage, object counts: no pod scope
+    // allows them) unlimited.
     await recreateAndExpectRepair('ResourceQuota', 'tenant-quota', (original) => {
-      const hard = { ...(original.spec as { hard: Record<string, string> }).hard };
-      delete hard['requests.storage'];
+      const hard = Object.fromEntries(
+        Object.entries((original.spec as { hard: Record<string, string> }).hard).filter(
+          ([resource]) => /^(pods|(requests|limits)\.(cpu|memory))$/.test(resource),
+        ),
+      );
       return { ...original, spec: { hard, scopes: ['NotBestEffort'] } };
     });
   });

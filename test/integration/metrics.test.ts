@@ -27,7 +27,7 @@ async function documentedMetrics(): Promise<Documented[]> {
   const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
   const section = readme.split('\n## Metrics\n')[1]?.split('\n## ')[0];
   assert.ok(section, 'README.md has no "## Metrics" section');
-  const rows = [...section.matchAll(/^\| `(tenant_operator_[a-z_]+)` \| (\w+) \|/gm)];
+  const rows = [...section.matchAll(/^\|\s*`(tenant_operator_[a-z_]+)`\s*\|\s*(\w+)\s*\|/gm)];
   assert.ok(rows.length >= 5, `only ${rows.length} metrics documented`);
   return rows.map((m) => ({ name: m[1]!, type: m[2]! }));
 }
