@@ -10,6 +10,9 @@ export const CONDITION = {
   QuotaApplied: 'QuotaApplied',
   DatabaseReady: 'DatabaseReady',
   CredentialsStored: 'CredentialsStored',
+  // DatabaseServer
+  Reachable: 'Reachable',
+  TLSVerified: 'TLSVerified',
 } as const;
 
 export const REASON = {
@@ -42,6 +45,11 @@ export const REASON = {
   CredentialsStored: 'CredentialsStored',
   LoginRevoked: 'LoginRevoked',
   DatabaseError: 'DatabaseError',
+  EgressUnresolved: 'EgressUnresolved',
+  // DatabaseServer
+  Reachable: 'Reachable',
+  VerifyFull: 'VerifyFull',
+  TLSDisabled: 'TLSDisabled',
 } as const;
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_TENANT } from '../api/constants.ts';
@@ -22,8 +21,7 @@ import { isSubset } from '../k8s/subset.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { desiredChildren } from './children.ts';
-import { serverSpecOf } from './database-servers.ts';
-import type { EgressTarget } from './network.ts';
+import { platformEgress, withPlatformEgress, type EgressConfig } from './egress.ts';
 import {
   databaseDisabled,
   reconcileDatabase,
@@ -47,8 +45,8 @@ export const CHILD_KINDS: ChildKind[] = [
 ];
 
 export interface ReconcileDeps {
-  /** Vault's address, when it is an IP, for the tenant's egress rule. */
-  vaultEgress?: EgressTarget;
+  /** How tenants' egress rules are made: forbidden ranges, Vault, host name resolution. */
+  egress: EgressConfig;
   /** Absent when the operator has no Vault: tenants that want a database wait. */
   database?: DatabaseDeps;
   client: KubeClient;
@@ -93,7 +91,14 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     spec: parsed.data,
     namespace: namespaceFor(name),
   };
-  const desired = desiredChildren(valid, platformEgress(deps, current));
+  const egress = await platformEgress(
+    { egress: deps.egress, servers: deps.database?.servers },
+    current,
+  );
+  const desired = desiredChildren(valid, {
+    platform: egress.targets,
+    forbidden: deps.egress.forbidden,
+  });
   const firstRun = tenant.status?.observedGeneration === undefined;
 
   const namespace = await applyIfChanged(deps, desired.namespace, firstRun);
@@ -125,7 +130,9 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     };
   }
 
+  database = withPlatformEgress(database, egress, valid);
   const status = computeStatus(deps, current, valid, namespace, database);
+  if (desired.specProblems) refuseSpecProblems(deps, current, status, desired.specProblems);
   await updateStatus(deps, current, status);
   if (failure !== undefined) throw toOperatorError(failure);
   const namespaceActive = (namespace.status as { phase?: string } | undefined)?.phase === 'Active';
@@ -158,20 +165,35 @@ async function databaseStep(
 }
 
 /**
- * Where the tenant's apps must be able to connect outside their namespace:
- * their database server and Vault. Only addresses can go into a
- * NetworkPolicy, so a server known by host name gets no rule here.
+ * Parts of the spec the operator refused (the rest is applied): the tenant
+ * is not Ready, and says why in terms of its fields.
  */
-function platformEgress(deps: ReconcileDeps, tenant: TenantObject): EgressTarget[] {
-  const targets: EgressTarget[] = [];
-  const serverName = tenant.status?.database?.server;
-  const server = serverName ? deps.database?.servers.get(serverName) : undefined;
-  if (server) {
-    const spec = serverSpecOf(server);
-    if (spec && isIP(spec.host)) targets.push({ ip: spec.host, port: spec.port });
-  }
-  if (deps.vaultEgress) targets.push(deps.vaultEgress);
-  return targets;
+function refuseSpecProblems(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  status: TenantStatus,
+  problems: string[],
+): void {
+  status.phase = 'Failed';
+  // Merged against the stored conditions, so an unchanged refusal keeps its
+  // lastTransitionTime and a resync writes nothing.
+  const ready = mergeConditions(
+    tenant.status?.conditions,
+    [
+      {
+        type: CONDITION.Ready,
+        status: 'False',
+        reason: REASON.InvalidSpec,
+        message: problems.join('; '),
+      },
+    ],
+    tenant.metadata.generation,
+    now(deps),
+  );
+  status.conditions = [
+    ...(status.conditions ?? []).filter((c) => c.type !== CONDITION.Ready),
+    ...ready,
+  ];
 }
 
 function now(deps: ReconcileDeps): Date {
