@@ -12,6 +12,11 @@ import { isIP } from 'node:net';
 // at once and replaces the entry, which the DatabaseServer check does on every
 // run, so a changed address reaches the cache within one check period and the
 // check can requeue that server's tenants.
+//
+// A name that does not exist (NXDOMAIN, no address) is believed at once: no
+// rule is written. A DNS server that is only failing for a moment (timeout,
+// SERVFAIL) does not cut tenants off their database: the last good answer is
+// served for up to `staleMaxMs` (as RFC 8767 lets resolvers do).
 
 export type Resolution = { ok: true; addresses: string[] } | { ok: false; error: string };
 
@@ -20,6 +25,7 @@ export type LookupAll = (host: string) => Promise<string[]>;
 export interface HostResolverOptions {
   ttlMs?: number;
   failureTtlMs?: number;
+  staleMaxMs?: number;
   /** The system resolver by default; tests of faults that cannot be made for real pass their own. */
   lookupAll?: LookupAll;
   now?: () => number;
@@ -28,10 +34,16 @@ export interface HostResolverOptions {
 interface Entry {
   expiresAt: number;
   answer: Promise<Resolution>;
+  /** The last answer with addresses, and when it was had. */
+  lastGood?: { addresses: string[]; at: number } | undefined;
 }
 
 export const DEFAULT_TTL_MS = 30_000;
 export const DEFAULT_FAILURE_TTL_MS = 5_000;
+export const DEFAULT_STALE_MAX_MS = 10 * 60_000;
+
+/** Answers that say the name has no address; anything else may pass. */
+const DEFINITE_FAILURES = new Set(['ENOTFOUND', 'ENODATA', 'NO_ADDRESS']);
 
 async function systemLookupAll(host: string): Promise<string[]> {
   // getaddrinfo, as the tenant's pods (and node-postgres) would resolve it.
@@ -43,12 +55,14 @@ export class HostResolver {
   private readonly entries = new Map<string, Entry>();
   private readonly ttlMs: number;
   private readonly failureTtlMs: number;
+  private readonly staleMaxMs: number;
   private readonly lookupAll: LookupAll;
   private readonly now: () => number;
 
   constructor(options: HostResolverOptions = {}) {
     this.ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
     this.failureTtlMs = options.failureTtlMs ?? DEFAULT_FAILURE_TTL_MS;
+    this.staleMaxMs = options.staleMaxMs ?? DEFAULT_STALE_MAX_MS;
     this.lookupAll = options.lookupAll ?? systemLookupAll;
     this.now = options.now ?? Date.now;
   }
@@ -79,23 +93,37 @@ export class HostResolver {
   }
 
   private start(host: string): Promise<Resolution> {
-    const answer = this.lookupAll(host).then(
+    const entry: Entry = {
+      expiresAt: Number.POSITIVE_INFINITY,
+      answer: Promise.resolve({ ok: false, error: '' }),
+      lastGood: this.entries.get(host)?.lastGood,
+    };
+    entry.answer = this.lookupAll(host).then(
       (addresses): Resolution => {
         const unique = [...new Set(addresses)].sort();
-        return unique.length > 0
-          ? { ok: true, addresses: unique }
-          : { ok: false, error: `${host} resolved to no address` };
+        if (unique.length === 0)
+          return this.settle(entry, false, { ok: false, error: `${host} resolved to no address` });
+        entry.lastGood = { addresses: unique, at: this.now() };
+        return this.settle(entry, true, { ok: true, addresses: unique });
       },
-      (err: unknown): Resolution => ({ ok: false, error: describeLookupError(host, err) }),
+      (err: unknown): Resolution => {
+        const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+        const stale = entry.lastGood;
+        if (stale && !DEFINITE_FAILURES.has(code) && this.now() - stale.at <= this.staleMaxMs) {
+          // Served stale, and asked again as soon as a failure would be.
+          return this.settle(entry, false, { ok: true, addresses: stale.addresses });
+        }
+        return this.settle(entry, false, { ok: false, error: describeLookupError(host, err) });
+      },
     );
-    const entry: Entry = { expiresAt: Number.POSITIVE_INFINITY, answer };
     this.entries.set(host, entry);
-    // The clock starts when the answer is in, so a slow lookup does not
-    // hand out an answer that is already stale.
-    void answer.then((resolution) => {
-      entry.expiresAt = this.now() + (resolution.ok ? this.ttlMs : this.failureTtlMs);
-    });
-    return answer;
+    return entry.answer;
+  }
+
+  /** The clock starts when the answer is in, so a slow lookup does not hand out a stale answer. */
+  private settle(entry: Entry, fresh: boolean, resolution: Resolution): Resolution {
+    entry.expiresAt = this.now() + (fresh ? this.ttlMs : this.failureTtlMs);
+    return resolution;
   }
 }
 

@@ -94,3 +94,40 @@ describe('host resolver', () => {
     assert.equal(calls.length, 0);
   });
 });
+
+describe('a DNS server failing for a moment', () => {
+  test('the last good answer is served for a while; a name that is gone is believed', async () => {
+    let now = 0;
+    let mode: 'ok' | 'timeout' | 'gone' = 'ok';
+    const resolver = new HostResolver({
+      now: () => now,
+      staleMaxMs: 60_000,
+      lookupAll: async (host) => {
+        if (mode === 'ok') return (await lookup(host, { all: true })).map((a) => a.address);
+        if (mode === 'gone')
+          return (await lookup('db.invalid', { all: true })).map((a) => a.address);
+        // A timeout cannot be made on demand with the system resolver.
+        throw Object.assign(new Error(`queryA ETIMEOUT ${host}`), { code: 'ETIMEOUT' });
+      },
+    });
+    const good = await resolver.refresh('localhost');
+    assert.ok(good.resolution.ok);
+    mode = 'timeout';
+    now += 30_000;
+    const stale = await resolver.refresh('localhost');
+    assert.deepEqual(stale, { resolution: good.resolution, changed: false });
+    now += 31_000;
+    const expired = await resolver.refresh('localhost');
+    assert.equal(expired.resolution.ok, false, 'not past staleMaxMs');
+    assert.match(
+      expired.resolution.ok ? '' : expired.resolution.error,
+      /could not be resolved \(ETIMEOUT\)/,
+    );
+    mode = 'ok';
+    await resolver.refresh('localhost');
+    mode = 'gone';
+    const gone = await resolver.refresh('localhost');
+    assert.equal(gone.resolution.ok, false);
+    assert.equal(gone.changed, true);
+  });
+});
