@@ -16,8 +16,13 @@ export interface ForbiddenRange {
   kind: ForbiddenKind;
 }
 
-/** Link-local (169.254.169.254 on every major cloud) and AWS's IPv6 metadata endpoint. */
-export const METADATA_CIDRS = ['169.254.0.0/16', 'fd00:ec2::254/128'] as const;
+/**
+ * Link-local ranges: the metadata service (169.254.169.254 on every major
+ * cloud) and, over IPv6, the node itself (pods' gateway is a link-local
+ * address of the node, where the kubelet listens); and AWS's IPv6 metadata
+ * endpoint, which sits in the unique-local range instead.
+ */
+export const METADATA_CIDRS = ['169.254.0.0/16', 'fd00:ec2::254/128', 'fe80::/10'] as const;
 
 /**
  * IPv6 spellings of IPv4 addresses. Never written as an `except` (the API
@@ -44,7 +49,7 @@ function mustParse(value: string, what: string): Cidr {
   return cidr;
 }
 
-/** The metadata ranges alone: what even the platform's own targets (database, Vault) must not open. */
+/** The link-local and metadata ranges alone: what even the platform's own targets (database, Vault) must not open. */
 export function metadataRanges(): ForbiddenRange[] {
   return [
     ...METADATA_CIDRS.map((value) => ({
@@ -86,7 +91,7 @@ export function parseClusterCidrs(values: readonly string[]): Cidr[] {
 function refusal(field: string, value: string, range: ForbiddenRange): string {
   switch (range.kind) {
     case 'metadata':
-      return `${field}: ${value} lies inside the cloud metadata range ${range.cidr.text}; tenants cannot open egress to the metadata service`;
+      return `${field}: ${value} lies inside the link-local or metadata range ${range.cidr.text}; tenants cannot open egress to the metadata service or the node`;
     case 'cluster':
       return `${field}: ${value} lies inside the cluster range ${range.cidr.text}; tenants cannot open egress into the cluster`;
     case 'ipv4-mapped':

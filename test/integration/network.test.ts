@@ -86,7 +86,7 @@ describe('allowEgressCIDRs', () => {
               except: [SERVICE_RANGE, POD_RANGE, '169.254.0.0/16', NODE_RANGE],
             },
           },
-          { ipBlock: { cidr: '::/0', except: [POD_RANGE_V6, 'fd00:ec2::254/128'] } },
+          { ipBlock: { cidr: '::/0', except: [POD_RANGE_V6, 'fd00:ec2::254/128', 'fe80::/10'] } },
           { ipBlock: { cidr: '10.0.0.0/8', except: [SERVICE_RANGE, POD_RANGE] } },
         ],
       },
@@ -107,7 +107,7 @@ describe('allowEgressCIDRs', () => {
     assert.equal(
       readyCondition(tenant)?.message,
       'spec.network.allowEgressCIDRs[1]: 10.244.5.0/24 lies inside the cluster range 10.244.0.0/16; tenants cannot open egress into the cluster; ' +
-        'spec.network.allowEgressCIDRs[2]: 169.254.169.254/32 lies inside the cloud metadata range 169.254.0.0/16; tenants cannot open egress to the metadata service',
+        'spec.network.allowEgressCIDRs[2]: 169.254.169.254/32 lies inside the link-local or metadata range 169.254.0.0/16; tenants cannot open egress to the metadata service or the node',
     );
     // The rest is applied: default deny stays, the good range is open.
     const policy = await waitFor('the egress policy', () => egressPolicy('net-inside'));

@@ -85,7 +85,7 @@ describe('egress blocks', () => {
         except: ['10.96.0.0/12', '10.244.0.0/16', '169.254.0.0/16', '192.168.49.0/24'],
       },
       // The IPv4-mapped range is no except: the API server counts it as IPv4.
-      { cidr: '::/0', except: ['fd00:10:244::/56', 'fd00:ec2::254/128'] },
+      { cidr: '::/0', except: ['fd00:10:244::/56', 'fd00:ec2::254/128', 'fe80::/10'] },
     ]);
   });
 
@@ -120,11 +120,17 @@ describe('egress blocks', () => {
     assert.deepEqual(blocks, [{ cidr: '203.0.113.0/24' }]);
     assert.deepEqual(problems, [
       `${FIELD}[1]: 10.244.5.0/24 lies inside the cluster range 10.244.0.0/16; tenants cannot open egress into the cluster`,
-      `${FIELD}[2]: 169.254.169.254/32 lies inside the cloud metadata range 169.254.0.0/16; tenants cannot open egress to the metadata service`,
-      `${FIELD}[3]: fd00:ec2::254/128 lies inside the cloud metadata range fd00:ec2::254/128; tenants cannot open egress to the metadata service`,
+      `${FIELD}[2]: 169.254.169.254/32 lies inside the link-local or metadata range 169.254.0.0/16; tenants cannot open egress to the metadata service or the node`,
+      `${FIELD}[3]: fd00:ec2::254/128 lies inside the link-local or metadata range fd00:ec2::254/128; tenants cannot open egress to the metadata service or the node`,
       `${FIELD}[4]: ::ffff:a00:0/104 is an IPv4-mapped IPv6 range (inside ::ffff:0:0/96); write IPv4 ranges in IPv4 form`,
       `${FIELD}[5]: 10.244.0.0/16 lies inside the cluster range 10.244.0.0/16; tenants cannot open egress into the cluster`,
     ]);
+  });
+
+  test('IPv6 link-local (the node, seen from its pods) is never opened', () => {
+    const { blocks, problems } = egressBlocks(['fe80::1/128'], forbidden, FIELD);
+    assert.deepEqual(blocks, []);
+    assert.match(problems[0] ?? '', /link-local or metadata range fe80::\/10/);
   });
 
   test('host bits and upper case are written canonically', () => {
