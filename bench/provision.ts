@@ -1,5 +1,6 @@
 import { KubeClient } from '../src/k8s/client.ts';
 import { desiredChildren } from '../src/tenant/children.ts';
+import { metadataRanges } from '../src/tenant/egress-blocks.ts';
 import { tenantSpecSchema } from '../src/api/tenant.ts';
 import {
   CONCURRENCY,
@@ -23,7 +24,10 @@ async function rawApply(client: KubeClient, names: string[]): Promise<number> {
   const start = performance.now();
   await pool(names, CONCURRENCY, async (name) => {
     const spec = tenantSpecSchema.parse({ owners: [{ kind: 'Group', name: `${name}-admins` }] });
-    const children = desiredChildren({ name, uid: '', spec, namespace: `tenant-${name}` });
+    const children = desiredChildren(
+      { name, uid: '', spec, namespace: `tenant-${name}` },
+      { platform: [], forbidden: metadataRanges() },
+    );
     for (const object of [children.namespace, ...children.namespaced]) {
       // No owner: the bare calls have no Tenant to point at.
       await client.apply({ ...object, metadata: { ...object.metadata, ownerReferences: [] } });

@@ -50,6 +50,8 @@ export async function startOperator(identity: string, vault?: VaultClient): Prom
     leaseDurationSeconds: 15,
     renewDeadlineMs: 10_000,
     retryPeriodMs: 2_000,
+    // The ranges hack/cluster.sh gives the test control plane's services.
+    clusterCidrs: ['10.0.0.0/24'],
     ...(vault ? { vault, vaultKvMount: 'secret', vaultAudience: 'vault' } : {}),
     onLostLeadership: () => {
       throw new Error('lost leadership during the benchmark');

@@ -48,7 +48,8 @@ export function databaseServerManifest(server: LocalServer, maxDatabases = 100) 
       host: server.host,
       port: server.port,
       region: server.region,
-      tls: { caSecretRef: CA_SECRET },
+      // TLS with verify-full: the servers' certificates name 127.0.0.1 and localhost.
+      tls: { mode: 'VerifyFull', caSecretRef: CA_SECRET },
       adminCredentialsVaultPath: `database-servers/${server.name}`,
       capacity: { maxDatabases },
     },

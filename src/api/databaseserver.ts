@@ -10,6 +10,42 @@ const dnsLabel = z
   .max(63)
   .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label such as eu-west');
 
+export const TLS_MODES = ['VerifyFull', 'Disable'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+
+const cidrSchema = z
+  .string()
+  .min(3)
+  .max(49)
+  .regex(/^[0-9a-fA-F:.]+\/[0-9]{1,3}$/, 'must be a CIDR such as 10.20.0.0/24')
+  .meta({
+    'x-kubernetes-validations': [{ rule: 'isCIDR(self)', message: 'must be a valid CIDR' }],
+  });
+
+/**
+ * TLS is the rule: a server needs a CA unless it says, in so many words,
+ * that it runs without TLS. Checked by the API server (CEL) and again by the
+ * operator (zod), with the same message.
+ */
+export const TLS_REQUIRED_MESSAGE =
+  'a CA (tls.caSecretRef) is required: connections to database servers use TLS with verify-full; to connect without TLS, set tls.mode: Disable explicitly';
+export const TLS_CONTRADICTION_MESSAGE =
+  'tls.mode Disable and tls.caSecretRef contradict each other; remove one';
+
+const TLS_RULES = [
+  {
+    rule: "has(self.tls) && (has(self.tls.caSecretRef) || (has(self.tls.mode) && self.tls.mode == 'Disable'))",
+    message: TLS_REQUIRED_MESSAGE,
+    fieldPath: '.tls',
+    reason: 'FieldValueRequired',
+  },
+  {
+    rule: "!has(self.tls) || !has(self.tls.mode) || self.tls.mode != 'Disable' || !has(self.tls.caSecretRef)",
+    message: TLS_CONTRADICTION_MESSAGE,
+    fieldPath: '.tls',
+  },
+];
+
 export const databaseServerSpecSchema = z
   .object({
     host: z
@@ -23,6 +59,10 @@ export const databaseServerSpecSchema = z
       .meta({ description: 'Tenants with this spec.region are placed here.' }),
     tls: z
       .object({
+        mode: z.enum(TLS_MODES).default('VerifyFull').meta({
+          description:
+            'VerifyFull: TLS, the server certificate must chain to caSecretRef and name the host. Disable: no TLS at all, credentials and data in clear text (must be said explicitly; the server gets a Warning).',
+        }),
         caSecretRef: z
           .object({
             name: z.string().min(1).max(253),
@@ -30,12 +70,17 @@ export const databaseServerSpecSchema = z
             key: z.string().min(1).max(253).default('ca.crt'),
           })
           .strict()
+          .optional()
           .meta({
-            description: 'Secret holding the PEM CA; with it, connections use verify-full.',
+            description: 'Secret holding the PEM CA the server certificate chains to.',
           }),
       })
       .strict()
       .optional(),
+    egressCIDRs: z.array(cidrSchema).min(1).max(16).optional().meta({
+      description:
+        "Ranges tenants' pods may connect to (on spec.port) to reach this server. By default the addresses spec.host resolves to, looked up again at every check; set this when those addresses change faster (a managed service behind a load balancer). Never opens the cloud metadata range.",
+    }),
     adminCredentialsVaultPath: z
       .string()
       .min(1)
@@ -50,7 +95,17 @@ export const databaseServerSpecSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((spec, ctx) => {
+    const disabled = spec.tls?.mode === 'Disable';
+    if (!spec.tls?.caSecretRef && !disabled) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: TLS_REQUIRED_MESSAGE });
+    }
+    if (disabled && spec.tls?.caSecretRef) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: TLS_CONTRADICTION_MESSAGE });
+    }
+  })
+  .meta({ 'x-kubernetes-validations': TLS_RULES });
 
 export type DatabaseServerSpec = z.output<typeof databaseServerSpecSchema>;
 
@@ -63,6 +118,10 @@ export const databaseServerStatusSchema = z.object({
     .optional()
     .meta({ description: 'Tenant databases placed on this server.' }),
   serverVersion: z.string().optional(),
+  addresses: z.array(z.string()).optional().meta({
+    description:
+      "Where tenants' egress rules point, as last resolved from spec.host (or spec.egressCIDRs).",
+  }),
   lastChecked: z.string().optional(),
   lastError: z.string().optional(),
   conditions: z.array(conditionSchema).optional(),

@@ -7,6 +7,7 @@ import { Operator } from '../controller/manager.ts';
 import { toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { createLogger } from '../log.ts';
+import { parseClusterCidrs } from '../tenant/egress-blocks.ts';
 import { VaultClient } from '../vault/client.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
@@ -39,6 +40,10 @@ operator options (environment variable in brackets):
   --metrics-host HOST     address to listen on (0.0.0.0)
   --lease-duration SEC    leader lease duration (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
+  --cluster-cidr CIDR     a pod, service or node range of the cluster; repeat for each
+                          [CLUSTER_CIDRS, comma-separated]. Tenants' egress rules never
+                          open these (nor the cloud metadata ranges), so 0.0.0.0/0 means
+                          the internet. Give every range, IPv4 and IPv6.
 
 Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
 VAULT_K8S_AUDIENCE (vault: the audience tenant service-account tokens must carry)
@@ -61,9 +66,16 @@ async function runOperator(args: string[]): Promise<void> {
       'metrics-host': { type: 'string', default: '0.0.0.0' },
       'lease-duration': { type: 'string', default: '15' },
       identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
+      'cluster-cidr': { type: 'string', multiple: true, default: [] },
     },
   });
   const log = createLogger();
+  const clusterCidrs = clusterCidrsFrom(values['cluster-cidr'], process.env.CLUSTER_CIDRS);
+  if (clusterCidrs.length === 0) {
+    log.warn(
+      'no --cluster-cidr given: tenants whose allowEgressCIDRs cover the cluster ranges can reach the cluster itself',
+    );
+  }
   const leaseDurationSeconds = Number(values['lease-duration']);
   const operator = new Operator({
     kubeConfig: loadKubeConfig(),
@@ -80,6 +92,7 @@ async function runOperator(args: string[]): Promise<void> {
     ...(process.env.VAULT_ADDR ? { vault: VaultClient.fromEnv() } : {}),
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
+    clusterCidrs,
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.
@@ -129,6 +142,17 @@ async function runInstallCrds(args: string[]): Promise<void> {
   } finally {
     await client.close();
   }
+}
+
+/** Flags and the environment together, checked now: a typo must stop the operator, not open the cluster. */
+function clusterCidrsFrom(flags: string[], env: string | undefined): string[] {
+  const fromEnv = (env ?? '')
+    .split(',')
+    .map((value) => value.trim())
+    .filter((value) => value !== '');
+  const all = [...new Set([...flags, ...fromEnv])];
+  parseClusterCidrs(all);
+  return all;
 }
 
 async function main(argv: string[]): Promise<void> {

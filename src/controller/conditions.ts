@@ -10,6 +10,9 @@ export const CONDITION = {
   QuotaApplied: 'QuotaApplied',
   DatabaseReady: 'DatabaseReady',
   CredentialsStored: 'CredentialsStored',
+  // DatabaseServer
+  Reachable: 'Reachable',
+  TLSVerified: 'TLSVerified',
 } as const;
 
 export const REASON = {
@@ -55,6 +58,11 @@ export const REASON = {
   Recovered: 'Recovered',
   /** Event: the tenant reached Ready from another phase. */
   Provisioned: 'Provisioned',
+  EgressUnresolved: 'EgressUnresolved',
+  // DatabaseServer
+  Reachable: 'Reachable',
+  VerifyFull: 'VerifyFull',
+  TLSDisabled: 'TLSDisabled',
 } as const;
 
 /** Reasons that say something failed (as opposed to "not done yet"): worth a Warning. */

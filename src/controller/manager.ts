@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import type { Server } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -18,11 +17,17 @@ import {
   type ReconcileDeps,
 } from '../tenant/reconcile.ts';
 import { EventRecorder } from './events.ts';
-import { reconcileDatabaseServer } from '../tenant/database-server-status.ts';
+import {
+  reconcileDatabaseServer,
+  type ServerStatusDeps,
+} from '../tenant/database-server-status.ts';
 import {
   DatabaseServerConnections,
   type DatabaseServerObject,
 } from '../tenant/database-servers.ts';
+import { forbiddenRanges } from '../tenant/egress-blocks.ts';
+import type { EgressConfig } from '../tenant/egress.ts';
+import { HostResolver } from '../tenant/host-resolver.ts';
 import type { VaultClient } from '../vault/client.ts';
 import { KubernetesAuth } from '../vault/kubernetes-auth.ts';
 import { KvV2 } from '../vault/kv.ts';
@@ -56,6 +61,8 @@ export interface OperatorOptions {
   vaultKvMount?: string;
   /** Audience tenant service-account tokens must carry to log in to Vault. */
   vaultAudience?: string;
+  /** The cluster's pod, service and node ranges: tenants' egress rules never open them. */
+  clusterCidrs: string[];
 }
 
 export class Operator {
@@ -118,7 +125,13 @@ export class Operator {
     ) as Record<ChildKind, Informer<KubeObject>>;
 
     const events = new EventRecorder(this.client, log, this.options.identity);
+    const resolver = new HostResolver();
+    const egress: EgressConfig = {
+      resolver,
+      forbidden: forbiddenRanges(this.options.clusterCidrs),
+    };
     const deps: ReconcileDeps = {
+      egress,
       client: this.client,
       tenants: this.tenants,
       namespaces,
@@ -129,13 +142,10 @@ export class Operator {
     };
     if (this.options.vault) {
       const vaultUrl = new URL(this.options.vault.address);
-      const vaultHost = vaultUrl.hostname.replace(/^\[|\]$/g, '');
-      if (isIP(vaultHost)) {
-        deps.vaultEgress = {
-          ip: vaultHost,
-          port: Number(vaultUrl.port || (vaultUrl.protocol === 'https:' ? 443 : 80)),
-        };
-      }
+      egress.vault = {
+        host: vaultUrl.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(vaultUrl.port || (vaultUrl.protocol === 'https:' ? 443 : 80)),
+      };
       const servers = informer<DatabaseServerObject>('DatabaseServer');
       const kv = new KvV2(this.options.vault, this.options.vaultKvMount);
       this.connections = new DatabaseServerConnections(this.client, kv);
@@ -152,11 +162,20 @@ export class Operator {
         kube: this.client,
         reservations: new Map(),
       };
-      const serverDeps = {
+      const connections = this.connections;
+      const serverDeps: ServerStatusDeps = {
         client: this.client,
         servers,
         tenants: this.tenants,
-        connections: this.connections,
+        connections,
+        resolver,
+        events,
+        // The tenants on a server whose address changed get their egress rules rewritten now.
+        onAddressesChanged: (server) => {
+          for (const tenant of this.tenants.list()) {
+            if (tenant.status?.database?.server === server) this.queue.add(tenant.metadata.name);
+          }
+        },
       };
       this.serverQueue = new WorkQueue((name) => reconcileDatabaseServer(serverDeps, name), {
         concurrency: 2,
@@ -166,7 +185,18 @@ export class Operator {
             'server check failed',
           ),
       });
-      servers.onChange((server) => {
+      servers.onChange((server, change) => {
+        if (change === 'DELETED') {
+          // Its admin sessions end now, not when the pool would idle out.
+          connections
+            .forget(server)
+            .catch((err: unknown) =>
+              log.warn(
+                { databaseServer: server.metadata.name, err: toOperatorError(err).message },
+                'closing the admin pool of a deleted server failed',
+              ),
+            );
+        }
         this.serverQueue?.add(server.metadata.name);
         // A server that became reachable or got room may unblock waiting tenants.
         for (const tenant of this.tenants.list()) {
@@ -185,7 +215,11 @@ export class Operator {
         ),
     });
 
-    this.tenants.onChange((tenant) => this.queue.add(tenant.metadata.name));
+    this.tenants.onChange((tenant, change) => {
+      // A placement reserved for a tenant that is gone must not hold a server slot.
+      if (change === 'DELETED') deps.database?.reservations.delete(tenant.metadata.name);
+      this.queue.add(tenant.metadata.name);
+    });
     const enqueueOwner = (child: KubeObject) => {
       const tenant = child.metadata.labels?.[LABEL_TENANT];
       if (tenant) this.queue.add(tenant);

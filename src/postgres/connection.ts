@@ -1,11 +1,13 @@
 import { isIP } from 'node:net';
 import type { ClientConfig } from 'pg';
+import { ERROR_CODES, OperatorError } from '../errors.ts';
 
-// How to reach one PostgreSQL server as one role. With a CA the connection is
-// verify-full: the chain must lead to that CA and the certificate must name
-// the host. node-postgres has no sslmode=prefer, so without a CA the
-// connection is plain rather than encrypted-but-unverified: a TLS session
-// that trusts any certificate would only look safe.
+// How to reach one PostgreSQL server as one role. The connection is
+// verify-full: the chain must lead to the given CA and the certificate must
+// name the host. Without a CA there is no TLS session that would be worth
+// having (one that trusts any certificate would only look safe), so a
+// connection without a CA is plain text, and only when the caller says so
+// explicitly: forgetting the CA must fail, not quietly downgrade.
 
 export interface ServerConnection {
   host: string;
@@ -14,8 +16,10 @@ export interface ServerConnection {
   password: string;
   /** Defaults to `postgres`. */
   database?: string;
-  /** PEM bundle of the CA that signed the server's certificate. */
+  /** PEM bundle of the CA that signed the server's certificate; required unless `plaintext`. */
   caCertificate?: string;
+  /** No TLS at all: only for a server whose DatabaseServer says `tls.mode: Disable`. */
+  plaintext?: boolean;
 }
 
 export interface ConnectionOptions {
@@ -33,6 +37,12 @@ export function clientConfig(
   options: ConnectionOptions = {},
 ): ClientConfig {
   const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  if (server.caCertificate === undefined && server.plaintext !== true) {
+    throw new OperatorError(
+      ERROR_CODES.INVALID_SPEC,
+      `no CA for ${server.host}:${server.port}: connections to PostgreSQL use TLS with verify-full unless TLS is disabled explicitly`,
+    );
+  }
   return {
     host: server.host,
     port: server.port,

@@ -4,6 +4,7 @@ import {
   type DatabaseServerSpec,
   type DatabaseServerStatus,
 } from '../api/databaseserver.ts';
+import { describeIssues } from '../api/validate.ts';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
@@ -13,7 +14,8 @@ import type { ServerConnection } from '../postgres/connection.ts';
 import type { KvV2 } from '../vault/kv.ts';
 
 // Admin connections to DatabaseServers, one pool per server, rebuilt when the
-// server's spec, its admin credentials in Vault or its CA change. Credentials
+// server's spec, its admin credentials in Vault or its CA change, closed when
+// the server is deleted. Credentials
 // come from Vault and the CA from a Secret; neither is ever logged.
 
 export interface DatabaseServerObject extends KubeObject {
@@ -36,28 +38,83 @@ export function serverSpecOf(server: DatabaseServerObject): DatabaseServerSpec |
 }
 
 export function parseServerSpec(server: DatabaseServerObject): DatabaseServerSpec {
-  const spec = serverSpecOf(server);
-  if (!spec) {
+  const parsed = databaseServerSpecSchema.safeParse(server.spec ?? {});
+  if (!parsed.success) {
     throw new OperatorError(
       ERROR_CODES.INVALID_SPEC,
-      `DatabaseServer ${server.metadata.name}: invalid spec`,
+      `DatabaseServer ${server.metadata.name}: invalid spec: ${describeIssues(parsed.error, 'spec')}`,
     );
   }
-  return spec;
+  return parsed.data;
 }
 
+interface CachedHandle {
+  fingerprint: string;
+  handle: ServerHandle;
+  uid: string | undefined;
+}
+
+/**
+ * Admin pools by DatabaseServer name. Calls for one server run one at a
+ * time: two reconciles that both notice new credentials must not both close
+ * the old pool (the second close throws) nor both open a new one (one would
+ * leak). A deleted server's pool is closed and forgotten, and never reopened
+ * by a reconcile that still holds the deleted object.
+ */
 export class DatabaseServerConnections {
   private readonly kube: KubeClient;
   private readonly kv: KvV2;
-  private readonly handles = new Map<string, { fingerprint: string; handle: ServerHandle }>();
+  private readonly handles = new Map<string, CachedHandle>();
+  /** The tail of each server's queue of calls. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** UIDs of deleted servers: a late get() for one of them must not open a pool again. */
+  private readonly deleted = new Set<string>();
 
   constructor(kube: KubeClient, kv: KvV2) {
     this.kube = kube;
     this.kv = kv;
   }
 
-  async get(server: DatabaseServerObject): Promise<ServerHandle> {
+  get(server: DatabaseServerObject): Promise<ServerHandle> {
+    return this.serialized(server.metadata.name, () => this.getNow(server));
+  }
+
+  /** Closes and forgets the pool of a DatabaseServer that is gone. */
+  forget(server: DatabaseServerObject): Promise<void> {
+    const uid = server.metadata.uid;
+    if (uid) this.deleted.add(uid);
+    return this.serialized(server.metadata.name, async () => {
+      const cached = this.handles.get(server.metadata.name);
+      // A server deleted and created again under the same name: only the old one goes.
+      if (!cached || (uid && cached.uid && cached.uid !== uid)) return;
+      this.handles.delete(server.metadata.name);
+      await cached.handle.admin.close();
+    });
+  }
+
+  /** Servers with an open pool, for tests and diagnostics. */
+  get openServers(): string[] {
+    return [...this.handles.keys()];
+  }
+
+  private async serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.catch(() => undefined);
+    this.locks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      // The last in line leaves no entry behind.
+      if (this.locks.get(name) === tail) this.locks.delete(name);
+    }
+  }
+
+  private async getNow(server: DatabaseServerObject): Promise<ServerHandle> {
     const name = server.metadata.name;
+    if (server.metadata.uid && this.deleted.has(server.metadata.uid)) {
+      throw new OperatorError(ERROR_CODES.INVALID_SPEC, `DatabaseServer ${name} was deleted`);
+    }
     const spec = parseServerSpec(server);
     const credentials = await this.kv.readSecret(spec.adminCredentialsVaultPath);
     const username = credentials?.data.username;
@@ -72,6 +129,7 @@ export class DatabaseServerConnections {
     const fingerprint = createHash('sha256')
       .update(
         JSON.stringify([
+          server.metadata.uid ?? '',
           server.metadata.generation,
           credentials.version,
           username,
@@ -81,13 +139,16 @@ export class DatabaseServerConnections {
       .digest('hex');
     const cached = this.handles.get(name);
     if (cached?.fingerprint === fingerprint) return cached.handle;
-    if (cached) await cached.handle.admin.close();
+    if (cached) {
+      this.handles.delete(name);
+      await cached.handle.admin.close();
+    }
     const connection: ServerConnection = {
       host: spec.host,
       port: spec.port,
       user: username,
       password,
-      ...(caCertificate ? { caCertificate } : {}),
+      ...(caCertificate ? { caCertificate } : { plaintext: true }),
     };
     const handle: ServerHandle = {
       name,
@@ -95,13 +156,18 @@ export class DatabaseServerConnections {
       admin: new PostgresAdmin(connection),
       caCertificate,
     };
-    this.handles.set(name, { fingerprint, handle });
+    this.handles.set(name, { fingerprint, handle, uid: server.metadata.uid });
     return handle;
   }
 
   private async readCa(name: string, spec: DatabaseServerSpec): Promise<string | undefined> {
+    if (spec.tls?.mode === 'Disable') return undefined;
     const ref = spec.tls?.caSecretRef;
-    if (!ref) return undefined;
+    // The spec schema already refuses this; checked again because a missing CA
+    // must never turn into a plain-text connection.
+    if (!ref) {
+      throw new OperatorError(ERROR_CODES.INVALID_SPEC, `DatabaseServer ${name}: no CA`);
+    }
     const secret = await this.kube.get<KubeObject & { data?: Record<string, string> }>(
       objectPath(RESOURCES.Secret, ref.name, ref.namespace),
     );
@@ -116,7 +182,15 @@ export class DatabaseServerConnections {
   }
 
   async closeAll(): Promise<void> {
-    for (const { handle } of this.handles.values()) await handle.admin.close();
-    this.handles.clear();
+    const names = [...this.handles.keys()];
+    await Promise.all(
+      names.map((name) =>
+        this.serialized(name, async () => {
+          const cached = this.handles.get(name);
+          this.handles.delete(name);
+          await cached?.handle.admin.close();
+        }),
+      ),
+    );
   }
 }

@@ -164,7 +164,9 @@ export async function reconcileDatabase(
   // 1. Placement. Recorded in status before anything is created, so a crash
   //    never leaves a database on one server and the tenant pointing at another.
   const placedServer = tenant.status?.database?.server;
-  if (placedServer) deps.reservations.delete(valid.name);
+  // Placed, or placing again (the status write of an earlier choice failed):
+  // either way this tenant's own reservation must not count against it.
+  deps.reservations.delete(valid.name);
   if (!placedServer) {
     // A DatabaseServer whose spec does not parse is no candidate; it must not
     // stop every other tenant from being placed.

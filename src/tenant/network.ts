@@ -1,4 +1,6 @@
 import type { KubeObject } from '../k8s/types.ts';
+import type { IpBlock } from './egress-blocks.ts';
+import type { EgressTarget } from './egress.ts';
 import { childMetadata, type ValidTenant } from './model.ts';
 
 // NetworkPolicies of a tenant. Policies are additive allow-lists, so the
@@ -13,13 +15,6 @@ export const POLICY_INGRESS_NAMESPACES = 'allow-ingress-from-namespaces';
 export const POLICY_EGRESS_CIDRS = 'allow-egress-cidrs';
 export const POLICY_PLATFORM = 'allow-database-and-vault';
 
-/** A service outside the namespace the tenant's apps must reach (its database, Vault). */
-export interface EgressTarget {
-  /** An IP address; NetworkPolicies cannot name hosts. */
-  ip: string;
-  port: number;
-}
-
 function policy(tenant: ValidTenant, name: string, spec: Record<string, unknown>): KubeObject {
   return {
     apiVersion: 'networking.k8s.io/v1',
@@ -29,10 +24,17 @@ function policy(tenant: ValidTenant, name: string, spec: Record<string, unknown>
   };
 }
 
+export interface NetworkOpenings {
+  /** The tenant's database server and Vault, each on its port. */
+  platform: EgressTarget[];
+  /** spec.network.allowEgressCIDRs with the metadata and cluster ranges cut out (see egress-blocks.ts). */
+  egress: IpBlock[];
+}
+
 export function buildNetworkPolicies(
   tenant: ValidTenant,
   open: boolean,
-  platform: EgressTarget[] = [],
+  openings: NetworkOpenings,
 ): KubeObject[] {
   const policies = [policy(tenant, POLICY_DEFAULT_DENY, { policyTypes: ['Ingress', 'Egress'] })];
   if (!open) return policies;
@@ -65,18 +67,19 @@ export function buildNetworkPolicies(
       ],
     }),
   );
+  const { platform, egress } = openings;
   if (platform.length > 0) {
     policies.push(
       policy(tenant, POLICY_PLATFORM, {
         policyTypes: ['Egress'],
-        egress: platform.map(({ ip, port }) => ({
-          to: [{ ipBlock: { cidr: ip.includes(':') ? `${ip}/128` : `${ip}/32` } }],
+        egress: platform.map(({ blocks, port }) => ({
+          to: blocks.map((ipBlock) => ({ ipBlock })),
           ports: [{ protocol: 'TCP', port }],
         })),
       }),
     );
   }
-  const { allowIngressFromNamespaces, allowEgressCIDRs } = tenant.spec.network;
+  const { allowIngressFromNamespaces } = tenant.spec.network;
   if (allowIngressFromNamespaces.length > 0) {
     policies.push(
       policy(tenant, POLICY_INGRESS_NAMESPACES, {
@@ -87,11 +90,11 @@ export function buildNetworkPolicies(
       }),
     );
   }
-  if (allowEgressCIDRs.length > 0) {
+  if (egress.length > 0) {
     policies.push(
       policy(tenant, POLICY_EGRESS_CIDRS, {
         policyTypes: ['Egress'],
-        egress: [{ to: allowEgressCIDRs.map((cidr) => ({ ipBlock: { cidr } })) }],
+        egress: [{ to: egress.map((ipBlock) => ({ ipBlock })) }],
       }),
     );
   }

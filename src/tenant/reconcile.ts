@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
@@ -15,8 +14,7 @@ import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { desiredChildren } from './children.ts';
-import { serverSpecOf } from './database-servers.ts';
-import type { EgressTarget } from './network.ts';
+import { platformEgress, withPlatformEgress, type EgressConfig } from './egress.ts';
 import {
   databaseDisabled,
   reconcileDatabase,
@@ -50,8 +48,8 @@ export const CHILD_KINDS: ChildKind[] = [
 ];
 
 export interface ReconcileDeps {
-  /** Vault's address, when it is an IP, for the tenant's egress rule. */
-  vaultEgress?: EgressTarget;
+  /** How tenants' egress rules are made: forbidden ranges, Vault, host name resolution. */
+  egress: EgressConfig;
   /** Absent when the operator has no Vault: tenants that want a database wait. */
   database?: DatabaseDeps;
   client: KubeClient;
@@ -91,7 +89,14 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     spec: parsed.data,
     namespace: namespaceFor(name),
   };
-  const desired = desiredChildren(valid, platformEgress(deps, current));
+  const egress = await platformEgress(
+    { egress: deps.egress, servers: deps.database?.servers },
+    current,
+  );
+  const desired = desiredChildren(valid, {
+    platform: egress.targets,
+    forbidden: deps.egress.forbidden,
+  });
   // Writes while provisioning or after a spec change are the plan; any
   // other write puts back what someone changed, and is counted as drift.
   const planned =
@@ -117,6 +122,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     }
   }
 
+  database = withPlatformEgress(database, egress, valid);
   const status = computeStatus({
     tenant: current,
     valid,
@@ -157,23 +163,6 @@ async function databaseStep(
       },
     ],
   };
-}
-
-/**
- * Where the tenant's apps must be able to connect outside their namespace:
- * their database server and Vault. Only addresses can go into a
- * NetworkPolicy, so a server known by host name gets no rule here.
- */
-function platformEgress(deps: ReconcileDeps, tenant: TenantObject): EgressTarget[] {
-  const targets: EgressTarget[] = [];
-  const serverName = tenant.status?.database?.server;
-  const server = serverName ? deps.database?.servers.get(serverName) : undefined;
-  if (server) {
-    const spec = serverSpecOf(server);
-    if (spec && isIP(spec.host)) targets.push({ ip: spec.host, port: spec.port });
-  }
-  if (deps.vaultEgress) targets.push(deps.vaultEgress);
-  return targets;
 }
 
 function now(deps: ReconcileDeps): Date {

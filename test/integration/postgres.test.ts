@@ -295,6 +295,7 @@ describe('access', () => {
       port: eu.port,
       user: eu.user,
       password: eu.password,
+      plaintext: true,
     };
     await rejectsWith(connectAs(plain, alpha, ALPHA.database), '28000');
   });

@@ -13,6 +13,7 @@ function server(
   const spec = databaseServerSpecSchema.parse({
     host: `${name}.db`,
     ...(region ? { region } : {}),
+    tls: { caSecretRef: { name: 'database-ca', namespace: 'tenant-system' } },
     adminCredentialsVaultPath: `database-servers/${name}`,
     capacity: { maxDatabases: max },
   });
