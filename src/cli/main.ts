@@ -28,6 +28,8 @@ operator options (environment variable in brackets):
   --metrics-host HOST     address to listen on (0.0.0.0)
   --lease-duration SEC    leader lease duration (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
+  --min-rotation-interval SEC
+                          shortest spec.database.rotationInterval accepted (60; tests use 1)
 
 Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
 VAULT_K8S_AUDIENCE (vault: the audience tenant service-account tokens must carry)
@@ -50,8 +52,14 @@ async function runOperator(args: string[]): Promise<void> {
       'metrics-host': { type: 'string', default: '0.0.0.0' },
       'lease-duration': { type: 'string', default: '15' },
       identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
+      'min-rotation-interval': { type: 'string', default: '60' },
     },
   });
+  const minRotationIntervalSeconds = Number(values['min-rotation-interval']);
+  // Below a second, rotation would run on every reconcile and flood PostgreSQL and Vault.
+  if (!Number.isFinite(minRotationIntervalSeconds) || minRotationIntervalSeconds < 1) {
+    throw new Error('--min-rotation-interval must be a number of seconds, at least 1');
+  }
   const log = createLogger();
   const leaseDurationSeconds = Number(values['lease-duration']);
   const operator = new Operator({
@@ -69,6 +77,7 @@ async function runOperator(args: string[]): Promise<void> {
     ...(process.env.VAULT_ADDR ? { vault: VaultClient.fromEnv() } : {}),
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
+    minRotationIntervalMs: minRotationIntervalSeconds * 1000,
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.

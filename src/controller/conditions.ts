@@ -42,6 +42,10 @@ export const REASON = {
   CredentialsStored: 'CredentialsStored',
   LoginRevoked: 'LoginRevoked',
   DatabaseError: 'DatabaseError',
+  /** A role or database of the tenant's name exists and is not this tenant's. */
+  DatabaseConflict: 'DatabaseConflict',
+  /** A Vault policy, auth role or secret of the tenant's name exists and is not this tenant's. */
+  VaultConflict: 'VaultConflict',
 } as const;
 
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>;

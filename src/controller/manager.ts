@@ -56,6 +56,8 @@ export interface OperatorOptions {
   vaultKvMount?: string;
   /** Audience tenant service-account tokens must carry to log in to Vault. */
   vaultAudience?: string;
+  /** Shortest database rotation interval a Tenant may ask for. */
+  minRotationIntervalMs?: number;
 }
 
 export class Operator {
@@ -151,6 +153,9 @@ export class Operator {
         vaultAudience: this.options.vaultAudience,
         kube: this.client,
         reservations: new Map(),
+        ...(this.options.minRotationIntervalMs === undefined
+          ? {}
+          : { minRotationIntervalMs: this.options.minRotationIntervalMs }),
       };
       const serverDeps = {
         client: this.client,

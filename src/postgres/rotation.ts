@@ -28,11 +28,12 @@ export function standbyLoginRole(ids: DatabaseIdentifiers, activeRole: string | 
 export async function prepareRotation(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
   activeRole: string | undefined,
 ): Promise<LoginCredentials> {
   const role = standbyLoginRole(ids, activeRole);
   const password = generatePassword();
-  await admin.ensureLoginRole(role, ids.ownerRole, password);
+  await admin.ensureLoginRole(role, ids.ownerRole, claim, password);
   if (!(await admin.passwordWorks(role, password, ids.database))) {
     throw new OperatorError(
       ERROR_CODES.INTERNAL,
@@ -51,9 +52,10 @@ export async function prepareRotation(
 export async function retireStandbyRole(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
   activeRole: string,
 ): Promise<string> {
   const role = standbyLoginRole(ids, activeRole);
-  if (await admin.roleExists(role)) await admin.setPassword(role, generatePassword());
+  if (await admin.roleExists(role)) await admin.setPassword(role, generatePassword(), claim);
   return role;
 }
