@@ -264,7 +264,7 @@ export async function reconcileDatabase(
     return conflict(
       REASON.DatabaseConflict,
       valid,
-      `${foreignInDatabase.join(', ')} on ${placedServer}`,
+      `on DatabaseServer ${placedServer}, ${foreignInDatabase.join(', ')}`,
     );
   }
   const vault = await readTenantVault(deps, valid);
@@ -347,11 +347,15 @@ async function provision(context: Context): Promise<DatabaseOutcome> {
   //    their own path, nothing else, with tokens of bounded life.
   await ensureTenantVaultAccess(deps, context.vault, valid);
 
+  // Come back for the next rotation, or sooner to retire the previous role.
+  // A tenant that may not log in is not rotated: only the retirement counts.
   const interval = durationToMs(valid.spec.database.rotationInterval);
   const rotatedAt = Date.parse(credentials.latest.rotatedAt);
-  const nextStep = credentials.standbyRetired
-    ? rotatedAt + interval
-    : rotatedAt + gracePeriod(interval);
+  const nextStep = !credentials.standbyRetired
+    ? rotatedAt + gracePeriod(interval)
+    : loginAllowed
+      ? rotatedAt + interval
+      : undefined;
   return {
     ready: true,
     conditions: [
@@ -378,7 +382,9 @@ async function provision(context: Context): Promise<DatabaseOutcome> {
       standbyRetired: credentials.standbyRetired,
     },
     vaultPath: deps.kv.dataPath(credentialsPath(valid.name)),
-    requeueAfterMs: Math.max(1_000, nextStep - context.now.getTime()),
+    ...(nextStep === undefined
+      ? {}
+      : { requeueAfterMs: Math.max(1_000, nextStep - context.now.getTime()) }),
   };
 }
 
