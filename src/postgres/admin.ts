@@ -177,11 +177,8 @@ export class PostgresAdmin {
   /** A role that owns a tenant's database and objects, and cannot log in. Returns whether anything changed. */
   async ensureOwnerRole(role: string, claim: string): Promise<boolean> {
     return this.retryOnRace(() =>
-      this.ensureRole(
-        role,
-        claim,
-        { rolcanlogin: false, ...UNPRIVILEGED },
-        () => Promise.resolve(`CREATE ROLE ${quoteIdentifier(role)} NOLOGIN`),
+      this.ensureRole(role, claim, { rolcanlogin: false, ...UNPRIVILEGED }, () =>
+        Promise.resolve(`CREATE ROLE ${quoteIdentifier(role)} NOLOGIN`),
       ),
     );
   }

@@ -16,6 +16,12 @@ export interface EnsureTenantOptions {
   active?: LoginCredentials | undefined;
   /** false for a suspended or closed tenant: everything repaired, nobody let in. */
   canLogin?: boolean;
+  /**
+   * Whether the login role that is not active may log in: during a
+   * rotation's grace period only (default: as canLogin). Without an active
+   * role it applies to the second login role, since the first becomes active.
+   */
+  standbyCanLogin?: boolean;
 }
 
 /**
@@ -48,12 +54,17 @@ export async function ensureTenantDatabase(
   options: EnsureTenantOptions = {},
 ): Promise<boolean> {
   const canLogin = options.canLogin ?? true;
+  const activeRole = options.active?.role ?? ids.loginRoles[0];
   let changed = await admin.ensureOwnerRole(ids.ownerRole, claim);
   changed = (await admin.ensureDatabase(ids.database, ids.ownerRole, claim)) || changed;
   for (const role of ids.loginRoles) {
-    const password = role === options.active?.role ? options.active.password : undefined;
+    const active = role === activeRole;
+    const password = active ? options.active?.password : undefined;
+    const roleCanLogin = canLogin && (active || (options.standbyCanLogin ?? true));
     changed =
-      (await admin.ensureLoginRole(role, ids.ownerRole, claim, password, { canLogin })) || changed;
+      (await admin.ensureLoginRole(role, ids.ownerRole, claim, password, {
+        canLogin: roleCanLogin,
+      })) || changed;
   }
   return changed;
 }

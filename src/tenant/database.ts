@@ -316,11 +316,14 @@ async function provision(context: Context): Promise<DatabaseOutcome> {
   // 3. Roles and database, each idempotent. Vault is the record of which
   //    login role is current and of its password; PostgreSQL is made to agree
   //    (a password changed behind our back is put back from Vault).
+  //    The other login role may log in only during a rotation's grace period.
   const existedBefore = await admin.databaseExists(ids.database);
   const current = stored?.data;
+  const retirement = standbyRetirement(context);
   await ensureTenantDatabase(admin, ids, claim, {
     ...(current ? { active: { role: current.username, password: current.password } } : {}),
     canLogin: loginAllowed,
+    standbyCanLogin: current !== undefined && !retirement.recorded && !retirement.due,
   });
   if (!existedBefore && tenant.status?.database?.name) {
     // It was there once and is gone: recreated empty, which is data loss.
@@ -400,6 +403,25 @@ function rotationTime(stored: SecretVersion<StoredCredentials>): number | undefi
   return undefined;
 }
 
+/**
+ * Whether the login role used before the current one is retired: status
+ * says so about the very rotation Vault holds, or its grace period is over
+ * (then it is retired now, if it was not: idempotent).
+ */
+function standbyRetirement(context: Context): { recorded: boolean; due: boolean } {
+  const { stored, valid, now } = context;
+  const recorded = context.tenant.status?.database;
+  const rotatedAt = stored ? rotationTime(stored) : undefined;
+  const interval = durationToMs(valid.spec.database.rotationInterval);
+  return {
+    recorded:
+      stored !== undefined &&
+      recorded?.lastRotated === stored.data.rotatedAt &&
+      recorded.standbyRetired === true,
+    due: rotatedAt !== undefined && rotatedAt + gracePeriod(interval) <= now.getTime(),
+  };
+}
+
 interface CredentialsOutcome {
   /** What Vault holds once the step is done. */
   latest: StoredCredentials;
@@ -466,10 +488,9 @@ async function reconcileCredentials(
   // Not due. Status is trusted about the retirement only when it describes
   // the rotation Vault holds; otherwise retire again (it is idempotent).
   const latestRotatedAt = new Date(rotatedAt ?? now.getTime()).toISOString();
-  const recorded = context.tenant.status?.database;
-  let standbyRetired =
-    recorded?.lastRotated === current.rotatedAt && recorded.standbyRetired === true;
-  if (!standbyRetired && (rotatedAt ?? 0) + gracePeriod(interval) <= now.getTime()) {
+  const retirement = standbyRetirement(context);
+  let standbyRetired = retirement.recorded;
+  if (!standbyRetired && retirement.due) {
     await retireStandbyRole(admin, ids, claim, current.username);
     standbyRetired = true;
   }

@@ -422,6 +422,44 @@ describe('rotation', () => {
   });
 });
 
+describe('retirement', () => {
+  test('a retired role cannot be brought back from a session it kept open', async () => {
+    const old = await credentials('dbt-us');
+    // A session kept open across the rotation, as an intruder with the old password would.
+    const kept = await connect(old);
+    kept.on('error', () => undefined);
+    await client.mergePatch(objectPath(RESOURCES.Tenant, 'dbt-us'), {
+      spec: { database: { rotationInterval: '20s' } },
+    });
+    try {
+      const rotated = await waitFor('a rotation', async () => {
+        const c = await credentials('dbt-us');
+        return c.username !== old.username ? c : undefined;
+      });
+      await waitFor('the old role to be retired (10 s grace)', async () => {
+        const t = await getTenant(client, 'dbt-us');
+        return (
+          t?.status?.database?.lastRotated === rotated.rotatedAt &&
+          t.status.database.standbyRetired === true
+        );
+      });
+    } finally {
+      await client.mergePatch(objectPath(RESOURCES.Tenant, 'dbt-us'), {
+        spec: { database: { rotationInterval: '30d' } },
+      });
+    }
+    // Any role may set its own password; the session is still open.
+    await kept.query('SET ROLE NONE'); // sessions start as the owner role
+    await kept.query(`ALTER ROLE "${old.username}" PASSWORD 'known-to-the-intruder'`);
+    await kept.end();
+    const again = { ...old, password: 'known-to-the-intruder' };
+    assert.match(String(await canConnect(again)), /not permitted to log in/);
+    await sleep(4_000); // a resync later, still out
+    assert.match(String(await canConnect(again)), /not permitted to log in/);
+    assert.equal(await canConnect(await credentials('dbt-us')), true);
+  });
+});
+
 describe('crash between role and secret', () => {
   test('a role created without a Vault secret ends in one working password', async () => {
     // The state a crash right after "role created" leaves, made by the same
