@@ -47,7 +47,7 @@ test('an iteration count above the cap is refused without hashing', async () => 
     assert.equal(await verifierAccepts(hostile, generatePassword()), false);
     // 2^30 rounds of PBKDF2 take minutes; not hashing takes microseconds.
     const elapsed = performance.now() - started;
-    assert.ok(elapsed < 50, `${iterations} rounds: ${elapsed.toFixed(1)} ms, so it was hashed`);
+    assert.ok(elapsed < 500, `${iterations} rounds: ${elapsed.toFixed(1)} ms, so it was hashed`);
   }
   assert.equal(
     parseVerifier(`SCRAM-SHA-256$${MAX_VERIFY_ITERATIONS}:${SALT}$${KEY}:${KEY}`)?.iterations,
@@ -71,27 +71,17 @@ test('garbage, zero rounds and oversized values are not verifiers', () => {
 });
 
 test('verification runs off the event loop', async () => {
-  // At the cap, PBKDF2 takes tens of milliseconds: long enough to see
-  // whether the event loop keeps turning while it runs.
+  // At the cap, PBKDF2 takes milliseconds: long enough for the event loop to
+  // turn while it runs on the thread pool. Run on the event loop, it would
+  // finish (and settle the promise) before any callback scheduled after it.
   const password = generatePassword();
   const salt = Buffer.alloc(16, 3);
   const verifier = `SCRAM-SHA-256$${MAX_VERIFY_ITERATIONS}:${salt.toString('base64')}$${KEY}:${KEY}`;
-  let ticks = 0;
-  const ticker = setInterval(() => (ticks += 1), 1);
-  try {
-    const started = performance.now();
-    const pending = verifierAccepts(verifier, password);
-    const synchronous = performance.now() - started;
-    assert.ok(pending instanceof Promise);
-    assert.equal(await pending, false);
-    const total = performance.now() - started;
-    assert.ok(synchronous < 5, `${synchronous.toFixed(1)} ms ran before the first await`);
-    assert.ok(
-      total > 10,
-      `PBKDF2 at the cap took only ${total.toFixed(1)} ms; the test proves nothing`,
-    );
-    assert.ok(ticks >= 3, `the event loop turned ${ticks} times in ${total.toFixed(1)} ms`);
-  } finally {
-    clearInterval(ticker);
-  }
+  let turned = false;
+  const pending = verifierAccepts(verifier, password).then((accepted) => ({ accepted, turned }));
+  setImmediate(() => (turned = true));
+  assert.ok(pending instanceof Promise);
+  const result = await pending;
+  assert.equal(result.accepted, false);
+  assert.equal(result.turned, true, 'the event loop did not turn while the verifier was checked');
 });
