@@ -13,6 +13,8 @@ export const ERROR_CODES = {
   API_ERROR: 'API_ERROR',
   NETWORK: 'NETWORK',
   INTERNAL: 'INTERNAL',
+  /** An object outside the cluster (role, database, Vault policy or secret) that is not this tenant's. */
+  FOREIGN_OBJECT: 'FOREIGN_OBJECT',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

@@ -44,6 +44,8 @@ operator options (environment variable in brackets):
                           [CLUSTER_CIDRS, comma-separated]. Tenants' egress rules never
                           open these (nor the cloud metadata ranges), so 0.0.0.0/0 means
                           the internet. Give every range, IPv4 and IPv6.
+  --min-rotation-interval SEC
+                          shortest spec.database.rotationInterval accepted (60; tests use 1)
 
 Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
 VAULT_K8S_AUDIENCE (vault: the audience tenant service-account tokens must carry)
@@ -67,8 +69,14 @@ async function runOperator(args: string[]): Promise<void> {
       'lease-duration': { type: 'string', default: '15' },
       identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
       'cluster-cidr': { type: 'string', multiple: true, default: [] },
+      'min-rotation-interval': { type: 'string', default: '60' },
     },
   });
+  const minRotationIntervalSeconds = Number(values['min-rotation-interval']);
+  // Below a second, rotation would run on every reconcile and flood PostgreSQL and Vault.
+  if (!Number.isFinite(minRotationIntervalSeconds) || minRotationIntervalSeconds < 1) {
+    throw new Error('--min-rotation-interval must be a number of seconds, at least 1');
+  }
   const log = createLogger();
   const clusterCidrs = clusterCidrsFrom(values['cluster-cidr'], process.env.CLUSTER_CIDRS);
   if (clusterCidrs.length === 0) {
@@ -93,6 +101,7 @@ async function runOperator(args: string[]): Promise<void> {
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
     clusterCidrs,
+    minRotationIntervalMs: minRotationIntervalSeconds * 1000,
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.

@@ -63,6 +63,10 @@ export const REASON = {
   Reachable: 'Reachable',
   VerifyFull: 'VerifyFull',
   TLSDisabled: 'TLSDisabled',
+  /** A role or database of the tenant's name exists and is not this tenant's. */
+  DatabaseConflict: 'DatabaseConflict',
+  /** A Vault policy, auth role or secret of the tenant's name exists and is not this tenant's. */
+  VaultConflict: 'VaultConflict',
 } as const;
 
 /** Reasons that say something failed (as opposed to "not done yet"): worth a Warning. */

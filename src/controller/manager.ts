@@ -63,6 +63,8 @@ export interface OperatorOptions {
   vaultAudience?: string;
   /** The cluster's pod, service and node ranges: tenants' egress rules never open them. */
   clusterCidrs: string[];
+  /** Shortest database rotation interval a Tenant may ask for. */
+  minRotationIntervalMs?: number;
 }
 
 export class Operator {
@@ -161,6 +163,9 @@ export class Operator {
         vaultAudience: this.options.vaultAudience,
         kube: this.client,
         reservations: new Map(),
+        ...(this.options.minRotationIntervalMs === undefined
+          ? {}
+          : { minRotationIntervalMs: this.options.minRotationIntervalMs }),
       };
       const connections = this.connections;
       const serverDeps: ServerStatusDeps = {

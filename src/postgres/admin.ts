@@ -2,6 +2,7 @@ import pg from 'pg';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { clientConfig, type ConnectionOptions, type ServerConnection } from './connection.ts';
 import { quoteIdentifier, quoteLiteral } from './identifiers.ts';
+import { foreignObject } from './ownership.ts';
 import { generatePassword } from './password.ts';
 import { isLoginRejected, SQLSTATE, sqlState, toPostgresError } from './pg-errors.ts';
 import { scramSha256Verifier, verifierAccepts } from './scram.ts';
@@ -9,20 +10,38 @@ import { scramSha256Verifier, verifierAccepts } from './scram.ts';
 // Everything the operator does to a PostgreSQL server as its admin role. Each
 // method reads the catalogs first and writes only what differs, so a resync
 // of a settled tenant changes nothing and any step can be repeated after a
-// crash. Roles carry a marker comment, and a database counts as ours when a
-// marked role owns it: a same-named object someone else made is never taken
-// over or dropped.
-
-export const MANAGED_MARKER = 'managed-by: tenant-operator';
+// crash. Roles carry their tenant's marker comment (ownership.ts), and a
+// database counts as the tenant's when its marked owner role owns it: every
+// method that changes a tenant's object takes that marker (`claim`) and
+// refuses, with FOREIGN_OBJECT, an object that does not carry it.
 
 export interface RoleState {
   exists: boolean;
   canLogin: boolean;
 }
 
+/** Who a role or database belongs to, as the catalogs say. */
+export interface RoleClaim {
+  exists: boolean;
+  /** The role's comment; null when it has none. */
+  marker: string | null;
+}
+
+export interface DatabaseClaim {
+  owner: string;
+  /** The owner role's comment; null when it has none. */
+  ownerMarker: string | null;
+}
+
 export interface PostgresAdminOptions extends ConnectionOptions {
   /** Pool size; the admin's work is a few short statements at a time. */
   maxConnections?: number;
+  /**
+   * Called before every statement that changes the server's state (and
+   * before ending sessions). Throwing stops the statement: a replica that
+   * lost leadership must not write.
+   */
+  beforeWrite?: () => void;
 }
 
 export interface LoginRoleOptions {
@@ -80,7 +99,9 @@ const DATABASE_QUERY = `
          d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
            AS public_has_privileges,
          EXISTS (SELECT 1 FROM aclexplode(d.datacl) a
-                 WHERE a.grantee = d.datdba AND a.privilege_type = 'CONNECT') AS owner_has_connect
+                 WHERE a.grantee = d.datdba AND a.privilege_type = 'CONNECT') AS owner_has_connect,
+         ARRAY(SELECT DISTINCT g.rolname::text FROM aclexplode(d.datacl) a
+               JOIN pg_roles g ON g.oid = a.grantee WHERE a.grantee <> d.datdba) AS other_grantees
   FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = $1`;
 
 interface DatabaseRow {
@@ -88,19 +109,23 @@ interface DatabaseRow {
   owner_marker: string | null;
   public_has_privileges: boolean;
   owner_has_connect: boolean;
+  /** Roles other than the owner with privileges on the database: another tenant's, say. */
+  other_grantees: string[];
 }
 
 export class PostgresAdmin {
   private readonly pool: pg.Pool;
   private readonly server: ServerConnection;
   private readonly options: ConnectionOptions;
+  private readonly beforeWrite: () => void;
   /** Only a superuser may read pg_authid; without it passwords are set blind. */
   private canReadVerifiers = true;
 
   constructor(server: ServerConnection, options: PostgresAdminOptions = {}) {
-    const { maxConnections = 4, ...connection } = options;
+    const { maxConnections = 4, beforeWrite = () => undefined, ...connection } = options;
     this.server = server;
     this.options = connection;
+    this.beforeWrite = beforeWrite;
     this.pool = new pg.Pool({
       ...clientConfig(server, connection),
       max: maxConnections,
@@ -128,6 +153,18 @@ export class PostgresAdmin {
     return { exists: row !== undefined, canLogin: row?.rolcanlogin ?? false };
   }
 
+  /** The role's marker comment, read-only: what a check before any write looks at. */
+  async roleClaim(role: string): Promise<RoleClaim> {
+    const row = await this.readRole(role);
+    return { exists: row !== undefined, marker: row?.marker ?? null };
+  }
+
+  /** The database's owner and its marker; undefined when there is no such database. */
+  async databaseClaim(database: string): Promise<DatabaseClaim | undefined> {
+    const row = await this.readDatabase(database);
+    return row && { owner: row.owner, ownerMarker: row.owner_marker };
+  }
+
   async databaseExists(database: string): Promise<boolean> {
     const rows = await this.query(
       `look up database ${database}`,
@@ -138,12 +175,10 @@ export class PostgresAdmin {
   }
 
   /** A role that owns a tenant's database and objects, and cannot log in. Returns whether anything changed. */
-  async ensureOwnerRole(role: string): Promise<boolean> {
+  async ensureOwnerRole(role: string, claim: string): Promise<boolean> {
     return this.retryOnRace(() =>
-      this.ensureRole(
-        role,
-        { rolcanlogin: false, ...UNPRIVILEGED },
-        `CREATE ROLE ${quoteIdentifier(role)} NOLOGIN`,
+      this.ensureRole(role, claim, { rolcanlogin: false, ...UNPRIVILEGED }, () =>
+        Promise.resolve(`CREATE ROLE ${quoteIdentifier(role)} NOLOGIN`),
       ),
     );
   }
@@ -157,18 +192,23 @@ export class PostgresAdmin {
   async ensureLoginRole(
     role: string,
     ownerRole: string,
+    claim: string,
     password: string | undefined,
     options: LoginRoleOptions = {},
   ): Promise<boolean> {
-    await this.requireOwnerRole(ownerRole);
+    await this.requireOwnerRole(ownerRole, claim);
     const wanted = { rolcanlogin: options.canLogin ?? true, ...UNPRIVILEGED, rolinherit: true };
-    const verifier = scramSha256Verifier(password ?? generatePassword());
-    const create = `CREATE ROLE ${quoteIdentifier(role)} ${wanted.rolcanlogin ? 'LOGIN' : 'NOLOGIN'} PASSWORD ${quoteLiteral(verifier)}`;
-    return this.retryOnRace(() => this.ensureRole(role, wanted, create, { ownerRole, password }));
+    const create = async () => {
+      const verifier = await scramSha256Verifier(password ?? generatePassword());
+      return `CREATE ROLE ${quoteIdentifier(role)} ${wanted.rolcanlogin ? 'LOGIN' : 'NOLOGIN'} PASSWORD ${quoteLiteral(verifier)}`;
+    };
+    return this.retryOnRace(() =>
+      this.ensureRole(role, claim, wanted, create, { ownerRole, password }),
+    );
   }
 
   /** Returns whether the password had to change. */
-  async setPassword(role: string, password: string): Promise<boolean> {
+  async setPassword(role: string, password: string, claim: string): Promise<boolean> {
     const row = await this.readRole(role);
     if (!row) {
       throw new OperatorError(
@@ -176,11 +216,11 @@ export class PostgresAdmin {
         `cannot set a password: role ${role} does not exist`,
       );
     }
-    this.assertManaged(role, row);
+    this.assertClaimed(role, row, claim);
     if (await this.passwordMatches(role, password)) return false;
-    await this.query(
+    await this.write(
       `set the password of role ${role}`,
-      `ALTER ROLE ${quoteIdentifier(role)} PASSWORD ${quoteLiteral(scramSha256Verifier(password))}`,
+      `ALTER ROLE ${quoteIdentifier(role)} PASSWORD ${quoteLiteral(await scramSha256Verifier(password))}`,
     );
     return true;
   }
@@ -190,7 +230,7 @@ export class PostgresAdmin {
    * terminateSessions. Forbidding login to a role that does not exist is
    * already done.
    */
-  async setLogin(role: string, canLogin: boolean): Promise<boolean> {
+  async setLogin(role: string, canLogin: boolean, claim: string): Promise<boolean> {
     const row = await this.readRole(role);
     if (!row) {
       if (!canLogin) return false;
@@ -199,9 +239,9 @@ export class PostgresAdmin {
         `cannot allow login: role ${role} does not exist`,
       );
     }
-    this.assertManaged(role, row);
+    this.assertClaimed(role, row, claim);
     if (row.rolcanlogin === canLogin) return false;
-    await this.query(
+    await this.write(
       `${canLogin ? 'allow' : 'forbid'} login for role ${role}`,
       `ALTER ROLE ${quoteIdentifier(role)} ${canLogin ? 'LOGIN' : 'NOLOGIN'}`,
     );
@@ -223,14 +263,17 @@ export class PostgresAdmin {
    * connect. CREATE DATABASE cannot run inside a transaction, so the steps
    * are separate and each is checked before it runs.
    */
-  async ensureDatabase(database: string, ownerRole: string): Promise<boolean> {
+  async ensureDatabase(database: string, ownerRole: string, claim: string): Promise<boolean> {
     const action = `ensure database ${database}`;
-    await this.requireOwnerRole(ownerRole);
     let row = await this.readDatabase(database);
+    // A database someone else made is refused before anything is looked at
+    // on our side, so the message names the real obstacle.
+    if (row) this.assertDatabaseClaimed(database, row, ownerRole, claim);
+    await this.requireOwnerRole(ownerRole, claim);
     let changed = false;
     if (!row) {
       try {
-        await this.query(
+        await this.write(
           action,
           `CREATE DATABASE ${quoteIdentifier(database)} OWNER ${quoteIdentifier(ownerRole)}`,
         );
@@ -241,19 +284,23 @@ export class PostgresAdmin {
       }
       row = await this.readDatabase(database);
       if (!row) throw new OperatorError(ERROR_CODES.INTERNAL, `${action}: created but not found`);
-    }
-    if (row.owner !== ownerRole) {
-      throw new OperatorError(
-        ERROR_CODES.INTERNAL,
-        `database ${database} exists but belongs to role ${row.owner}, not ${ownerRole}; refusing to take it over`,
-      );
+      this.assertDatabaseClaimed(database, row, ownerRole, claim);
     }
     if (row.public_has_privileges) {
-      await this.query(action, `REVOKE ALL ON DATABASE ${quoteIdentifier(database)} FROM PUBLIC`);
+      await this.write(action, `REVOKE ALL ON DATABASE ${quoteIdentifier(database)} FROM PUBLIC`);
+      changed = true;
+    }
+    // The owner (a member of it: the tenant's login role) may grant CONNECT
+    // to any role, another tenant's included: a way between tenants, so drift.
+    for (const grantee of row.other_grantees) {
+      await this.write(
+        action,
+        `REVOKE ALL ON DATABASE ${quoteIdentifier(database)} FROM ${quoteIdentifier(grantee)}`,
+      );
       changed = true;
     }
     if (!row.owner_has_connect) {
-      await this.query(
+      await this.write(
         action,
         `GRANT CONNECT ON DATABASE ${quoteIdentifier(database)} TO ${quoteIdentifier(ownerRole)}`,
       );
@@ -263,17 +310,12 @@ export class PostgresAdmin {
   }
 
   /** Ends the database's sessions and drops it. Returns whether it existed. */
-  async dropDatabase(database: string): Promise<boolean> {
+  async dropDatabase(database: string, ownerRole: string, claim: string): Promise<boolean> {
     const row = await this.readDatabase(database);
     if (!row) return false;
-    if (row.owner_marker !== MANAGED_MARKER) {
-      throw new OperatorError(
-        ERROR_CODES.INTERNAL,
-        `database ${database} is owned by ${row.owner}, a role tenant-operator did not create; refusing to drop it`,
-      );
-    }
+    this.assertDatabaseClaimed(database, row, ownerRole, claim);
     await this.terminate(`terminate sessions on database ${database}`, 'datname = $1', [database]);
-    await this.query(
+    await this.write(
       `drop database ${database}`,
       `DROP DATABASE IF EXISTS ${quoteIdentifier(database)} WITH (FORCE)`,
     );
@@ -284,13 +326,13 @@ export class PostgresAdmin {
    * Ends the role's sessions and drops it. An owner role can only go after
    * its database. Returns whether it existed.
    */
-  async dropRole(role: string): Promise<boolean> {
+  async dropRole(role: string, claim: string): Promise<boolean> {
     const row = await this.readRole(role);
     if (!row) return false;
-    this.assertManaged(role, row);
+    this.assertClaimed(role, row, claim);
     await this.terminateSessions([role]);
     try {
-      await this.query(`drop role ${role}`, `DROP ROLE IF EXISTS ${quoteIdentifier(role)}`);
+      await this.write(`drop role ${role}`, `DROP ROLE IF EXISTS ${quoteIdentifier(role)}`);
     } catch (err: unknown) {
       if (sqlState(err) === SQLSTATE.DEPENDENT_OBJECTS_STILL_EXIST) {
         throw new OperatorError(
@@ -343,8 +385,9 @@ export class PostgresAdmin {
 
   private async ensureRole(
     role: string,
+    claim: string,
     wanted: Partial<Record<Attribute, boolean>>,
-    create: string,
+    create: () => Promise<string>,
     login?: { ownerRole: string; password: string | undefined },
   ): Promise<boolean> {
     const q = quoteIdentifier(role);
@@ -352,9 +395,9 @@ export class PostgresAdmin {
     const statements: string[] = [];
     if (!row) {
       // CREATE ROLE's defaults are already the unprivileged ones we want.
-      statements.push(create, `COMMENT ON ROLE ${q} IS ${quoteLiteral(MANAGED_MARKER)}`);
+      statements.push(await create(), `COMMENT ON ROLE ${q} IS ${quoteLiteral(claim)}`);
     } else {
-      this.assertManaged(role, row);
+      this.assertClaimed(role, row, claim);
       const changes = Object.entries(wanted)
         .filter(([attribute, value]) => row[attribute as Attribute] !== value)
         .map(([attribute, value]) => KEYWORDS[attribute as Attribute][value ? 0 : 1]);
@@ -377,7 +420,7 @@ export class PostgresAdmin {
         !(await this.passwordMatches(role, login.password))
       ) {
         statements.push(
-          `ALTER ROLE ${q} PASSWORD ${quoteLiteral(scramSha256Verifier(login.password))}`,
+          `ALTER ROLE ${q} PASSWORD ${quoteLiteral(await scramSha256Verifier(login.password))}`,
         );
       }
     }
@@ -386,22 +429,28 @@ export class PostgresAdmin {
     return true;
   }
 
-  private assertManaged(role: string, row: RoleRow): void {
-    if (row.marker !== MANAGED_MARKER) {
-      throw new OperatorError(
-        ERROR_CODES.INTERNAL,
-        `role ${role} exists but tenant-operator did not create it; refusing to take it over`,
-      );
+  private assertClaimed(role: string, row: RoleRow, claim: string): void {
+    if (row.marker !== claim) throw foreignObject(`role ${role}`, claim);
+  }
+
+  private assertDatabaseClaimed(
+    database: string,
+    row: DatabaseRow,
+    ownerRole: string,
+    claim: string,
+  ): void {
+    if (row.owner !== ownerRole || row.owner_marker !== claim) {
+      throw foreignObject(`database ${database} (owned by role ${row.owner})`, claim);
     }
   }
 
   /** Membership in (or ownership by) any other role could hand a tenant far more than its database. */
-  private async requireOwnerRole(ownerRole: string): Promise<void> {
+  private async requireOwnerRole(ownerRole: string, claim: string): Promise<void> {
     const row = await this.readRole(ownerRole);
     if (!row) {
       throw new OperatorError(ERROR_CODES.INTERNAL, `owner role ${ownerRole} does not exist yet`);
     }
-    this.assertManaged(ownerRole, row);
+    this.assertClaimed(ownerRole, row, claim);
     if (row.rolcanlogin || row.rolsuper || row.rolcreatedb || row.rolcreaterole) {
       throw new OperatorError(
         ERROR_CODES.INTERNAL,
@@ -420,7 +469,7 @@ export class PostgresAdmin {
         [role],
       );
       const verifier = rows[0]?.rolpassword;
-      return typeof verifier === 'string' && verifierAccepts(verifier, password);
+      return typeof verifier === 'string' && (await verifierAccepts(verifier, password));
     } catch (err: unknown) {
       if (sqlState(err) !== SQLSTATE.INSUFFICIENT_PRIVILEGE) throw err;
       this.canReadVerifiers = false;
@@ -444,6 +493,7 @@ export class PostgresAdmin {
     // The targets are materialized first: in one WHERE clause the planner
     // may call pg_terminate_backend before the filter that picks them.
     // Its timeout makes it wait until each backend has exited.
+    this.beforeWrite();
     const rows = await this.query<{ count: number }>(
       action,
       `WITH targets AS MATERIALIZED (
@@ -466,7 +516,14 @@ export class PostgresAdmin {
     }
   }
 
+  /** A statement that changes state: the caller's fence is asked first. */
+  private async write(action: string, text: string): Promise<void> {
+    this.beforeWrite();
+    await this.query(action, text);
+  }
+
   private async transaction(action: string, statements: string[]): Promise<void> {
+    this.beforeWrite();
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();

@@ -10,7 +10,9 @@ import type { LoginCredentials } from './tenant-database.ts';
 //      real login (the active role and its sessions are untouched);
 //   2. the caller writes the returned credentials to Vault;
 //   3. after a grace period in which applications pick up the new secret,
-//      retireStandbyRole gives the old role a password nobody knows.
+//      retireStandbyRole gives the old role a password nobody knows and
+//      takes its LOGIN: a session it still has open may set its own
+//      password (any role may), but not give itself LOGIN back.
 // A crash between any two steps leaves Vault's credentials working.
 
 /** The login role a rotation moves to; the first when none is active yet. */
@@ -28,11 +30,12 @@ export function standbyLoginRole(ids: DatabaseIdentifiers, activeRole: string | 
 export async function prepareRotation(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
   activeRole: string | undefined,
 ): Promise<LoginCredentials> {
   const role = standbyLoginRole(ids, activeRole);
   const password = generatePassword();
-  await admin.ensureLoginRole(role, ids.ownerRole, password);
+  await admin.ensureLoginRole(role, ids.ownerRole, claim, password);
   if (!(await admin.passwordWorks(role, password, ids.database))) {
     throw new OperatorError(
       ERROR_CODES.INTERNAL,
@@ -43,17 +46,21 @@ export async function prepareRotation(
 }
 
 /**
- * Scrambles the role that is not `activeRole` (named by what Vault holds, so
- * the active one cannot be scrambled by mistake). Sessions already open keep
- * running, as the password is checked only at login: applications move over
- * as they reconnect. Returns the retired role.
+ * Locks out the role that is not `activeRole` (named by what Vault holds, so
+ * the active one cannot be locked out by mistake): NOLOGIN and a password
+ * nobody knows. Sessions already open keep running, as both are checked only
+ * at login: applications move over as they reconnect. Returns the retired role.
  */
 export async function retireStandbyRole(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
   activeRole: string,
 ): Promise<string> {
   const role = standbyLoginRole(ids, activeRole);
-  if (await admin.roleExists(role)) await admin.setPassword(role, generatePassword());
+  if (await admin.roleExists(role)) {
+    await admin.setLogin(role, false, claim);
+    await admin.setPassword(role, generatePassword(), claim);
+  }
   return role;
 }

@@ -3,7 +3,8 @@ import type { DatabaseIdentifiers } from './identifiers.ts';
 
 // A tenant's whole footprint on one server, in the order PostgreSQL's
 // dependencies demand: the owner role before the database it owns, the
-// database gone before the roles that own or may enter it.
+// database gone before the roles that own or may enter it. `claim` is the
+// tenant's ownership marker (ownership.ts): nothing without it is touched.
 
 export interface LoginCredentials {
   role: string;
@@ -15,20 +16,55 @@ export interface EnsureTenantOptions {
   active?: LoginCredentials | undefined;
   /** false for a suspended or closed tenant: everything repaired, nobody let in. */
   canLogin?: boolean;
+  /**
+   * Whether the login role that is not active may log in: during a
+   * rotation's grace period only (default: as canLogin). Without an active
+   * role it applies to the second login role, since the first becomes active.
+   */
+  standbyCanLogin?: boolean;
+}
+
+/**
+ * The tenant's roles and database that exist but are not the tenant's, by
+ * name ("role t_acme", "database t_acme (owned by role x)"). Reads only: it
+ * runs before anything is written, so a conflict leaves the server untouched.
+ */
+export async function foreignDatabaseObjects(
+  admin: PostgresAdmin,
+  ids: DatabaseIdentifiers,
+  claim: string,
+): Promise<string[]> {
+  const foreign: string[] = [];
+  for (const role of [ids.ownerRole, ...ids.loginRoles]) {
+    const found = await admin.roleClaim(role);
+    if (found.exists && found.marker !== claim) foreign.push(`role ${role}`);
+  }
+  const database = await admin.databaseClaim(ids.database);
+  if (database && (database.owner !== ids.ownerRole || database.ownerMarker !== claim)) {
+    foreign.push(`database ${ids.database} (owned by role ${database.owner})`);
+  }
+  return foreign;
 }
 
 /** Returns whether anything had to change. */
 export async function ensureTenantDatabase(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
   options: EnsureTenantOptions = {},
 ): Promise<boolean> {
   const canLogin = options.canLogin ?? true;
-  let changed = await admin.ensureOwnerRole(ids.ownerRole);
-  changed = (await admin.ensureDatabase(ids.database, ids.ownerRole)) || changed;
+  const activeRole = options.active?.role ?? ids.loginRoles[0];
+  let changed = await admin.ensureOwnerRole(ids.ownerRole, claim);
+  changed = (await admin.ensureDatabase(ids.database, ids.ownerRole, claim)) || changed;
   for (const role of ids.loginRoles) {
-    const password = role === options.active?.role ? options.active.password : undefined;
-    changed = (await admin.ensureLoginRole(role, ids.ownerRole, password, { canLogin })) || changed;
+    const active = role === activeRole;
+    const password = active ? options.active?.password : undefined;
+    const roleCanLogin = canLogin && (active || (options.standbyCanLogin ?? true));
+    changed =
+      (await admin.ensureLoginRole(role, ids.ownerRole, claim, password, {
+        canLogin: roleCanLogin,
+      })) || changed;
   }
   return changed;
 }
@@ -40,8 +76,9 @@ export async function ensureTenantDatabase(
 export async function revokeTenantAccess(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
 ): Promise<number> {
-  for (const role of ids.loginRoles) await admin.setLogin(role, false);
+  for (const role of ids.loginRoles) await admin.setLogin(role, false, claim);
   return admin.terminateSessions(ids.loginRoles);
 }
 
@@ -49,9 +86,10 @@ export async function revokeTenantAccess(
 export async function dropTenantDatabase(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
 ): Promise<boolean> {
-  let dropped = await admin.dropDatabase(ids.database);
-  for (const role of ids.loginRoles) dropped = (await admin.dropRole(role)) || dropped;
-  dropped = (await admin.dropRole(ids.ownerRole)) || dropped;
+  let dropped = await admin.dropDatabase(ids.database, ids.ownerRole, claim);
+  for (const role of ids.loginRoles) dropped = (await admin.dropRole(role, claim)) || dropped;
+  dropped = (await admin.dropRole(ids.ownerRole, claim)) || dropped;
   return dropped;
 }

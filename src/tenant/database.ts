@@ -4,27 +4,40 @@ import { durationToMs } from '../api/duration.ts';
 import { CONDITION, REASON, type ConditionInput } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
-import { toOperatorError } from '../errors.ts';
+import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
+import { failpoint } from '../failpoints.ts';
 import { LABEL_TENANT } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import { isSubset } from '../k8s/subset.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
+import type { PostgresAdmin } from '../postgres/admin.ts';
+import { databaseIdentifiersFor, type DatabaseIdentifiers } from '../postgres/identifiers.ts';
+import { ownershipMarker } from '../postgres/ownership.ts';
 import { generatePassword } from '../postgres/password.ts';
 import { prepareRotation, retireStandbyRole } from '../postgres/rotation.ts';
-import { ensureTenantDatabase } from '../postgres/tenant-database.ts';
+import { ensureTenantDatabase, foreignDatabaseObjects } from '../postgres/tenant-database.ts';
 import type { KubernetesAuth } from '../vault/kubernetes-auth.ts';
-import type { KvV2 } from '../vault/kv.ts';
-import { tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
+import type { KvV2, SecretVersion } from '../vault/kv.ts';
+import type { VaultPolicies } from '../vault/policy.ts';
 import {
   serverSpecOf,
   type DatabaseServerConnections,
   type DatabaseServerObject,
   type ServerHandle,
 } from './database-servers.ts';
+import {
+  claimCredentialsPath,
+  credentialsPath,
+  ensureTenantVaultAccess,
+  foreignVaultObjects,
+  readTenantVault,
+  type TenantVaultState,
+} from './database-vault.ts';
 import { childMetadata, type TenantObject, type ValidTenant } from './model.ts';
 import { choosePlacement } from './placement.ts';
+
+export { credentialsPath, vaultObjectName } from './database-vault.ts';
 
 // The tenant's PostgreSQL database and its credentials. The password is made
 // here, set in PostgreSQL, and written to Vault KV; it is never put in a
@@ -33,7 +46,13 @@ import { choosePlacement } from './placement.ts';
 //
 // Two login roles take turns: rotation sets a fresh password on the idle one,
 // checks that it connects, and only then points Vault at it, so Vault never
-// holds credentials that do not work.
+// holds credentials that do not work. Which role is current and when it
+// became so are written to Vault in the same write as the password
+// (`rotatedAt`): status only mirrors them, so a crash or a lost status write
+// between the two can never make the next reconcile rotate again.
+//
+// Nothing is created or changed before every object of the tenant's name, in
+// PostgreSQL and in Vault, is known to be this Tenant's (or absent).
 
 export interface DatabaseDeps {
   servers: Informer<DatabaseServerObject>;
@@ -53,6 +72,8 @@ export interface DatabaseDeps {
    * different tenants run at once, and must not both take a server's last slot.
    */
   reservations: Map<string, string>;
+  /** Shortest spec.database.rotationInterval accepted (operator flag; tests lower it). */
+  minRotationIntervalMs?: number;
 }
 
 export interface DatabaseOutcome {
@@ -74,21 +95,17 @@ export interface StoredCredentials extends Record<string, string> {
   dbname: string;
   sslmode: string;
   ca: string;
+  /** When `username` became the current login role (ISO 8601): the rotation clock. */
+  rotatedAt: string;
 }
 
+export const DEFAULT_MIN_ROTATION_INTERVAL_MS = 60_000;
 const UNREACHABLE_RETRY_MS = 15_000;
+const CONFLICT_RETRY_MS = 30_000;
 
 /** How long the previous login role keeps working after a rotation, so apps can re-read Vault. */
 function gracePeriod(rotationIntervalMs: number): number {
   return Math.min(rotationIntervalMs / 2, 15 * 60_000);
-}
-
-export function credentialsPath(tenant: string): string {
-  return `tenants/${tenant}/database`;
-}
-
-export function vaultObjectName(tenant: string): string {
-  return `tenant-${tenant}`;
 }
 
 function condition(type: string, ok: boolean, reason: string, message: string): ConditionInput {
@@ -153,6 +170,59 @@ function placedOn(deps: DatabaseDeps, server: string): number {
   return placed.size;
 }
 
+/** A rotation interval the operator will not run: too short to be anything but a mistake (or a flood). */
+function invalidRotationInterval(deps: DatabaseDeps, valid: ValidTenant): string | undefined {
+  const interval = valid.spec.database.rotationInterval;
+  const minimumMs = deps.minRotationIntervalMs ?? DEFAULT_MIN_ROTATION_INTERVAL_MS;
+  if (durationToMs(interval) >= minimumMs) return undefined;
+  return `spec.database.rotationInterval ${interval} is shorter than the minimum of ${minimumMs / 1000}s`;
+}
+
+/** Step 1: a server for the tenant, recorded in status before anything is created on it. */
+function place(deps: DatabaseDeps, valid: ValidTenant): DatabaseOutcome {
+  // A DatabaseServer whose spec does not parse is no candidate; it must not
+  // stop every other tenant from being placed.
+  const servers = deps.servers.list().flatMap((s) => {
+    const spec = serverSpecOf(s);
+    return spec
+      ? [{ name: s.metadata.name, spec, status: s.status, placed: placedOn(deps, s.metadata.name) }]
+      : [];
+  });
+  const placement = choosePlacement(servers, valid.spec.region);
+  if (!placement.server) return notReady(placement.reason, placement.message, UNREACHABLE_RETRY_MS);
+  deps.reservations.set(valid.name, placement.server.name);
+  return {
+    ready: false,
+    database: { server: placement.server.name },
+    conditions: [
+      condition(
+        CONDITION.DatabaseReady,
+        false,
+        REASON.Provisioning,
+        `placed on DatabaseServer ${placement.server.name}`,
+      ),
+    ],
+    requeueAfterMs: 0,
+  };
+}
+
+/** Everything one reconcile of a placed tenant works with. */
+interface Context {
+  deps: DatabaseDeps;
+  tenant: TenantObject;
+  valid: ValidTenant;
+  now: Date;
+  server: string;
+  handle: ServerHandle;
+  admin: PostgresAdmin;
+  ids: DatabaseIdentifiers;
+  /** The marker the tenant's roles carry. */
+  claim: string;
+  vault: TenantVaultState;
+  /** Vault's credentials secret, when it holds a login role of this tenant. */
+  stored: SecretVersion<StoredCredentials> | undefined;
+}
+
 export async function reconcileDatabase(
   deps: DatabaseDeps,
   tenant: TenantObject,
@@ -160,47 +230,14 @@ export async function reconcileDatabase(
   now: Date,
 ): Promise<DatabaseOutcome> {
   if (!valid.spec.database.enabled) return databaseDisabled();
+  const invalid = invalidRotationInterval(deps, valid);
+  if (invalid) return notReady(REASON.InvalidSpec, invalid);
 
-  // 1. Placement. Recorded in status before anything is created, so a crash
-  //    never leaves a database on one server and the tenant pointing at another.
   const placedServer = tenant.status?.database?.server;
   // Placed, or placing again (the status write of an earlier choice failed):
   // either way this tenant's own reservation must not count against it.
   deps.reservations.delete(valid.name);
-  if (!placedServer) {
-    // A DatabaseServer whose spec does not parse is no candidate; it must not
-    // stop every other tenant from being placed.
-    const servers = deps.servers.list().flatMap((s) => {
-      const spec = serverSpecOf(s);
-      return spec
-        ? [
-            {
-              name: s.metadata.name,
-              spec,
-              status: s.status,
-              placed: placedOn(deps, s.metadata.name),
-            },
-          ]
-        : [];
-    });
-    const placement = choosePlacement(servers, valid.spec.region);
-    if (!placement.server)
-      return notReady(placement.reason, placement.message, UNREACHABLE_RETRY_MS);
-    deps.reservations.set(valid.name, placement.server.name);
-    return {
-      ready: false,
-      database: { server: placement.server.name },
-      conditions: [
-        condition(
-          CONDITION.DatabaseReady,
-          false,
-          REASON.Provisioning,
-          `placed on DatabaseServer ${placement.server.name}`,
-        ),
-      ],
-      requeueAfterMs: 0,
-    };
-  }
+  if (!placedServer) return place(deps, valid);
   const serverObject = deps.servers.get(placedServer);
   if (!serverObject) {
     return notReady(
@@ -209,7 +246,6 @@ export async function reconcileDatabase(
       UNREACHABLE_RETRY_MS,
     );
   }
-
   let handle: ServerHandle;
   try {
     handle = await deps.connections.get(serverObject);
@@ -224,19 +260,74 @@ export async function reconcileDatabase(
     );
   }
 
-  // 2. Roles and database, each idempotent. Vault is the record of which
+  const ids = databaseIdentifiersFor(valid.name);
+  const claim = ownershipMarker(valid.name, valid.uid);
+  // Step 2: nothing is written unless every object of the tenant's name is its own.
+  const foreignInDatabase = await foreignDatabaseObjects(handle.admin, ids, claim);
+  if (foreignInDatabase.length > 0) {
+    return conflict(
+      REASON.DatabaseConflict,
+      valid,
+      `on DatabaseServer ${placedServer}, ${foreignInDatabase.join(', ')}`,
+    );
+  }
+  const vault = await readTenantVault(deps, valid);
+  const foreignInVault = foreignVaultObjects(deps, vault, valid);
+  if (foreignInVault.length > 0) {
+    return conflict(REASON.VaultConflict, valid, foreignInVault.join(', '));
+  }
+  const secret = vault.credentialsMetadata
+    ? await deps.kv.readSecret<StoredCredentials>(credentialsPath(valid.name))
+    : undefined;
+  const context: Context = {
+    deps,
+    tenant,
+    valid,
+    now,
+    server: placedServer,
+    handle,
+    admin: handle.admin,
+    ids,
+    claim,
+    vault,
+    stored: secret && ids.loginRoles.includes(secret.data.username) ? secret : undefined,
+  };
+  try {
+    return await provision(context);
+  } catch (err: unknown) {
+    // Created by someone else between the check and our write.
+    if (err instanceof OperatorError && err.code === ERROR_CODES.FOREIGN_OBJECT) {
+      return notReady(REASON.DatabaseConflict, err.message, CONFLICT_RETRY_MS);
+    }
+    throw err;
+  }
+}
+
+function conflict(reason: string, valid: ValidTenant, objects: string): DatabaseOutcome {
+  return notReady(
+    reason,
+    `refusing to touch what is not tenant ${valid.name}'s (uid ${valid.uid}): ${objects}; ` +
+      'nothing was written. Remove or rename it, or delete the Tenant.',
+    CONFLICT_RETRY_MS,
+  );
+}
+
+/** Steps 3 to 6, once the tenant's objects are known to be its own. */
+async function provision(context: Context): Promise<DatabaseOutcome> {
+  const { deps, tenant, valid, ids, admin, claim, stored } = context;
+  const loginAllowed = valid.spec.state === 'Active';
+
+  // 3. Roles and database, each idempotent. Vault is the record of which
   //    login role is current and of its password; PostgreSQL is made to agree
   //    (a password changed behind our back is put back from Vault).
-  const ids = databaseIdentifiersFor(valid.name);
-  const { admin } = handle;
-  const path = credentialsPath(valid.name);
-  const stored = (await deps.kv.readSecret<StoredCredentials>(path))?.data;
-  const current = stored && ids.loginRoles.includes(stored.username) ? stored : undefined;
-  const loginAllowed = valid.spec.state === 'Active';
+  //    The other login role may log in only during a rotation's grace period.
   const existedBefore = await admin.databaseExists(ids.database);
-  await ensureTenantDatabase(admin, ids, {
+  const current = stored?.data;
+  const retirement = standbyRetirement(context);
+  await ensureTenantDatabase(admin, ids, claim, {
     ...(current ? { active: { role: current.username, password: current.password } } : {}),
     canLogin: loginAllowed,
+    standbyCanLogin: current !== undefined && !retirement.recorded && !retirement.due,
   });
   if (!existedBefore && tenant.status?.database?.name) {
     // It was there once and is gone: recreated empty, which is data loss.
@@ -244,13 +335,110 @@ export async function reconcileDatabase(
       tenant,
       'Warning',
       REASON.DatabaseRecreated,
-      `database ${ids.database} had vanished from ${placedServer} and was recreated EMPTY`,
+      `database ${ids.database} had vanished from ${context.server} and was recreated EMPTY`,
     );
   }
 
-  // 3. Credentials. New ones are proven by a real login before Vault gets
-  //    them; the previous role keeps working for a grace period, then gets a
-  //    password nobody knows.
+  // 4. Credentials: rotated when due, the previous role retired after its grace period.
+  const credentials = await reconcileCredentials(context, loginAllowed);
+  if (!loginAllowed) await admin.terminateSessions([...ids.loginRoles]);
+
+  // 5. Delivery as a Secret too, only when the tenant asks for it.
+  await deliverSecret(
+    deps,
+    valid,
+    valid.spec.database.delivery === 'VaultAndSecret' ? credentials.latest : undefined,
+  );
+
+  // 6. Vault access for the tenant's workloads: their service accounts read
+  //    their own path, nothing else, with tokens of bounded life.
+  await ensureTenantVaultAccess(deps, context.vault, valid);
+
+  // Come back for the next rotation, or sooner to retire the previous role.
+  // A tenant that may not log in is not rotated: only the retirement counts.
+  const interval = durationToMs(valid.spec.database.rotationInterval);
+  const rotatedAt = Date.parse(credentials.latest.rotatedAt);
+  const nextStep = !credentials.standbyRetired
+    ? rotatedAt + gracePeriod(interval)
+    : loginAllowed
+      ? rotatedAt + interval
+      : undefined;
+  return {
+    ready: true,
+    conditions: [
+      condition(
+        CONDITION.DatabaseReady,
+        true,
+        loginAllowed ? REASON.DatabaseReady : REASON.LoginRevoked,
+        loginAllowed
+          ? `database ${ids.database} on ${context.server}`
+          : `database ${ids.database} kept; login revoked and sessions ended (tenant ${valid.spec.state})`,
+      ),
+      condition(
+        CONDITION.CredentialsStored,
+        true,
+        REASON.CredentialsStored,
+        `credentials in Vault at ${deps.kv.dataPath(credentialsPath(valid.name))}`,
+      ),
+    ],
+    database: {
+      server: context.server,
+      name: ids.database,
+      role: ids.ownerRole,
+      lastRotated: credentials.latest.rotatedAt,
+      standbyRetired: credentials.standbyRetired,
+    },
+    vaultPath: deps.kv.dataPath(credentialsPath(valid.name)),
+    ...(nextStep === undefined
+      ? {}
+      : { requeueAfterMs: Math.max(1_000, nextStep - context.now.getTime()) }),
+  };
+}
+
+/**
+ * When the current login role took over, as Vault says: its `rotatedAt`, or
+ * for a secret without one the time its version was written.
+ */
+function rotationTime(stored: SecretVersion<StoredCredentials>): number | undefined {
+  for (const candidate of [stored.data.rotatedAt, stored.createdTime]) {
+    const time = candidate === undefined ? Number.NaN : Date.parse(candidate);
+    if (Number.isFinite(time)) return time;
+  }
+  return undefined;
+}
+
+/**
+ * Whether the login role used before the current one is retired: status
+ * says so about the very rotation Vault holds, or its grace period is over
+ * (then it is retired now, if it was not: idempotent).
+ */
+function standbyRetirement(context: Context): { recorded: boolean; due: boolean } {
+  const { stored, valid, now } = context;
+  const recorded = context.tenant.status?.database;
+  const rotatedAt = stored ? rotationTime(stored) : undefined;
+  const interval = durationToMs(valid.spec.database.rotationInterval);
+  return {
+    recorded:
+      stored !== undefined &&
+      recorded?.lastRotated === stored.data.rotatedAt &&
+      recorded.standbyRetired === true,
+    due: rotatedAt !== undefined && rotatedAt + gracePeriod(interval) <= now.getTime(),
+  };
+}
+
+interface CredentialsOutcome {
+  /** What Vault holds once the step is done. */
+  latest: StoredCredentials;
+  /** The role used before `latest` took over can no longer log in. */
+  standbyRetired: boolean;
+}
+
+async function reconcileCredentials(
+  context: Context,
+  loginAllowed: boolean,
+): Promise<CredentialsOutcome> {
+  const { deps, valid, ids, admin, claim, stored, now, handle } = context;
+  const path = credentialsPath(valid.name);
   const connectionFields = {
     host: handle.spec.host,
     port: String(handle.spec.port),
@@ -259,104 +447,63 @@ export async function reconcileDatabase(
     ca: handle.caCertificate ?? '',
   };
   const interval = durationToMs(valid.spec.database.rotationInterval);
-  let lastRotated = tenant.status?.database?.lastRotated;
-  let standbyRetired = tenant.status?.database?.standbyRetired ?? true;
-  const due =
-    !current || lastRotated === undefined || Date.parse(lastRotated) + interval <= now.getTime();
-  // What Vault holds once this step is done.
-  let latest: StoredCredentials | undefined = current;
-  const store = async (credentials: StoredCredentials) => {
-    await deps.kv.writeSecret(path, credentials);
-    latest = credentials;
+  // Check-and-set against the version read: a second writer (another
+  // replica, a person) makes this write fail instead of silently losing.
+  const cas = context.vault.credentialsMetadata?.currentVersion ?? 0;
+  const store = async (credentials: StoredCredentials): Promise<StoredCredentials> => {
+    if (cas === 0) await claimCredentialsPath(deps, context.vault, valid);
+    await deps.kv.writeSecret(path, credentials, { cas });
+    failpoint('after-credentials-write');
+    return credentials;
   };
+
+  const current = stored?.data;
+  const rotatedAt = stored ? rotationTime(stored) : undefined;
+  const due = !current || rotatedAt === undefined || rotatedAt + interval <= now.getTime();
+  const stamp = now.toISOString();
   if (due && loginAllowed) {
-    const fresh = await prepareRotation(admin, ids, current?.username);
-    await store({ username: fresh.role, password: fresh.password, ...connectionFields });
+    const fresh = await prepareRotation(admin, ids, claim, current?.username);
+    const latest = await store({
+      username: fresh.role,
+      password: fresh.password,
+      ...connectionFields,
+      rotatedAt: stamp,
+    });
     if (current) {
       await deps.events.record(
-        tenant,
+        context.tenant,
         'Normal',
         REASON.CredentialsRotated,
         `database credentials rotated to role ${fresh.role}`,
       );
     }
-    lastRotated = now.toISOString();
-    standbyRetired = !current;
-  } else if (!current) {
+    // On a first rotation the other role has only ever had a password nobody knows.
+    return { latest, standbyRetired: !current };
+  }
+  if (!current) {
     // Suspended before its first credentials: stored, but nobody may log in yet.
     const role = ids.loginRoles[0];
     const password = generatePassword();
-    await admin.ensureLoginRole(role, ids.ownerRole, password, { canLogin: false });
-    await store({ username: role, password, ...connectionFields });
-    lastRotated = now.toISOString();
-  } else {
-    if (
-      !standbyRetired &&
-      lastRotated !== undefined &&
-      Date.parse(lastRotated) + gracePeriod(interval) <= now.getTime()
-    ) {
-      await retireStandbyRole(admin, ids, current.username);
-      standbyRetired = true;
-    }
-    if (Object.entries(connectionFields).some(([key, value]) => current[key] !== value)) {
-      await store({ ...current, ...connectionFields });
-    }
+    await admin.ensureLoginRole(role, ids.ownerRole, claim, password, { canLogin: false });
+    const latest = await store({ username: role, password, ...connectionFields, rotatedAt: stamp });
+    return { latest, standbyRetired: true };
   }
-  if (!loginAllowed) await admin.terminateSessions([...ids.loginRoles]);
 
-  // 4. Delivery as a Secret too, only when the tenant asks for it.
-  await deliverSecret(
-    deps,
-    valid,
-    valid.spec.database.delivery === 'VaultAndSecret' ? latest : undefined,
-  );
-
-  // 5. Vault access for the tenant's workloads: their service accounts read
-  //    their own path, nothing else.
-  const vaultName = vaultObjectName(valid.name);
-  const policy = tenantReadPolicy(deps.kv.mount, valid.name);
-  if ((await deps.policies.readPolicy(vaultName)) !== policy)
-    await deps.policies.putPolicy(vaultName, policy);
-  const role = {
-    boundServiceAccountNames: ['*'],
-    boundServiceAccountNamespaces: [valid.namespace],
-    policies: [vaultName],
-    ttl: 3600,
-    ...(deps.vaultAudience ? { audience: deps.vaultAudience } : {}),
-  };
-  const liveRole = await deps.kubernetesAuth.readKubernetesRole(vaultName);
-  if (!liveRole || !isSubset(role, liveRole))
-    await deps.kubernetesAuth.putKubernetesRole(vaultName, role);
-
-  const conditions = [
-    condition(
-      CONDITION.DatabaseReady,
-      true,
-      loginAllowed ? REASON.DatabaseReady : REASON.LoginRevoked,
-      loginAllowed
-        ? `database ${ids.database} on ${placedServer}`
-        : `database ${ids.database} kept; login revoked and sessions ended (tenant ${valid.spec.state})`,
-    ),
-    condition(
-      CONDITION.CredentialsStored,
-      true,
-      REASON.CredentialsStored,
-      `credentials in Vault at ${deps.kv.dataPath(path)}`,
-    ),
-  ];
-  const rotatedAt = Date.parse(lastRotated ?? now.toISOString());
-  const nextStep = standbyRetired ? rotatedAt + interval : rotatedAt + gracePeriod(interval);
-  return {
-    ready: true,
-    conditions,
-    database: {
-      server: placedServer,
-      name: ids.database,
-      role: ids.ownerRole,
-      ...(lastRotated ? { lastRotated } : {}),
-      standbyRetired,
-    },
-    vaultPath: deps.kv.dataPath(path),
-    requeueAfterMs: Math.max(1_000, nextStep - now.getTime()),
-  };
+  // Not due. Status is trusted about the retirement only when it describes
+  // the rotation Vault holds; otherwise retire again (it is idempotent).
+  const latestRotatedAt = new Date(rotatedAt ?? now.getTime()).toISOString();
+  const retirement = standbyRetirement(context);
+  let standbyRetired = retirement.recorded;
+  if (!standbyRetired && retirement.due) {
+    await retireStandbyRole(admin, ids, claim, current.username);
+    standbyRetired = true;
+  }
+  let latest: StoredCredentials = { ...current, rotatedAt: current.rotatedAt ?? latestRotatedAt };
+  if (
+    Object.entries(connectionFields).some(([key, value]) => current[key] !== value) ||
+    current.rotatedAt !== latest.rotatedAt
+  ) {
+    latest = await store({ ...latest, ...connectionFields });
+  }
+  return { latest, standbyRetired };
 }

@@ -16,8 +16,15 @@ export interface KubernetesRole {
   policies: string[];
   /** Token TTL: seconds or a Vault duration ("1h"). */
   ttl: number | string;
-  /** Max TTL after renewals; Vault's default when absent. */
+  /** Max TTL after renewals; Vault's default (the mount's, 32 days in dev) when absent. */
   maxTtl?: number | string;
+  /**
+   * A periodic token renews forever, past any max TTL: 0 (none) unless set.
+   * Always written, so a period someone put on the role is taken back.
+   */
+  period?: number | string;
+  /** A hard cap no renewal passes; 0 (none) unless set. Always written, like period. */
+  explicitMaxTtl?: number | string;
   /** Audience the service account token must carry (TokenRequest audiences). */
   audience?: string;
 }
@@ -38,6 +45,8 @@ interface RoleResponse {
   token_policies: string[] | null;
   token_ttl: number;
   token_max_ttl: number;
+  token_period?: number;
+  token_explicit_max_ttl?: number;
   audience?: string;
 }
 
@@ -81,6 +90,9 @@ export class KubernetesAuth {
       token_policies: role.policies,
       token_ttl: role.ttl,
       ...(role.maxTtl === undefined ? {} : { token_max_ttl: role.maxTtl }),
+      // An update keeps fields it is not given: these two would let tokens outlive token_max_ttl.
+      token_period: role.period ?? 0,
+      token_explicit_max_ttl: role.explicitMaxTtl ?? 0,
       // Always sent, so that replacing a role with one without audience clears it.
       audience: role.audience ?? '',
     });
@@ -97,6 +109,8 @@ export class KubernetesAuth {
       policies: role.token_policies ?? [],
       ttl: role.token_ttl,
       maxTtl: role.token_max_ttl,
+      period: role.token_period ?? 0,
+      explicitMaxTtl: role.token_explicit_max_ttl ?? 0,
       ...(role.audience ? { audience: role.audience } : {}),
     };
   }

@@ -4,6 +4,8 @@ import { vaultPath, type VaultClient } from './client.ts';
 // Secrets in a KV version 2 engine. Paths are relative to the mount
 // ("tenants/acme/database"); the engine's data/ and metadata/ prefixes are
 // added here. Values are strings: credentials, hosts, ports as text.
+// custom_metadata (string pairs kept beside the versions, not in any of them)
+// is where a secret says who it belongs to.
 
 export type SecretData = Record<string, string>;
 
@@ -16,6 +18,8 @@ export interface SecretVersion<T extends SecretData = SecretData> {
 export interface SecretMetadata {
   currentVersion: number;
   oldestVersion: number;
+  /** Free-form string pairs on the secret; {} when it has none. */
+  customMetadata: Record<string, string>;
   /** version -> when it was created, deleted (soft), destroyed */
   versions: Record<string, { createdTime: string; deletionTime: string; destroyed: boolean }>;
 }
@@ -28,6 +32,7 @@ interface DataResponse {
 interface MetadataResponse {
   current_version: number;
   oldest_version: number;
+  custom_metadata: Record<string, unknown> | null;
   versions: Record<string, { created_time: string; deletion_time: string; destroyed: boolean }>;
 }
 
@@ -111,7 +116,25 @@ export class KvV2 {
         destroyed: v.destroyed,
       };
     }
-    return { currentVersion: body.current_version, oldestVersion: body.oldest_version, versions };
+    const customMetadata: Record<string, string> = {};
+    for (const [key, value] of Object.entries(body.custom_metadata ?? {})) {
+      if (typeof value === 'string') customMetadata[key] = value;
+    }
+    return {
+      currentVersion: body.current_version,
+      oldestVersion: body.oldest_version,
+      customMetadata,
+      versions,
+    };
+  }
+
+  /**
+   * Sets the secret's custom_metadata (replacing what was there), creating
+   * the metadata if the secret does not exist yet: written before the first
+   * version, it claims the path, and a crash in between leaves the claim.
+   */
+  async writeCustomMetadata(path: string, customMetadata: Record<string, string>): Promise<void> {
+    await this.client.write(this.metadataPath(path), { custom_metadata: customMetadata });
   }
 
   /** Removes every version and the metadata: nothing is left to undelete. Missing is fine. */

@@ -2,7 +2,9 @@ import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { vaultPath, type VaultClient } from './client.ts';
 
 // ACL policies, and the one policy a tenant's workloads get: read their own
-// secrets, nothing else.
+// secrets, nothing else. A policy has no metadata, so the tenant's carries a
+// comment line with its Tenant's uid: a same-named policy without it (made by
+// hand, or left by an earlier Tenant of the same name) is not the tenant's.
 
 /** A DNS label: what a Tenant name is. Anything else never reaches a policy. */
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -10,6 +12,9 @@ const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const POLICY_NAME = /^[a-z0-9]([a-z0-9_.-]{0,126}[a-z0-9])?$/;
 /** A mount path that can sit inside an HCL string and a path glob unchanged. */
 const MOUNT = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+/** A Kubernetes uid; no newline can end the comment and start a rule. */
+const UID = /^[A-Za-z0-9-]{1,64}$/;
+const OWNER_LINE = /^# tenancy\.io\/tenant-uid: ([A-Za-z0-9-]{1,64})$/m;
 
 export function assertTenantName(tenant: string): void {
   if (!DNS_LABEL.test(tenant)) {
@@ -34,8 +39,11 @@ function assertPolicyName(name: string): void {
  * and of the matching metadata. No list, no write, nothing outside the prefix
  * (the trailing "/" keeps tenant "a" out of tenant "ab").
  */
-export function tenantReadPolicy(kvMount: string, tenant: string): string {
+export function tenantReadPolicy(kvMount: string, tenant: string, uid: string): string {
   assertTenantName(tenant);
+  if (!UID.test(uid)) {
+    throw new OperatorError(ERROR_CODES.INTERNAL, 'a tenant policy needs the Tenant uid');
+  }
   if (!MOUNT.test(kvMount)) {
     throw new OperatorError(
       ERROR_CODES.INVALID_SPEC,
@@ -43,6 +51,7 @@ export function tenantReadPolicy(kvMount: string, tenant: string): string {
     );
   }
   return `# tenant-operator: workloads of tenant ${tenant} read their own secrets, nothing else.
+# tenancy.io/tenant-uid: ${uid}
 path "${kvMount}/data/tenants/${tenant}/*" {
   capabilities = ["read"]
 }
@@ -51,6 +60,11 @@ path "${kvMount}/metadata/tenants/${tenant}/*" {
   capabilities = ["read"]
 }
 `;
+}
+
+/** The Tenant uid a policy written by tenantReadPolicy names; undefined for any other policy. */
+export function policyOwnerUid(hcl: string): string | undefined {
+  return OWNER_LINE.exec(hcl)?.[1];
 }
 
 export class VaultPolicies {

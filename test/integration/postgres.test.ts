@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +12,14 @@ import {
   databaseIdentifiersFor,
   type DatabaseIdentifiers,
 } from '../../src/postgres/identifiers.ts';
+import { ownershipMarker } from '../../src/postgres/ownership.ts';
 import { generatePassword } from '../../src/postgres/password.ts';
 import { sqlState } from '../../src/postgres/pg-errors.ts';
 import { prepareRotation, retireStandbyRole } from '../../src/postgres/rotation.ts';
 import {
   dropTenantDatabase,
   ensureTenantDatabase,
+  foreignDatabaseObjects,
   revokeTenantAccess,
   type LoginCredentials,
 } from '../../src/postgres/tenant-database.ts';
@@ -41,8 +44,16 @@ const us = serverFromEnv('PG_US');
 let euAdmin: PostgresAdmin;
 let usAdmin: PostgresAdmin;
 
+/** The marker of a tenant of this file; each name stands for one Tenant, with its own uid. */
+function claimOf(tenant: string): string {
+  const uid = createHash('sha256').update(tenant).digest('hex').slice(0, 32);
+  return ownershipMarker(tenant, `pgit-${uid}`);
+}
+
 const ALPHA = databaseIdentifiersFor('pgit-alpha');
+const ALPHA_CLAIM = claimOf('pgit-alpha');
 const BETA = databaseIdentifiersFor('pgit-beta');
+const BETA_CLAIM = claimOf('pgit-beta');
 const HOSTILE_NAMES = [
   'pgit-a"b',
   'pgit-x"; DROP DATABASE postgres; --',
@@ -97,6 +108,23 @@ async function adminQuery<T extends pg.QueryResultRow>(
   }
 }
 
+/** Everything about a tenant's names in the catalogs, to prove that a refusal wrote nothing. */
+async function catalogSnapshot(ids: DatabaseIdentifiers): Promise<unknown[]> {
+  return adminQuery(
+    eu,
+    `SELECT r.rolname, r.rolsuper, r.rolcanlogin, r.rolvaliduntil::text AS valid,
+            shobj_description(r.oid, 'pg_authid') AS marker, a.rolpassword,
+            ARRAY(SELECT m.roleid::regrole::text FROM pg_auth_members m WHERE m.member = r.oid)
+              AS member_of,
+            (SELECT d.datacl::text FROM pg_database d WHERE d.datname = $2) AS database_acl,
+            (SELECT d.datdba::regrole::text FROM pg_database d WHERE d.datname = $2)
+              AS database_owner
+     FROM pg_roles r JOIN pg_authid a ON a.oid = r.oid
+     WHERE r.rolname = ANY($1::text[]) ORDER BY r.rolname`,
+    [[ids.ownerRole, ...ids.loginRoles], ids.database],
+  );
+}
+
 async function rejectsWith(promise: Promise<unknown>, state: string): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
     assert.equal(sqlState(err), state, String(err));
@@ -107,19 +135,28 @@ async function rejectsWith(promise: Promise<unknown>, state: string): Promise<vo
 async function provision(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
+  claim: string,
 ): Promise<LoginCredentials> {
-  await ensureTenantDatabase(admin, ids);
-  return prepareRotation(admin, ids, undefined);
+  await ensureTenantDatabase(admin, ids, claim);
+  return prepareRotation(admin, ids, claim, undefined);
 }
 
 async function cleanUp(): Promise<void> {
   for (const admin of [euAdmin, usAdmin]) {
-    for (const name of ['pgit-alpha', 'pgit-beta', 'pgit-gamma', 'pgit-rotate', ...HOSTILE_NAMES]) {
-      await dropTenantDatabase(admin, databaseIdentifiersFor(name));
+    for (const name of [
+      'pgit-alpha',
+      'pgit-beta',
+      'pgit-gamma',
+      'pgit-rotate',
+      'pgit-fenced',
+      ...HOSTILE_NAMES,
+    ]) {
+      await dropTenantDatabase(admin, databaseIdentifiersFor(name), claimOf(name));
     }
   }
   await adminQuery(eu, 'DROP DATABASE IF EXISTS t_pgit_foreign');
-  await adminQuery(eu, 'DROP ROLE IF EXISTS t_pgit_foreign');
+  for (const role of ['t_pgit_foreign', 't_pgit_foreign_a', 't_pgit_foreign_b'])
+    await adminQuery(eu, `DROP ROLE IF EXISTS ${role}`);
 }
 
 before(async () => {
@@ -148,22 +185,33 @@ describe('provisioning', () => {
   test('is idempotent: a second and third pass change nothing', async () => {
     for (const admin of [euAdmin, usAdmin]) {
       const before = await admin.countDatabases('t_pgit_');
-      assert.equal(await ensureTenantDatabase(admin, ALPHA), true);
-      const credentials = await prepareRotation(admin, ALPHA, undefined);
+      assert.equal(await ensureTenantDatabase(admin, ALPHA, ALPHA_CLAIM), true);
+      const credentials = await prepareRotation(admin, ALPHA, ALPHA_CLAIM, undefined);
       assert.equal(credentials.role, ALPHA.loginRoles[0]);
       for (let pass = 0; pass < 2; pass += 1) {
         assert.equal(
-          await ensureTenantDatabase(admin, ALPHA, { active: credentials }),
+          await ensureTenantDatabase(admin, ALPHA, ALPHA_CLAIM, { active: credentials }),
           false,
           `pass ${pass} changed something`,
         );
-        assert.equal(await admin.ensureOwnerRole(ALPHA.ownerRole), false);
-        assert.equal(await admin.ensureDatabase(ALPHA.database, ALPHA.ownerRole), false);
+        assert.equal(await admin.ensureOwnerRole(ALPHA.ownerRole, ALPHA_CLAIM), false);
         assert.equal(
-          await admin.ensureLoginRole(credentials.role, ALPHA.ownerRole, credentials.password),
+          await admin.ensureDatabase(ALPHA.database, ALPHA.ownerRole, ALPHA_CLAIM),
           false,
         );
-        assert.equal(await admin.setPassword(credentials.role, credentials.password), false);
+        assert.equal(
+          await admin.ensureLoginRole(
+            credentials.role,
+            ALPHA.ownerRole,
+            ALPHA_CLAIM,
+            credentials.password,
+          ),
+          false,
+        );
+        assert.equal(
+          await admin.setPassword(credentials.role, credentials.password, ALPHA_CLAIM),
+          false,
+        );
       }
       assert.equal(await admin.countDatabases('t_pgit_'), before + 1);
       assert.deepEqual(await admin.roleState(ALPHA.ownerRole), { exists: true, canLogin: false });
@@ -175,12 +223,48 @@ describe('provisioning', () => {
         true,
       );
       // Each server gets its own, so prove the catalogs are per server.
-      await dropTenantDatabase(admin, ALPHA);
+      await dropTenantDatabase(admin, ALPHA, ALPHA_CLAIM);
+    }
+  });
+
+  test('beforeWrite is asked before every change; when it throws, nothing is written', async () => {
+    const ids = databaseIdentifiersFor('pgit-fenced');
+    const claim = claimOf('pgit-fenced');
+    const fenced = new PostgresAdmin(eu, {
+      beforeWrite: () => {
+        throw new Error('not the leader');
+      },
+    });
+    let writes = 0;
+    const counted = new PostgresAdmin(eu, { beforeWrite: () => (writes += 1) });
+    try {
+      await assert.rejects(ensureTenantDatabase(fenced, ids, claim), /not the leader/);
+      await assert.rejects(fenced.terminateSessions(ids.loginRoles), /not the leader/);
+      assert.equal(await euAdmin.roleExists(ids.ownerRole), false);
+      assert.equal(await euAdmin.databaseExists(ids.database), false);
+
+      await ensureTenantDatabase(counted, ids, claim);
+      // Owner role, database (create, revoke PUBLIC), two login roles.
+      assert.ok(writes >= 5, `${writes} writes announced`);
+      const settled = writes;
+      assert.equal(await ensureTenantDatabase(counted, ids, claim), false);
+      assert.equal(writes, settled, 'a settled tenant announced a write');
+      // Reads still work behind a fence; any change does not.
+      assert.equal(await fenced.ensureDatabase(ids.database, ids.ownerRole, claim), false);
+      await assert.rejects(
+        fenced.setPassword(ids.loginRoles[0], generatePassword(), claim),
+        /not the leader/,
+      );
+      await assert.rejects(dropTenantDatabase(fenced, ids, claim), /not the leader/);
+      assert.equal(await euAdmin.databaseExists(ids.database), true);
+    } finally {
+      await fenced.close();
+      await counted.close();
     }
   });
 
   test('PUBLIC loses every privilege on the database; the owner keeps CONNECT', async () => {
-    await ensureTenantDatabase(euAdmin, ALPHA);
+    await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM);
     const [row] = await adminQuery<{ acl: string[] }>(
       eu,
       'SELECT datacl::text[] AS acl FROM pg_database WHERE datname = $1',
@@ -198,7 +282,7 @@ describe('provisioning', () => {
   });
 
   test('drift is repaired: a changed password, attribute, membership or privilege', async () => {
-    const credentials = await provision(euAdmin, ALPHA);
+    const credentials = await provision(euAdmin, ALPHA, ALPHA_CLAIM);
     const role = credentials.role;
     await adminQuery(
       eu,
@@ -209,8 +293,14 @@ describe('provisioning', () => {
     await adminQuery(eu, `GRANT CONNECT ON DATABASE ${ALPHA.database} TO PUBLIC`);
     assert.equal(await euAdmin.passwordWorks(role, credentials.password, ALPHA.database), false);
 
-    assert.equal(await ensureTenantDatabase(euAdmin, ALPHA, { active: credentials }), true);
-    assert.equal(await ensureTenantDatabase(euAdmin, ALPHA, { active: credentials }), false);
+    assert.equal(
+      await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: credentials }),
+      true,
+    );
+    assert.equal(
+      await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: credentials }),
+      false,
+    );
     assert.equal(await euAdmin.passwordWorks(role, credentials.password, ALPHA.database), true);
     const client = await connectAs(eu, credentials, ALPHA.database);
     const { rows } = await client.query<{ current_user: string }>('SELECT current_user');
@@ -220,13 +310,19 @@ describe('provisioning', () => {
 
   test('a login role is never made a member of a role other than an unprivileged owner', async () => {
     await assert.rejects(
-      euAdmin.ensureLoginRole(ALPHA.loginRoles[0], 'postgres', undefined),
+      euAdmin.ensureLoginRole(ALPHA.loginRoles[0], 'postgres', ALPHA_CLAIM, undefined),
       /refusing to take it over/,
     );
-    await assert.rejects(euAdmin.ensureDatabase(ALPHA.database, 'postgres'), /refusing/);
-    await assert.rejects(euAdmin.setPassword('postgres', generatePassword()), /refusing/);
     await assert.rejects(
-      euAdmin.ensureLoginRole('t_pgit_nobody_a', 't_pgit_nobody', undefined),
+      euAdmin.ensureDatabase(ALPHA.database, 'postgres', ALPHA_CLAIM),
+      /refusing/,
+    );
+    await assert.rejects(
+      euAdmin.setPassword('postgres', generatePassword(), ALPHA_CLAIM),
+      /refusing/,
+    );
+    await assert.rejects(
+      euAdmin.ensureLoginRole('t_pgit_nobody_a', 't_pgit_nobody', ALPHA_CLAIM, undefined),
       /does not exist/,
     );
     const [row] = await adminQuery<{ member_of: string[] }>(
@@ -238,21 +334,114 @@ describe('provisioning', () => {
     assert.deepEqual(row?.member_of, [ALPHA.ownerRole]);
   });
 
-  test('a same-named role or database that tenant-operator did not create is left alone', async () => {
+  test("a same-named role or database that is not this tenant's is left alone", async () => {
     const foreign = databaseIdentifiersFor('pgit-foreign');
+    const claim = claimOf('pgit-foreign');
     await adminQuery(eu, `CREATE ROLE ${foreign.ownerRole} SUPERUSER`);
-    await assert.rejects(euAdmin.ensureOwnerRole(foreign.ownerRole), /refusing to take it over/);
-    await assert.rejects(euAdmin.dropRole(foreign.ownerRole), /refusing to take it over/);
-    await adminQuery(eu, `CREATE DATABASE ${foreign.database}`);
-    await ensureTenantDatabase(euAdmin, ALPHA);
-    await assert.rejects(euAdmin.ensureDatabase(foreign.database, ALPHA.ownerRole), /refusing/);
-    await assert.rejects(euAdmin.dropDatabase(foreign.database), /refusing to drop/);
-    const [still] = await adminQuery<{ rolsuper: boolean; marker: string | null }>(
+    // Another tenant's marker, the generic marker of earlier versions, and
+    // the marker of an earlier Tenant of the same name (another uid).
+    await adminQuery(eu, `CREATE ROLE ${foreign.loginRoles[0]} LOGIN`);
+    await adminQuery(eu, `COMMENT ON ROLE ${foreign.loginRoles[0]} IS '${BETA_CLAIM}'`);
+    await adminQuery(eu, `CREATE ROLE ${foreign.loginRoles[1]} LOGIN`);
+    await adminQuery(
       eu,
-      "SELECT rolsuper, shobj_description(oid, 'pg_authid') AS marker FROM pg_roles WHERE rolname = $1",
-      [foreign.ownerRole],
+      `COMMENT ON ROLE ${foreign.loginRoles[1]} IS 'managed-by: tenant-operator'`,
     );
-    assert.deepEqual({ ...still }, { rolsuper: true, marker: null });
+    await adminQuery(eu, `CREATE DATABASE ${foreign.database}`);
+    const before = await catalogSnapshot(foreign);
+
+    assert.deepEqual(await foreignDatabaseObjects(euAdmin, foreign, claim), [
+      `role ${foreign.ownerRole}`,
+      `role ${foreign.loginRoles[0]}`,
+      `role ${foreign.loginRoles[1]}`,
+      `database ${foreign.database} (owned by role ${eu.user})`,
+    ]);
+    const refused = (err: unknown) =>
+      sqlState(err) === undefined && /carries no marker of this tenant/.test(String(err));
+    await assert.rejects(ensureTenantDatabase(euAdmin, foreign, claim), refused);
+    await assert.rejects(euAdmin.ensureOwnerRole(foreign.ownerRole, claim), refused);
+    await assert.rejects(euAdmin.dropRole(foreign.ownerRole, claim), refused);
+    for (const role of foreign.loginRoles) {
+      await assert.rejects(euAdmin.setPassword(role, generatePassword(), claim), refused);
+      await assert.rejects(euAdmin.setLogin(role, false, claim), refused);
+      await assert.rejects(euAdmin.dropRole(role, claim), refused);
+    }
+    // A database of the tenant's name owned by someone else, even once the
+    // owner role is the tenant's.
+    await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM);
+    await assert.rejects(
+      euAdmin.ensureDatabase(foreign.database, ALPHA.ownerRole, ALPHA_CLAIM),
+      refused,
+    );
+    await assert.rejects(euAdmin.dropDatabase(foreign.database, ALPHA.ownerRole, claim), refused);
+    // ALPHA's own objects are not BETA's.
+    assert.deepEqual(await foreignDatabaseObjects(euAdmin, ALPHA, BETA_CLAIM), [
+      `role ${ALPHA.ownerRole}`,
+      `role ${ALPHA.loginRoles[0]}`,
+      `role ${ALPHA.loginRoles[1]}`,
+      `database ${ALPHA.database} (owned by role ${ALPHA.ownerRole})`,
+    ]);
+    assert.deepEqual(await foreignDatabaseObjects(euAdmin, ALPHA, ALPHA_CLAIM), []);
+    await assert.rejects(ensureTenantDatabase(euAdmin, ALPHA, BETA_CLAIM), refused);
+    assert.deepEqual(await catalogSnapshot(foreign), before, 'a foreign object was changed');
+  });
+
+  test('a CONNECT grant from a tenant to another role is taken back', async () => {
+    const alpha = await provision(euAdmin, ALPHA, ALPHA_CLAIM);
+    await ensureTenantDatabase(euAdmin, BETA, BETA_CLAIM);
+    // The tenant's own session (running as the owner role) shares its database.
+    const session = await connectAs(eu, alpha, ALPHA.database);
+    await session.query(
+      `GRANT CONNECT, TEMPORARY ON DATABASE ${ALPHA.database} TO ${BETA.ownerRole}`,
+    );
+    await closeClient(session);
+    assert.equal(await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: alpha }), true);
+    const [row] = await adminQuery<{ acl: string[] }>(
+      eu,
+      'SELECT datacl::text[] AS acl FROM pg_database WHERE datname = $1',
+      [ALPHA.database],
+    );
+    assert.deepEqual(row?.acl, [`${ALPHA.ownerRole}=CTc/${ALPHA.ownerRole}`]);
+  });
+
+  test('a hostile or unreadable password verifier is replaced at once, never hashed', async () => {
+    const credentials = await provision(euAdmin, ALPHA, ALPHA_CLAIM);
+    const salt = Buffer.alloc(16, 7).toString('base64');
+    const key = Buffer.alloc(32, 9).toString('base64');
+    const hostile = [
+      // 2^30 PBKDF2 rounds: minutes of CPU for whoever checks a password against it.
+      `SCRAM-SHA-256$1073741824:${salt}$${key}:${key}`,
+      // An MD5 hash (stored as given, and useless: the server only speaks SCRAM).
+      'md5' + 'f'.repeat(32),
+      // A SCRAM verifier with no rounds at all.
+      `SCRAM-SHA-256$0:${salt}$${key}:${key}`,
+    ];
+    for (const verifier of hostile) {
+      // Written into the catalog directly: ALTER ROLE ... PASSWORD would itself
+      // run PBKDF2 on it (the server checks that the password is not empty),
+      // stalling that backend for minutes. The stored state is the same.
+      await adminQuery(eu, 'UPDATE pg_authid SET rolpassword = $1 WHERE rolname = $2', [
+        verifier,
+        credentials.role,
+      ]);
+      const [stored] = await adminQuery<{ rolpassword: string }>(
+        eu,
+        'SELECT rolpassword FROM pg_authid WHERE rolname = $1',
+        [credentials.role],
+      );
+      assert.equal(stored?.rolpassword, verifier, 'the server did not keep the verifier as given');
+      const started = performance.now();
+      assert.equal(
+        await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: credentials }),
+        true,
+      );
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed < 2_000, `repair took ${Math.round(elapsed)} ms`);
+      assert.equal(
+        await euAdmin.passwordWorks(credentials.role, credentials.password, ALPHA.database),
+        true,
+      );
+    }
   });
 });
 
@@ -261,8 +450,8 @@ describe('access', () => {
   let beta: LoginCredentials;
 
   before(async () => {
-    alpha = await provision(euAdmin, ALPHA);
-    beta = await provision(euAdmin, BETA);
+    alpha = await provision(euAdmin, ALPHA, ALPHA_CLAIM);
+    beta = await provision(euAdmin, BETA, BETA_CLAIM);
   });
 
   test('a login role connects over TLS, verified against the CA, and works as the owner', async () => {
@@ -391,7 +580,7 @@ describe('access', () => {
     const died = new Promise<unknown>((resolve) => live.once('error', resolve));
     await live.query('SELECT 1');
 
-    assert.equal(await revokeTenantAccess(euAdmin, ALPHA), 1);
+    assert.equal(await revokeTenantAccess(euAdmin, ALPHA, ALPHA_CLAIM), 1);
     await died;
     await assert.rejects(live.query('SELECT 1'));
     await closeClient(live);
@@ -401,18 +590,18 @@ describe('access', () => {
     // Tenant B is untouched.
     assert.equal(await euAdmin.passwordWorks(beta.role, beta.password, BETA.database), true);
     // Repeating is harmless.
-    assert.equal(await euAdmin.setLogin(alpha.role, false), false);
+    assert.equal(await euAdmin.setLogin(alpha.role, false, ALPHA_CLAIM), false);
     assert.equal(await euAdmin.terminateSessions(ALPHA.loginRoles), 0);
 
-    assert.equal(await euAdmin.setLogin(alpha.role, true), true);
+    assert.equal(await euAdmin.setLogin(alpha.role, true, ALPHA_CLAIM), true);
     assert.equal(await euAdmin.passwordWorks(alpha.role, alpha.password, ALPHA.database), true);
     // A suspended tenant is repaired without being let back in.
-    await euAdmin.setLogin(alpha.role, false);
+    await euAdmin.setLogin(alpha.role, false, ALPHA_CLAIM);
     assert.equal(
-      await ensureTenantDatabase(euAdmin, ALPHA, { active: alpha, canLogin: false }),
+      await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: alpha, canLogin: false }),
       false,
     );
-    assert.equal(await ensureTenantDatabase(euAdmin, ALPHA, { active: alpha }), true);
+    assert.equal(await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM, { active: alpha }), true);
     assert.equal(await euAdmin.passwordWorks(alpha.role, alpha.password, ALPHA.database), true);
   });
 });
@@ -420,9 +609,10 @@ describe('access', () => {
 describe('rotation', () => {
   test('a client that always logs in with the current credentials never fails during rotations', async () => {
     const ids = databaseIdentifiersFor('pgit-rotate');
-    await ensureTenantDatabase(euAdmin, ids);
+    const claim = claimOf('pgit-rotate');
+    await ensureTenantDatabase(euAdmin, ids, claim);
     // `vault` stands for the secret in Vault: what applications read.
-    let vault = await prepareRotation(euAdmin, ids, undefined);
+    let vault = await prepareRotation(euAdmin, ids, claim, undefined);
     const longLived = await connectAs(eu, vault, ids.database);
     await longLived.query('CREATE TABLE visits (role text, at timestamptz DEFAULT now())');
 
@@ -447,13 +637,13 @@ describe('rotation', () => {
     for (let rotation = 0; rotation < 4; rotation += 1) {
       await waitFor('a few logins', () => logins >= (rotation + 1) * 5);
       const previous = vault;
-      const next = await prepareRotation(euAdmin, ids, vault.role);
+      const next = await prepareRotation(euAdmin, ids, claim, vault.role);
       assert.notEqual(next.role, previous.role);
       vault = next; // the caller writes Vault
       // Grace period: the app's login that read the old secret has finished.
       const seen = logins;
       await waitFor('the app to use the new secret', () => logins >= seen + 2);
-      assert.equal(await retireStandbyRole(euAdmin, ids, vault.role), previous.role);
+      assert.equal(await retireStandbyRole(euAdmin, ids, claim, vault.role), previous.role);
       assert.equal(
         await euAdmin.passwordWorks(previous.role, previous.password, ids.database),
         false,
@@ -479,8 +669,9 @@ describe('hostile tenant names', () => {
     const databases = new Set<string>();
     for (const name of HOSTILE_NAMES) {
       const ids = databaseIdentifiersFor(name);
-      const credentials = await provision(euAdmin, ids);
-      assert.equal(await ensureTenantDatabase(euAdmin, ids, { active: credentials }), false);
+      const claim = claimOf(name);
+      const credentials = await provision(euAdmin, ids, claim);
+      assert.equal(await ensureTenantDatabase(euAdmin, ids, claim, { active: credentials }), false);
       const client = await connectAs(eu, credentials, ids.database);
       const { rows } = await client.query<{ db: string }>('SELECT current_database() AS db');
       assert.equal(rows[0]?.db, ids.database);
@@ -503,28 +694,29 @@ describe('hostile tenant names', () => {
 describe('purge', () => {
   test('dropDatabase and dropRole are idempotent, and FORCE ends open sessions', async () => {
     const ids = databaseIdentifiersFor('pgit-gamma');
-    const credentials = await provision(usAdmin, ids);
+    const claim = claimOf('pgit-gamma');
+    const credentials = await provision(usAdmin, ids, claim);
     const live = await connectAs(us, credentials, ids.database);
     await live.query('CREATE TABLE t (x int)');
 
-    await assert.rejects(usAdmin.dropRole(ids.ownerRole), /drop its database first/);
-    assert.equal(await dropTenantDatabase(usAdmin, ids), true);
+    await assert.rejects(usAdmin.dropRole(ids.ownerRole, claim), /drop its database first/);
+    assert.equal(await dropTenantDatabase(usAdmin, ids, claim), true);
     await closeClient(live);
-    assert.equal(await dropTenantDatabase(usAdmin, ids), false);
-    assert.equal(await usAdmin.dropDatabase(ids.database), false);
+    assert.equal(await dropTenantDatabase(usAdmin, ids, claim), false);
+    assert.equal(await usAdmin.dropDatabase(ids.database, ids.ownerRole, claim), false);
     for (const role of [ids.ownerRole, ...ids.loginRoles]) {
-      assert.equal(await usAdmin.dropRole(role), false);
+      assert.equal(await usAdmin.dropRole(role, claim), false);
       assert.deepEqual(await usAdmin.roleState(role), { exists: false, canLogin: false });
     }
     assert.equal(await usAdmin.databaseExists(ids.database), false);
-    assert.equal(await usAdmin.setLogin(ids.loginRoles[0], false), false);
-    await assert.rejects(usAdmin.setLogin(ids.loginRoles[0], true), /does not exist/);
+    assert.equal(await usAdmin.setLogin(ids.loginRoles[0], false, claim), false);
+    await assert.rejects(usAdmin.setLogin(ids.loginRoles[0], true, claim), /does not exist/);
   });
 
   test('a password never appears in an error', async () => {
     const password = generatePassword();
     await assert.rejects(
-      euAdmin.setPassword('t_pgit_missing_role', password),
+      euAdmin.setPassword('t_pgit_missing_role', password, ALPHA_CLAIM),
       (err: Error) => !err.message.includes(password) && /t_pgit_missing_role/.test(err.message),
     );
   });

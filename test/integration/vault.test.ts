@@ -9,7 +9,7 @@ import { ERROR_CODES, OperatorError, type ErrorCode } from '../../src/errors.ts'
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
-import { tenantReadPolicy, VaultPolicies } from '../../src/vault/policy.ts';
+import { policyOwnerUid, tenantReadPolicy, VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
 import { kubectl, requireEnv } from '../support/cluster.ts';
 import { waitFor } from '../support/wait.ts';
@@ -22,6 +22,8 @@ import { waitFor } from '../support/wait.ts';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const API_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
 const RUN = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+/** Stands for a Tenant's metadata.uid. */
+const UID = '3f9c2a4e-0b7d-4c1e-9a55-6d2f8e1b7c30';
 
 let root: VaultClient;
 
@@ -189,11 +191,33 @@ describe('KV v2', () => {
     await kv.deleteSecretAllVersions(`${prefix}/other`);
     assert.deepEqual(await kv.listSecrets(prefix), []);
   });
+
+  test('custom metadata claims a path before its first version, and stays', async () => {
+    const kv = new KvV2(root);
+    const claimed = `${prefix}/claimed`;
+    const claim = { 'managed-by': 'tenant-operator', tenant: 'a', uid: UID };
+    await kv.writeCustomMetadata(claimed, claim);
+    const empty = await kv.readMetadata(claimed);
+    assert.equal(empty?.currentVersion, 0);
+    assert.deepEqual(empty?.customMetadata, claim);
+    assert.equal(await kv.readSecret(claimed), undefined);
+    // "Must not exist yet" still holds for the data: the claim wrote no version.
+    assert.equal(await kv.writeSecret(claimed, { username: 't_a' }, { cas: 0 }), 1);
+    await rejectsWith(
+      kv.writeSecret(claimed, { username: 't_a' }, { cas: 0 }),
+      ERROR_CODES.API_CONFLICT,
+    );
+    assert.equal(await kv.writeSecret(claimed, { username: 't_a', password: 'p' }, { cas: 1 }), 2);
+    assert.deepEqual((await kv.readMetadata(claimed))?.customMetadata, claim);
+    // A secret nobody claimed has none.
+    await kv.writeSecret(`${prefix}/unclaimed`, { a: 'b' });
+    assert.deepEqual((await kv.readMetadata(`${prefix}/unclaimed`))?.customMetadata, {});
+  });
 });
 
 describe('tenant policy', () => {
   test('renders read of the tenant prefix only', () => {
-    const hcl = tenantReadPolicy('secret', 'a');
+    const hcl = tenantReadPolicy('secret', 'a', UID);
     const paths = [...hcl.matchAll(/path "([^"]+)" \{\s*capabilities = (\[[^\]]*\])\s*\}/g)].map(
       (m) => [m[1], m[2]],
     );
@@ -202,6 +226,8 @@ describe('tenant policy', () => {
       ['secret/metadata/tenants/a/*', '["read"]'],
     ]);
     assert.equal((hcl.match(/path "/g) ?? []).length, 2);
+    assert.equal(policyOwnerUid(hcl), UID);
+    assert.equal(policyOwnerUid('path "secret/*" { capabilities = ["read"] }'), undefined);
   });
 
   test('refuses anything but a DNS label, and odd mounts', () => {
@@ -219,14 +245,18 @@ describe('tenant policy', () => {
       'x'.repeat(64),
     ]) {
       assert.throws(
-        () => tenantReadPolicy('secret', bad),
+        () => tenantReadPolicy('secret', bad, UID),
         (err: unknown) => err instanceof OperatorError && err.code === ERROR_CODES.INVALID_SPEC,
         JSON.stringify(bad),
       );
     }
-    assert.doesNotThrow(() => tenantReadPolicy('secret', 'x'.repeat(63)));
+    assert.doesNotThrow(() => tenantReadPolicy('secret', 'x'.repeat(63), UID));
     for (const mount of ['', 'secret"', 'secret/*', '/secret', 'sec ret']) {
-      assert.throws(() => tenantReadPolicy(mount, 'a'), OperatorError, JSON.stringify(mount));
+      assert.throws(() => tenantReadPolicy(mount, 'a', UID), OperatorError, JSON.stringify(mount));
+    }
+    // The uid goes into a comment: a newline would end it and start a rule.
+    for (const uid of ['', 'x\npath "*" { capabilities = ["sudo"] }', 'a b', 'u'.repeat(65)]) {
+      assert.throws(() => tenantReadPolicy('secret', 'a', uid), OperatorError, JSON.stringify(uid));
     }
   });
 });
@@ -290,7 +320,7 @@ metadata: { name: app, namespace: ${ns} }
   }
 
   test('policy and role are written and read back', async () => {
-    const hcl = tenantReadPolicy('secret', 'a');
+    const hcl = tenantReadPolicy('secret', 'a', UID);
     await policies().putPolicy(policyA, hcl);
     assert.equal(await policies().readPolicy(policyA), hcl);
     await policies().putPolicy(policyA, hcl); // idempotent
@@ -307,9 +337,23 @@ metadata: { name: app, namespace: ${ns} }
       policies: [policyA],
       ttl: 600,
       maxTtl: 0,
+      period: 0,
+      explicitMaxTtl: 0,
       audience: API_AUDIENCE,
     });
     assert.equal(await auth().readKubernetesRole(`none-${RUN}`), undefined);
+    // A period (periodic tokens renew forever) set behind our back is taken
+    // back by the next write, which names every TTL field.
+    await root.write(`auth/kubernetes/role/${roleA}`, { token_period: 3600 });
+    assert.equal((await auth().readKubernetesRole(roleA))?.period, 3600);
+    await auth().putKubernetesRole(roleA, {
+      boundServiceAccountNames: ['*'],
+      boundServiceAccountNamespaces: ['tenant-a'],
+      policies: [policyA],
+      ttl: '10m',
+      audience: API_AUDIENCE,
+    });
+    assert.equal((await auth().readKubernetesRole(roleA))?.period, 0);
     await rejectsWith(policies().putPolicy('root', 'path "*" {}'), ERROR_CODES.INVALID_SPEC);
   });
 
@@ -345,6 +389,12 @@ metadata: { name: app, namespace: ${ns} }
         403,
       );
       await rejectsWith(asA.listSecrets('tenants/a'), ERROR_CODES.API_FORBIDDEN, 403);
+      // Nor can it claim (or un-claim) its secret.
+      await rejectsWith(
+        asA.writeCustomMetadata('tenants/a/database', { uid: 'mine-now' }),
+        ERROR_CODES.API_FORBIDDEN,
+        403,
+      );
       await rejectsWith(
         new VaultPolicies(auth().clientFor(login)).putPolicy(
           policyA,

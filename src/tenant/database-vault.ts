@@ -1,0 +1,141 @@
+import { MANAGED_BY_VALUE } from '../api/constants.ts';
+import type { KubernetesAuth, KubernetesRole } from '../vault/kubernetes-auth.ts';
+import type { KvV2, SecretMetadata } from '../vault/kv.ts';
+import { policyOwnerUid, tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
+import type { ValidTenant } from './model.ts';
+
+// What a tenant owns in Vault, and how that is told apart from what it does
+// not. The credentials secret carries the claim in its KV custom_metadata
+// (tenant name and Tenant uid), written before its first version; the policy
+// carries the uid in a comment. The Kubernetes auth role has no field for
+// free text, so it counts as the tenant's when the secret or the policy does:
+// the operator writes it last, after both. Anything of the tenant's name that
+// exists without such a claim belongs to someone else (or to an earlier
+// Tenant of the same name) and is neither read as credentials nor rewritten.
+
+/** Tokens of a tenant's workloads live an hour and, renewed, at most four. */
+export const TENANT_TOKEN_TTL_SECONDS = 3_600;
+export const TENANT_TOKEN_MAX_TTL_SECONDS = 4 * 3_600;
+
+export interface VaultObjects {
+  kv: KvV2;
+  policies: VaultPolicies;
+  kubernetesAuth: KubernetesAuth;
+  /** Audience tenant service-account tokens must carry to log in. */
+  vaultAudience: string | undefined;
+}
+
+/** The tenant's Vault objects as they are now; one read of each per reconcile. */
+export interface TenantVaultState {
+  credentialsMetadata: SecretMetadata | undefined;
+  policy: string | undefined;
+  role: KubernetesRole | undefined;
+}
+
+export function credentialsPath(tenant: string): string {
+  return `tenants/${tenant}/database`;
+}
+
+export function vaultObjectName(tenant: string): string {
+  return `tenant-${tenant}`;
+}
+
+/** The custom_metadata of the tenant's credentials secret. */
+export function credentialsClaim(tenant: ValidTenant): Record<string, string> {
+  return { 'managed-by': MANAGED_BY_VALUE, tenant: tenant.name, uid: tenant.uid };
+}
+
+export async function readTenantVault(
+  vault: VaultObjects,
+  tenant: ValidTenant,
+): Promise<TenantVaultState> {
+  const name = vaultObjectName(tenant.name);
+  return {
+    credentialsMetadata: await vault.kv.readMetadata(credentialsPath(tenant.name)),
+    policy: await vault.policies.readPolicy(name),
+    role: await vault.kubernetesAuth.readKubernetesRole(name),
+  };
+}
+
+/** Whether the credentials secret exists and names this Tenant. */
+export function credentialsClaimed(state: TenantVaultState, tenant: ValidTenant): boolean {
+  const claim = state.credentialsMetadata?.customMetadata;
+  return claim?.tenant === tenant.name && claim.uid === tenant.uid;
+}
+
+/** The tenant's Vault objects that exist but are not this Tenant's, by name. */
+export function foreignVaultObjects(
+  vault: VaultObjects,
+  state: TenantVaultState,
+  tenant: ValidTenant,
+): string[] {
+  const name = vaultObjectName(tenant.name);
+  const secretOurs = credentialsClaimed(state, tenant);
+  const policyOurs = state.policy !== undefined && policyOwnerUid(state.policy) === tenant.uid;
+  const foreign: string[] = [];
+  if (state.credentialsMetadata && !secretOurs) {
+    foreign.push(`Vault secret ${vault.kv.dataPath(credentialsPath(tenant.name))}`);
+  }
+  if (state.policy !== undefined && !policyOurs) foreign.push(`Vault policy ${name}`);
+  if (state.role && !secretOurs && !policyOurs) {
+    foreign.push(`Vault Kubernetes auth role ${name}`);
+  }
+  return foreign;
+}
+
+/**
+ * Claims the credentials path before its first version is written: the
+ * metadata is created with the claim, so a crash before the data write
+ * leaves a path that is still recognisably the tenant's.
+ */
+export async function claimCredentialsPath(
+  vault: VaultObjects,
+  state: TenantVaultState,
+  tenant: ValidTenant,
+): Promise<void> {
+  if (credentialsClaimed(state, tenant)) return;
+  await vault.kv.writeCustomMetadata(credentialsPath(tenant.name), credentialsClaim(tenant));
+}
+
+/**
+ * The policy and Kubernetes auth role through which the tenant's service
+ * accounts read their own credentials, with tokens of bounded life. Written
+ * only when they differ from what Vault holds.
+ */
+export async function ensureTenantVaultAccess(
+  vault: VaultObjects,
+  state: TenantVaultState,
+  tenant: ValidTenant,
+): Promise<void> {
+  const name = vaultObjectName(tenant.name);
+  const policy = tenantReadPolicy(vault.kv.mount, tenant.name, tenant.uid);
+  if (state.policy !== policy) await vault.policies.putPolicy(name, policy);
+  const role: KubernetesRole = {
+    boundServiceAccountNames: ['*'],
+    boundServiceAccountNamespaces: [tenant.namespace],
+    policies: [name],
+    ttl: TENANT_TOKEN_TTL_SECONDS,
+    maxTtl: TENANT_TOKEN_MAX_TTL_SECONDS,
+    period: 0,
+    explicitMaxTtl: 0,
+    ...(vault.vaultAudience ? { audience: vault.vaultAudience } : {}),
+  };
+  if (!state.role || !sameRole(role, state.role)) {
+    await vault.kubernetesAuth.putKubernetesRole(name, role);
+  }
+}
+
+function sameRole(desired: KubernetesRole, live: KubernetesRole): boolean {
+  return (
+    JSON.stringify(desired.boundServiceAccountNames) ===
+      JSON.stringify(live.boundServiceAccountNames) &&
+    JSON.stringify(desired.boundServiceAccountNamespaces) ===
+      JSON.stringify(live.boundServiceAccountNamespaces) &&
+    JSON.stringify(desired.policies) === JSON.stringify(live.policies) &&
+    desired.ttl === live.ttl &&
+    desired.maxTtl === live.maxTtl &&
+    desired.period === live.period &&
+    desired.explicitMaxTtl === live.explicitMaxTtl &&
+    (desired.audience ?? '') === (live.audience ?? '')
+  );
+}
