@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Operator } from '../controller/manager.ts';
 import { toOperatorError } from '../errors.ts';
@@ -9,6 +7,7 @@ import { createLogger } from '../log.ts';
 import { VaultClient } from '../vault/client.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installCrds } from './install-crds.ts';
+import { parseOperatorOptions, UsageError } from './options.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
 // `gen-crds` writes the CRDs, `install-crds` applies them to a cluster.
@@ -22,11 +21,11 @@ commands:
 
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
-  --concurrency N         tenants reconciled at once (8)
-  --resync-period SEC     full resync period, seconds (300)
+  --concurrency N         tenants reconciled at once, 1-1000 (8)
+  --resync-period SEC     full resync period, seconds, 1-2147483 (300)
   --metrics-port PORT     port of /metrics, /healthz, /readyz [METRICS_PORT] (8080; 0 = any free port)
   --metrics-host HOST     address to listen on (0.0.0.0)
-  --lease-duration SEC    leader lease duration (15)
+  --lease-duration SEC    leader lease duration, seconds, 2-3600 (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
 
 Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
@@ -40,29 +39,23 @@ function loadKubeConfig(): KubeConfig {
 }
 
 async function runOperator(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'tenant-system' },
-      concurrency: { type: 'string', default: '8' },
-      'resync-period': { type: 'string', default: '300' },
-      'metrics-port': { type: 'string', default: process.env.METRICS_PORT ?? '8080' },
-      'metrics-host': { type: 'string', default: '0.0.0.0' },
-      'lease-duration': { type: 'string', default: '15' },
-      identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
-    },
-  });
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  // Checked before anything starts: bad input never gets half an operator.
+  const options = parseOperatorOptions(args);
   const log = createLogger();
-  const leaseDurationSeconds = Number(values['lease-duration']);
+  const { leaseDurationSeconds } = options;
   const operator = new Operator({
     kubeConfig: loadKubeConfig(),
     log,
-    namespace: values.namespace,
-    identity: values.identity,
-    concurrency: Number(values.concurrency),
-    resyncPeriodMs: Number(values['resync-period']) * 1000,
-    metricsHost: values['metrics-host'],
-    metricsPort: Number(values['metrics-port']),
+    namespace: options.namespace,
+    identity: options.identity,
+    concurrency: options.concurrency,
+    resyncPeriodMs: options.resyncPeriodSeconds * 1000,
+    metricsHost: options.metricsHost,
+    metricsPort: options.metricsPort,
     leaseDurationSeconds,
     renewDeadlineMs: (leaseDurationSeconds * 1000 * 2) / 3,
     retryPeriodMs: Math.max(500, (leaseDurationSeconds * 1000) / 7),
@@ -114,6 +107,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(
+      `tenant-operator: ${err.message}\n(see tenant-operator operator --help)\n`,
+    );
+    process.exit(2);
+  }
   process.stderr.write(`tenant-operator: ${toOperatorError(err).message}\n`);
   process.exit(1);
 });
