@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   API_INVALID: 'API_INVALID',
   API_ERROR: 'API_ERROR',
   NETWORK: 'NETWORK',
+  /** A write refused because this replica does not hold the leader lease (by its own clock). */
+  NOT_LEADER: 'NOT_LEADER',
   INTERNAL: 'INTERNAL',
 } as const;
 
