@@ -11,6 +11,8 @@
 #   hack/cluster.sh stop-apiserver DIR     stop kube-apiserver (the rest keeps running)
 #   hack/cluster.sh start-apiserver DIR    start it again on the same port, wait until ready
 #   hack/cluster.sh restart-apiserver DIR  both
+#   hack/cluster.sh pause-apiserver DIR    SIGSTOP it: connections stay open, nothing answers
+#   hack/cluster.sh resume-apiserver DIR   SIGCONT it
 #
 # The env file also names etcd's client URL (ETCD_ENDPOINT), so tests can use
 # etcd's JSON gateway, e.g. to compact history and force a real 410 Gone.
@@ -19,7 +21,7 @@ set -euo pipefail
 
 command="${1:-}"
 dir="${2:-}"
-[ -n "$command" ] && [ -n "$dir" ] || die "usage: $0 up|down|stop-apiserver|start-apiserver|restart-apiserver DIR"
+[ -n "$command" ] && [ -n "$dir" ] || die "usage: $0 up|down|stop-apiserver|start-apiserver|restart-apiserver|pause-apiserver|resume-apiserver DIR"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 pids="$dir/pids"
@@ -315,5 +317,10 @@ case "$command" in
   stop-apiserver) stop_apiserver ;;
   start-apiserver) start_apiserver ;;
   restart-apiserver) stop_apiserver && start_apiserver ;;
+  pause-apiserver | resume-apiserver)
+    alive kube-apiserver || die "kube-apiserver is not running in $dir"
+    if [ "$command" = pause-apiserver ]; then sig=STOP; else sig=CONT; fi
+    kill -"$sig" "$(cat "$pids/kube-apiserver")"
+    ;;
   *) die "unknown command $command" ;;
 esac
