@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { EVENTS_NAMESPACE, FINALIZER, LABEL_TENANT } from '../../src/api/constants.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
@@ -37,12 +37,16 @@ before(async () => {
   breakGlass = await breakGlassClient();
 });
 
-after(async () => {
-  // A paused operator ignores SIGTERM until it runs again.
-  for (const operator of operators) {
+// A test that fails half-way must not leave a leader behind for the next one.
+afterEach(async () => {
+  for (const operator of operators.splice(0)) {
+    // A paused operator ignores SIGTERM until it runs again.
     operator.signal('SIGCONT');
-    await operator.kill('SIGKILL');
+    await operator.stop();
   }
+});
+
+after(async () => {
   const cleaner = await OperatorProcess.start();
   // Long enough for a lease left behind by a failed test (the outage test's is 60 s).
   await cleaner.waitUntilLeader(90_000);
