@@ -458,34 +458,37 @@ describe('API server outage', () => {
     const linesBefore = operator.output.length;
     clusterScript('stop-apiserver');
     const stoppedAt = Date.now();
-    // Every watch the operator has is now from a resourceVersion that etcd
-    // will no longer serve: new writes, then a compaction past them.
-    const bumpKey = `/tenant-operator-test/resilience-${process.pid}`;
-    etcdKeys.push(bumpKey);
-    let revision = 0;
-    for (let i = 0; i < 3; i++) {
-      const put = await etcd<{ header: { revision: string } }>('/v3/kv/put', {
-        key: base64(bumpKey),
-        value: base64(String(i)),
-      });
-      revision = Number(put.header.revision);
-    }
-    await etcd('/v3/kv/compaction', { revision, physical: true });
+    try {
+      // Every watch the operator has is now from a resourceVersion that etcd
+      // will no longer serve: new writes, then a compaction past them.
+      const bumpKey = `/tenant-operator-test/resilience-${process.pid}`;
+      etcdKeys.push(bumpKey);
+      let revision = 0;
+      for (let i = 0; i < 3; i++) {
+        const put = await etcd<{ header: { revision: string } }>('/v3/kv/put', {
+          key: base64(bumpKey),
+          value: base64(String(i)),
+        });
+        revision = Number(put.header.revision);
+      }
+      await etcd('/v3/kv/compaction', { revision, physical: true });
 
-    const firstUnready = await waitFor(
-      '/readyz to report the outage',
-      async () => ((await operator.get('/readyz')).status === 503 ? Date.now() : undefined),
-      { timeoutMs: 10_000, intervalMs: 100 },
-    );
-    assert.ok(firstUnready - stoppedAt < 5_000, `503 only after ${firstUnready - stoppedAt} ms`);
-    // And it stays so for the whole outage.
-    while (Date.now() - stoppedAt < 20_000) {
-      const { status, body } = await operator.get('/readyz');
-      assert.equal(status, 503, `ready during the outage: ${body}`);
-      await sleep(500);
+      const firstUnready = await waitFor(
+        '/readyz to report the outage',
+        async () => ((await operator.get('/readyz')).status === 503 ? Date.now() : undefined),
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+      assert.ok(firstUnready - stoppedAt < 5_000, `503 only after ${firstUnready - stoppedAt} ms`);
+      // And it stays so for the whole outage.
+      while (Date.now() - stoppedAt < 20_000) {
+        const { status, body } = await operator.get('/readyz');
+        assert.equal(status, 503, `ready during the outage: ${body}`);
+        await sleep(500);
+      }
+    } finally {
+      // Whatever happened, the next tests need their API server back.
+      clusterScript('start-apiserver');
     }
-
-    clusterScript('start-apiserver');
     await operator.waitUntilReady(60_000);
     assert.ok(operator.alive, 'the operator exited during the outage');
     const since = operator.output.slice(linesBefore);
