@@ -109,7 +109,7 @@ export class Informer<T extends KubeObject> {
         const err = toOperatorError(thrown);
         if (err.code === ERROR_CODES.API_GONE) {
           this.options.log.info(
-            { resource: this.type.plural },
+            { resource: this.type.plural, err: err.message },
             'resourceVersion expired; listing again',
           );
           needList = true;
