@@ -8,13 +8,20 @@
 #
 #   hack/cluster.sh up DIR                 start (or reuse) and print DIR/env
 #   hack/cluster.sh down DIR               stop everything, remove DIR (KEEP=1 keeps it)
-#   hack/cluster.sh restart-apiserver DIR  stop kube-apiserver and start it on the same port
+#   hack/cluster.sh stop-apiserver DIR     stop kube-apiserver (the rest keeps running)
+#   hack/cluster.sh start-apiserver DIR    start it again on the same port, wait until ready
+#   hack/cluster.sh restart-apiserver DIR  both
+#   hack/cluster.sh pause-apiserver DIR    SIGSTOP it: connections stay open, nothing answers
+#   hack/cluster.sh resume-apiserver DIR   SIGCONT it
+#
+# The env file also names etcd's client URL (ETCD_ENDPOINT), so tests can use
+# etcd's JSON gateway, e.g. to compact history and force a real 410 Gone.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 command="${1:-}"
 dir="${2:-}"
-[ -n "$command" ] && [ -n "$dir" ] || die "usage: $0 up|down|restart-apiserver DIR"
+[ -n "$command" ] && [ -n "$dir" ] || die "usage: $0 up|down|stop-apiserver|start-apiserver|restart-apiserver|pause-apiserver|resume-apiserver DIR"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 pids="$dir/pids"
@@ -267,6 +274,7 @@ EOF
     printf 'export VAULT_ADDR=%q\n' "http://127.0.0.1:$vault_port"
     printf 'export VAULT_TOKEN=%q\n' "$vault_token"
     printf 'export TEST_CLUSTER_DIR=%q\n' "$dir"
+    printf 'export ETCD_ENDPOINT=%q\n' "http://127.0.0.1:$etcd_port"
   } >"$dir/env"
   "$HACK_DIR/vault-config.sh" "$dir"
   # Two PostgreSQL servers (regions eu-west and us-east) for tenant databases.
@@ -275,12 +283,18 @@ EOF
   echo "$dir/env"
 }
 
-restart_apiserver() {
+stop_apiserver() {
+  [ -f "$dir/apiserver.args" ] || die "no control plane in $dir"
+  log "stopping kube-apiserver"
+  stop kube-apiserver
+}
+
+start_apiserver() {
   [ -f "$dir/apiserver.args" ] || die "no control plane in $dir"
   local kube_bin
   kube_bin="$("$HACK_DIR/build-kube.sh")"
-  stop kube-apiserver
-  log "restarting kube-apiserver"
+  if alive kube-apiserver; then log "kube-apiserver is already running"; return 0; fi
+  log "starting kube-apiserver"
   mapfile -t api_args <"$dir/apiserver.args"
   start kube-apiserver "$kube_bin/kube-apiserver" "${api_args[@]}"
   wait_for kube-apiserver 60 "$logs/kube-apiserver.log" \
@@ -300,6 +314,13 @@ case "$command" in
     down_processes
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
     ;;
-  restart-apiserver) restart_apiserver ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  restart-apiserver) stop_apiserver && start_apiserver ;;
+  pause-apiserver | resume-apiserver)
+    alive kube-apiserver || die "kube-apiserver is not running in $dir"
+    if [ "$command" = pause-apiserver ]; then sig=STOP; else sig=CONT; fi
+    kill -"$sig" "$(cat "$pids/kube-apiserver")"
+    ;;
   *) die "unknown command $command" ;;
 esac

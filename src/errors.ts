@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   API_INVALID: 'API_INVALID',
   API_ERROR: 'API_ERROR',
   NETWORK: 'NETWORK',
+  /** A write refused because this replica does not hold the leader lease (by its own clock). */
+  NOT_LEADER: 'NOT_LEADER',
   INTERNAL: 'INTERNAL',
   /** An object outside the cluster (role, database, Vault policy or secret) that is not this tenant's. */
   FOREIGN_OBJECT: 'FOREIGN_OBJECT',

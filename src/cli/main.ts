@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_OPERATOR_USER } from '../admission/identities.ts';
@@ -11,6 +10,7 @@ import { parseClusterCidrs } from '../tenant/egress-blocks.ts';
 import { VaultClient } from '../vault/client.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
+import { parseOperatorOptions, UsageError } from './options.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
 // `gen-crds` writes the CRDs and the admission guard, `install-crds` applies
@@ -34,11 +34,11 @@ install-crds options (repeatable):
 
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
-  --concurrency N         tenants reconciled at once (8)
-  --resync-period SEC     full resync period, seconds (300)
+  --concurrency N         tenants reconciled at once, 1-1000 (8)
+  --resync-period SEC     full resync period, seconds, 1-2147483 (300)
   --metrics-port PORT     port of /metrics, /healthz, /readyz [METRICS_PORT] (8080; 0 = any free port)
   --metrics-host HOST     address to listen on (0.0.0.0)
-  --lease-duration SEC    leader lease duration (15)
+  --lease-duration SEC    leader lease duration, seconds, 2-3600 (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
   --cluster-cidr CIDR     a pod, service or node range of the cluster; repeat for each
                           [CLUSTER_CIDRS, comma-separated]. Tenants' egress rules never
@@ -58,50 +58,42 @@ function loadKubeConfig(): KubeConfig {
 }
 
 async function runOperator(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      namespace: { type: 'string', default: process.env.POD_NAMESPACE ?? 'tenant-system' },
-      concurrency: { type: 'string', default: '8' },
-      'resync-period': { type: 'string', default: '300' },
-      'metrics-port': { type: 'string', default: process.env.METRICS_PORT ?? '8080' },
-      'metrics-host': { type: 'string', default: '0.0.0.0' },
-      'lease-duration': { type: 'string', default: '15' },
-      identity: { type: 'string', default: process.env.POD_NAME ?? `${hostname()}-${process.pid}` },
-      'cluster-cidr': { type: 'string', multiple: true, default: [] },
-      'min-rotation-interval': { type: 'string', default: '60' },
-    },
-  });
-  const minRotationIntervalSeconds = Number(values['min-rotation-interval']);
-  // Below a second, rotation would run on every reconcile and flood PostgreSQL and Vault.
-  if (!Number.isFinite(minRotationIntervalSeconds) || minRotationIntervalSeconds < 1) {
-    throw new Error('--min-rotation-interval must be a number of seconds, at least 1');
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
   }
+  // Checked before anything starts: bad input never gets half an operator.
+  const options = parseOperatorOptions(args);
   const log = createLogger();
-  const clusterCidrs = clusterCidrsFrom(values['cluster-cidr'], process.env.CLUSTER_CIDRS);
-  if (clusterCidrs.length === 0) {
+  // A malformed range stops the operator: a typo must not open the cluster.
+  try {
+    parseClusterCidrs(options.clusterCidrs);
+  } catch (err: unknown) {
+    throw new UsageError(`--cluster-cidr: ${(err as Error).message}`);
+  }
+  if (options.clusterCidrs.length === 0) {
     log.warn(
       'no --cluster-cidr given: tenants whose allowEgressCIDRs cover the cluster ranges can reach the cluster itself',
     );
   }
-  const leaseDurationSeconds = Number(values['lease-duration']);
+  const { leaseDurationSeconds } = options;
   const operator = new Operator({
     kubeConfig: loadKubeConfig(),
     log,
-    namespace: values.namespace,
-    identity: values.identity,
-    concurrency: Number(values.concurrency),
-    resyncPeriodMs: Number(values['resync-period']) * 1000,
-    metricsHost: values['metrics-host'],
-    metricsPort: Number(values['metrics-port']),
+    namespace: options.namespace,
+    identity: options.identity,
+    concurrency: options.concurrency,
+    resyncPeriodMs: options.resyncPeriodSeconds * 1000,
+    metricsHost: options.metricsHost,
+    metricsPort: options.metricsPort,
     leaseDurationSeconds,
     renewDeadlineMs: (leaseDurationSeconds * 1000 * 2) / 3,
     retryPeriodMs: Math.max(500, (leaseDurationSeconds * 1000) / 7),
     ...(process.env.VAULT_ADDR ? { vault: VaultClient.fromEnv() } : {}),
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
-    clusterCidrs,
-    minRotationIntervalMs: minRotationIntervalSeconds * 1000,
+    clusterCidrs: options.clusterCidrs,
+    minRotationIntervalMs: options.minRotationIntervalSeconds * 1000,
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.
@@ -153,17 +145,6 @@ async function runInstallCrds(args: string[]): Promise<void> {
   }
 }
 
-/** Flags and the environment together, checked now: a typo must stop the operator, not open the cluster. */
-function clusterCidrsFrom(flags: string[], env: string | undefined): string[] {
-  const fromEnv = (env ?? '')
-    .split(',')
-    .map((value) => value.trim())
-    .filter((value) => value !== '');
-  const all = [...new Set([...flags, ...fromEnv])];
-  parseClusterCidrs(all);
-  return all;
-}
-
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -183,6 +164,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof UsageError) {
+    process.stderr.write(
+      `tenant-operator: ${err.message}\n(see tenant-operator operator --help)\n`,
+    );
+    process.exit(2);
+  }
   process.stderr.write(`tenant-operator: ${toOperatorError(err).message}\n`);
   process.exit(1);
 });

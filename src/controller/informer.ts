@@ -9,7 +9,9 @@ import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
 // a watch the server closes is reopened from the last resourceVersion, an
 // expired resourceVersion (410 Gone) triggers a fresh list, and any other
 // failure is retried with capped exponential backoff. `live` tells readiness
-// whether the cache is actually following the API server right now.
+// whether the cache is actually following the API server right now: the
+// watch counts as connected only once the server has accepted it, not while
+// it is being attempted.
 
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export type ChangeHandler<T> = (object: T, change: ChangeType) => void;
@@ -22,9 +24,14 @@ export interface InformerOptions {
   onConnectionChange?: (connected: boolean) => void;
 }
 
-const MAX_BACKOFF_MS = 30_000;
-/** A disconnect shorter than this does not make the operator unready. */
-const LIVENESS_GRACE_MS = 15_000;
+/** Kept short: after an outage the caches should follow again within seconds. */
+const MAX_BACKOFF_MS = 5_000;
+/**
+ * A disconnect shorter than this does not make the operator unready: enough
+ * to reopen a watch the server closed (or relist after a 410), not enough to
+ * hide an outage.
+ */
+const LIVENESS_GRACE_MS = 1_500;
 const PAGE_SIZE = 500;
 
 export class Informer<T extends KubeObject> {
@@ -102,7 +109,7 @@ export class Informer<T extends KubeObject> {
         const err = toOperatorError(thrown);
         if (err.code === ERROR_CODES.API_GONE) {
           this.options.log.info(
-            { resource: this.type.plural },
+            { resource: this.type.plural, err: err.message },
             'resourceVersion expired; listing again',
           );
           needList = true;
@@ -171,7 +178,7 @@ export class Informer<T extends KubeObject> {
 
   private async watchOnce(signal: AbortSignal): Promise<void> {
     const timeout = this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60);
-    const events = this.client.watch<T>(
+    const events = await this.client.watch<T>(
       collectionPath(this.type),
       {
         labelSelector: this.options.labelSelector,

@@ -1,6 +1,7 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { isConflict, isNotFound, toOperatorError } from '../errors.ts';
+import { ERROR_CODES, isConflict, isNotFound, OperatorError, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
@@ -8,6 +9,16 @@ import type { KubeObject } from '../k8s/types.ts';
 // Leader election on a coordination.k8s.io Lease, the way client-go does it:
 // a lease counts as expired when its record has not changed for the lease
 // duration *by our own clock*, so clock skew between replicas does not matter.
+//
+// The safety argument, and why every timing below is measured from the START
+// of a renewal: another replica takes over only a full lease duration after
+// it saw our last renewal, and it cannot have seen it before we sent it. So
+// as long as now - (start of our last accepted renewal) < renewDeadline
+// (< lease duration), nobody else can be leading. Past that instant we stop
+// writing at once, even if the renew loop has not noticed yet (a paused
+// process, a starved event loop), and no lease request may run longer than
+// that instant either: its answer would come too late to mean anything.
+// Times are monotonic (performance.now), immune to wall-clock steps.
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -33,71 +44,132 @@ function microTime(date = new Date()): string {
   return date.toISOString().replace('Z', '000Z');
 }
 
+const monotonicNow = (): number => performance.now();
+
 export class LeaderElector {
   private readonly client: KubeClient;
   private readonly options: LeaderElectionOptions;
+  private readonly stopRenewing = new AbortController();
   private observedRecord = '';
   private observedAt = 0;
   private leading = false;
+  /** Monotonic start time of the last acquire or renew the API server accepted. */
+  private renewStartedAt = -Infinity;
+  private loop: Promise<void> | undefined;
 
+  /** `client` should be the elector's own: lease calls must not queue behind reconcile traffic. */
   constructor(client: KubeClient, options: LeaderElectionOptions) {
     this.client = client;
     this.options = options;
   }
 
-  get isLeader(): boolean {
-    return this.leading;
+  /** Leading, and the lease is still ours by our clock: writes are safe right now. */
+  holdsLease(): boolean {
+    return this.leading && this.msLeft() > 0;
+  }
+
+  /** Throws unless this replica holds the lease right now: the guard in front of every write. */
+  assertLeading(): void {
+    if (!this.holdsLease()) {
+      throw new OperatorError(
+        ERROR_CODES.NOT_LEADER,
+        `${this.options.identity} does not hold the leader lease; write refused`,
+      );
+    }
+  }
+
+  private msLeft(): number {
+    return this.renewStartedAt + this.options.renewDeadlineMs - monotonicNow();
   }
 
   /**
-   * Campaigns until elected, calls onElected, then renews until the signal
-   * aborts (the lease is released) or renewal fails past the deadline
-   * (onLost is called: the caller must stop writing at once).
+   * Campaigns until elected, calls onElected, then renews until stepDown()
+   * or until the lease is no longer ours by our clock (then onLost is called:
+   * the caller must stop at once; writes are already refused by then).
    */
-  async run(signal: AbortSignal, onElected: () => void, onLost: () => void): Promise<void> {
-    const { retryPeriodMs, renewDeadlineMs, log } = this.options;
-    while (!signal.aborted && !(await this.tryAcquireOrRenew())) {
+  start(onElected: () => void, onLost: () => void): void {
+    this.loop = this.run(onElected, onLost).catch((err: unknown) => {
+      this.leading = false;
+      this.options.log.error({ err: toOperatorError(err).message }, 'leader election failed');
+      onLost();
+    });
+  }
+
+  private async run(onElected: () => void, onLost: () => void): Promise<void> {
+    const { retryPeriodMs, log } = this.options;
+    const signal = this.stopRenewing.signal;
+    while (!signal.aborted) {
+      const attemptStart = monotonicNow();
+      if (await this.tryAcquireOrRenew(attemptStart + this.options.renewDeadlineMs)) break;
       await sleep(retryPeriodMs, undefined, { signal }).catch(() => undefined);
     }
     if (signal.aborted) return;
     this.leading = true;
     log.info({ identity: this.options.identity }, 'became leader');
     onElected();
-    let lastRenew = Date.now();
     while (!signal.aborted) {
-      await sleep(retryPeriodMs, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) break;
-      if (await this.tryAcquireOrRenew()) {
-        lastRenew = Date.now();
-      } else if (Date.now() - lastRenew > renewDeadlineMs) {
+      // Wake up at the latest when the lease runs out, so the loss is reported at once.
+      await sleep(Math.max(0, Math.min(retryPeriodMs, this.msLeft())), undefined, {
+        signal,
+      }).catch(() => undefined);
+      if (signal.aborted) return;
+      if (this.holdsLease()) {
+        await this.tryAcquireOrRenew(this.renewStartedAt + this.options.renewDeadlineMs);
+      }
+      if (signal.aborted) return;
+      if (!this.holdsLease()) {
         this.leading = false;
-        log.error('lost leadership: lease not renewed within the deadline');
+        log.error('lost leadership: lease not renewed within the deadline, or taken over');
         onLost();
         return;
       }
     }
-    await this.release();
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * Stops renewing and writing (holdsLease() is false from here on), waits
+   * for `settle` (the caller's writes still in flight), then hands the lease
+   * back so another replica takes over without waiting for expiry.
+   */
+  async stepDown(settle: () => Promise<void>): Promise<void> {
+    this.stopRenewing.abort();
+    await this.loop;
+    const held = this.holdsLease();
+    this.leading = false;
+    await settle();
+    if (held) await this.release();
+  }
+
+  /** One attempt; every request in it is cut off at `deadline` (monotonic ms). */
+  private async tryAcquireOrRenew(deadline: number): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds, log } = this.options;
     const path = objectPath(RESOURCES.Lease, name, namespace);
+    const attemptStart = monotonicNow();
     const now = new Date();
+    const bounded = () => {
+      const timeoutMs = Math.floor(deadline - monotonicNow());
+      if (timeoutMs <= 0) throw new OperatorError(ERROR_CODES.NETWORK, 'renew deadline reached');
+      return { timeoutMs, signal: this.stopRenewing.signal };
+    };
     try {
-      const lease = await this.client.get<Lease>(path);
+      const lease = await this.client.get<Lease>(path, bounded());
       if (!lease) {
-        await this.client.create<Lease>(collectionPath(RESOURCES.Lease, namespace), {
-          apiVersion: RESOURCES.Lease.apiVersion,
-          kind: 'Lease',
-          metadata: { name, namespace },
-          spec: {
-            holderIdentity: identity,
-            leaseDurationSeconds,
-            acquireTime: microTime(now),
-            renewTime: microTime(now),
-            leaseTransitions: 0,
+        await this.client.request('POST', collectionPath(RESOURCES.Lease, namespace), {
+          ...bounded(),
+          body: {
+            apiVersion: RESOURCES.Lease.apiVersion,
+            kind: 'Lease',
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds,
+              acquireTime: microTime(now),
+              renewTime: microTime(now),
+              leaseTransitions: 0,
+            },
           },
         });
+        this.renewStartedAt = attemptStart;
         return true;
       }
       const spec = lease.spec ?? {};
@@ -108,15 +180,24 @@ export class LeaderElector {
       ]);
       if (record !== this.observedRecord) {
         this.observedRecord = record;
-        this.observedAt = Date.now();
+        this.observedAt = monotonicNow();
       }
       const holder = spec.holderIdentity ?? '';
       const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
       const heldByOther = holder !== '' && holder !== identity;
-      if (heldByOther && this.observedAt + duration > Date.now()) return false;
+      if (heldByOther && this.leading) {
+        // Someone overwrote our record: whatever our clock says, we are not leading.
+        this.leading = false;
+        log.error({ holder }, 'the lease was taken over by another replica');
+        return false;
+      }
+      if (heldByOther && this.observedAt + duration > monotonicNow()) return false;
 
       const takingOver = holder !== identity;
+      // The resourceVersion in the body makes this a compare-and-swap: a
+      // replica that raced us to the lease makes it fail with a conflict.
       await this.client.request('PUT', path, {
+        ...bounded(),
         body: {
           ...lease,
           spec: {
@@ -128,26 +209,27 @@ export class LeaderElector {
           },
         },
       });
+      this.renewStartedAt = attemptStart;
       return true;
     } catch (err: unknown) {
-      if (!isConflict(err) && !isNotFound(err)) {
+      if (!isConflict(err) && !isNotFound(err) && !this.stopRenewing.signal.aborted) {
         log.warn({ err: toOperatorError(err).message }, 'lease update failed');
       }
       return false;
     }
   }
 
-  /** Hands the lease back so another replica takes over without waiting for expiry. */
   private async release(): Promise<void> {
-    if (!this.leading) return;
-    this.leading = false;
     const path = objectPath(RESOURCES.Lease, this.options.name, this.options.namespace);
+    const timeoutMs = this.options.renewDeadlineMs;
     try {
-      const lease = await this.client.get<Lease>(path);
+      const lease = await this.client.get<Lease>(path, { timeoutMs });
       if (lease?.spec?.holderIdentity !== this.options.identity) return;
       await this.client.request('PUT', path, {
+        timeoutMs,
         body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1 } },
       });
+      this.options.log.info('released the leader lease');
     } catch (err: unknown) {
       this.options.log.warn({ err: toOperatorError(err).message }, 'could not release the lease');
     }

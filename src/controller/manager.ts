@@ -40,7 +40,8 @@ import { WorkQueue } from './queue.ts';
 // Wires the pieces into a running operator: caches that follow the API
 // server, a queue of tenant names, the reconciler, leader election and the
 // health/metrics endpoint. Every replica keeps its caches warm and reports
-// readiness; only the leader reconciles.
+// readiness; only the leader reconciles, and its client refuses every write
+// the moment its lease could have run out (fencing by our own clock).
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
@@ -67,9 +68,17 @@ export interface OperatorOptions {
   minRotationIntervalMs?: number;
 }
 
+/**
+ * How long stop() waits for reconciles under way before it fences them off
+ * (their remaining writes are refused) and hands the lease over.
+ */
+const DRAIN_TIMEOUT_MS = 20_000;
+
 export class Operator {
   readonly metrics: Metrics;
   client!: KubeClient;
+  /** The elector's own connection pool: renewals never wait behind reconcile traffic. */
+  private leaseClient: KubeClient | undefined;
   queue!: WorkQueue;
   metricsPort = 0;
   private readonly options: OperatorOptions;
@@ -94,17 +103,31 @@ export class Operator {
   get ready(): { ok: boolean; detail: string } {
     const stale = this.informers.filter((i) => !i.live).map((i) => i.type.plural);
     return stale.length === 0
-      ? { ok: true, detail: `ok (${this.leader?.isLeader ? 'leader' : 'standby'})` }
+      ? { ok: true, detail: `ok (${this.leader?.holdsLease() ? 'leader' : 'standby'})` }
       : { ok: false, detail: `watches not live: ${stale.join(', ')}` };
   }
 
   async start(): Promise<void> {
     const { log, kubeConfig } = this.options;
     this.client = await KubeClient.create(kubeConfig);
-    this.client.onRequest((method, path, status) => {
-      this.metrics.apiRequests.inc({ method, code: String(status) });
-      if (method !== 'GET') this.metrics.apiWrites.inc({ resource: resourceOfPath(path) });
+    this.leaseClient = await KubeClient.create(kubeConfig);
+    for (const client of [this.client, this.leaseClient]) {
+      client.onRequest((method, path, status) => {
+        this.metrics.apiRequests.inc({ method, code: String(status) });
+        if (method !== 'GET') this.metrics.apiWrites.inc({ resource: resourceOfPath(path) });
+      });
+    }
+    this.leader = new LeaderElector(this.leaseClient, {
+      namespace: this.options.namespace,
+      name: 'tenant-operator',
+      identity: this.options.identity,
+      leaseDurationSeconds: this.options.leaseDurationSeconds,
+      renewDeadlineMs: this.options.renewDeadlineMs,
+      retryPeriodMs: this.options.retryPeriodMs,
+      log,
     });
+    // Events too: a stale leader must not tell a story the new one contradicts.
+    this.client.setWriteGuard(() => this.leader.assertLeading());
 
     const informer = <T extends KubeObject>(
       kind: keyof typeof RESOURCES,
@@ -184,6 +207,7 @@ export class Operator {
       };
       this.serverQueue = new WorkQueue((name) => reconcileDatabaseServer(serverDeps, name), {
         concurrency: 2,
+        canStart: () => this.leader.holdsLease(),
         onError: (name, err, retryInMs) =>
           log.warn(
             { databaseServer: name, err: toOperatorError(err).message, retryInMs },
@@ -212,6 +236,7 @@ export class Operator {
     this.deps = deps;
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
+      canStart: () => this.leader.holdsLease(),
       onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
       onError: (name, err, retryInMs) =>
         log.warn(
@@ -244,26 +269,14 @@ export class Operator {
     this.metricsPort = health.port;
     log.info({ metricsPort: health.port }, 'health and metrics endpoint listening');
 
-    this.leader = new LeaderElector(this.client, {
-      namespace: this.options.namespace,
-      name: 'tenant-operator',
-      identity: this.options.identity,
-      leaseDurationSeconds: this.options.leaseDurationSeconds,
-      renewDeadlineMs: this.options.renewDeadlineMs,
-      retryPeriodMs: this.options.retryPeriodMs,
-      log,
-    });
-    this.running.push(
-      this.leader.run(
-        signal,
-        () => void this.lead().catch((err: unknown) => this.fatal(err)),
-        () => {
-          this.metrics.leader.set(0);
-          this.queue.stop();
-          this.serverQueue?.stop();
-          this.options.onLostLeadership();
-        },
-      ),
+    this.leader.start(
+      () => void this.lead().catch((err: unknown) => this.fatal(err)),
+      () => {
+        this.metrics.leader.set(0);
+        this.queue.stop();
+        this.serverQueue?.stop();
+        this.options.onLostLeadership();
+      },
     );
   }
 
@@ -319,10 +332,29 @@ export class Operator {
     this.options.onLostLeadership();
   }
 
+  /**
+   * Graceful stop, in the order that keeps two replicas from ever writing at
+   * once: start no new reconcile, let the ones under way finish (bounded),
+   * stop writing and wait for the last writes to be answered, and only then
+   * hand the lease over.
+   */
   async stop(): Promise<void> {
+    const { log } = this.options;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue?.stop();
     this.serverQueue?.stop();
+    const active = (this.queue?.activeCount ?? 0) + (this.serverQueue?.activeCount ?? 0);
+    if (active > 0) {
+      log.info({ active }, 'waiting for reconciles under way to finish');
+      const drained = await Promise.race([
+        Promise.all([this.queue.whenDrained(), this.serverQueue?.whenDrained()]).then(() => true),
+        new Promise<false>((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS, false).unref()),
+      ]);
+      if (!drained)
+        log.warn('reconciles still running at the drain deadline; refusing their writes');
+    }
+    await this.leader?.stepDown(() => this.client.writesSettled());
+    this.metrics.leader.set(0);
     this.abort.abort();
     await Promise.allSettled(this.running);
     await new Promise<void>((resolve) =>
@@ -330,5 +362,6 @@ export class Operator {
     );
     await this.connections?.closeAll();
     await this.client?.close();
+    await this.leaseClient?.close();
   }
 }

@@ -1,7 +1,9 @@
 // A work queue keyed by object name. One key is never worked on twice at once
 // (a change that arrives meanwhile marks it dirty and it runs again after);
 // keys run with bounded concurrency; failures come back with exponential
-// backoff, and a worker may ask to be called again after a delay.
+// backoff, and a worker may ask to be called again after a delay. A gate
+// (canStart) can hold back new work without losing it, and stop() lets the
+// runs under way finish (whenDrained) while starting no new one.
 
 export type ReconcileResult = { requeueAfterMs?: number } | void;
 export type Worker = (key: string) => Promise<ReconcileResult>;
@@ -12,6 +14,8 @@ export interface QueueOptions {
   maxBackoffMs?: number;
   onDepthChange?: (depth: number) => void;
   onError?: (key: string, err: unknown, retryInMs: number) => void;
+  /** Asked before each run starts; while false, keys wait (the leader checks its lease). */
+  canStart?: () => boolean;
 }
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days); longer delays re-arm in steps. */
@@ -19,7 +23,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class WorkQueue {
   private readonly worker: Worker;
-  private readonly options: Required<Omit<QueueOptions, 'onDepthChange' | 'onError'>> &
+  private readonly options: Required<Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart'>> &
     QueueOptions;
   private readonly pending = new Set<string>();
   private readonly active = new Set<string>();
@@ -27,7 +31,9 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private running = false;
+  private stopped = false;
   private idleWaiters: (() => void)[] = [];
+  private drainWaiters: (() => void)[] = [];
 
   constructor(worker: Worker, options: QueueOptions) {
     this.worker = worker;
@@ -39,14 +45,28 @@ export class WorkQueue {
   }
 
   start(): void {
+    if (this.stopped) return; // a queue that was stopped stays stopped
     this.running = true;
     this.pump();
   }
 
+  /** Starts no new run from now on; runs under way finish (see whenDrained). */
   stop(): void {
     this.running = false;
+    this.stopped = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+  }
+
+  /** Keys being worked on right now. */
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Resolves when no run is under way (pending keys do not count). */
+  whenDrained(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   add(key: string): void {
@@ -62,6 +82,7 @@ export class WorkQueue {
 
   /** Adds the key after a delay; an earlier scheduled time for the same key wins. */
   addAfter(key: string, delayMs: number): void {
+    if (this.stopped) return;
     const at = Date.now() + Math.max(0, delayMs);
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) return;
@@ -90,9 +111,13 @@ export class WorkQueue {
   }
 
   private pump(): void {
+    if (this.active.size === 0) {
+      for (const resolve of this.drainWaiters.splice(0)) resolve();
+    }
     if (!this.running) return;
     for (const key of this.pending) {
       if (this.active.size >= this.options.concurrency) break;
+      if (this.options.canStart && !this.options.canStart()) break;
       if (this.active.has(key)) continue;
       this.pending.delete(key);
       this.active.add(key);

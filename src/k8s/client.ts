@@ -17,11 +17,19 @@ export interface RequestObserver {
   (method: string, path: string, status: number): void;
 }
 
-interface RequestOptions {
+/**
+ * Asked right before every write is sent: throws to refuse it. The operator
+ * sets one that allows writes only while it holds the leader-election lease.
+ */
+export type WriteGuard = (method: string, path: string) => void;
+
+export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** Cut the request off after this long (default 30 s). */
+  timeoutMs?: number;
 }
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -34,6 +42,9 @@ export class KubeClient {
   private readonly kubeConfig: KubeConfig;
   private readonly agent: Agent;
   private readonly observers: RequestObserver[] = [];
+  private writeGuard: WriteGuard | undefined;
+  private writesInFlight = 0;
+  private settledWaiters: (() => void)[] = [];
 
   private constructor(kubeConfig: KubeConfig, server: string, agent: Agent) {
     this.kubeConfig = kubeConfig;
@@ -74,6 +85,17 @@ export class KubeClient {
     this.observers.push(observer);
   }
 
+  /** Every write (anything but GET) must pass `guard` first; see WriteGuard. */
+  setWriteGuard(guard: WriteGuard): void {
+    this.writeGuard = guard;
+  }
+
+  /** Resolves once no write is in flight: a replica stepping down waits for its last ones. */
+  writesSettled(): Promise<void> {
+    if (this.writesInFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settledWaiters.push(resolve));
+  }
+
   async close(): Promise<void> {
     await this.agent.close();
   }
@@ -99,43 +121,58 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)])
-      : AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    let response;
+    const headers = await this.headers(
+      body === undefined ? undefined : (options.contentType ?? 'application/json'),
+    );
+    const isWrite = WRITE_METHODS.has(method);
+    // Asked after the last await before fetch(), so the answer is about this very
+    // moment and not about one before a pause of the process.
+    if (isWrite) this.writeGuard?.(method, path);
+    const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    if (isWrite) this.writesInFlight++;
     try {
-      response = await fetch(this.url(path, options.query), {
-        method,
-        headers: await this.headers(
-          body === undefined ? undefined : (options.contentType ?? 'application/json'),
-        ),
-        ...(body === undefined ? {} : { body }),
-        dispatcher: this.agent,
-        signal,
-      });
-    } catch (err: unknown) {
-      throw new OperatorError(ERROR_CODES.NETWORK, `${method} ${path}: ${(err as Error).message}`, {
-        cause: err,
-        origin: 'kubernetes',
-      });
+      let response;
+      try {
+        response = await fetch(this.url(path, options.query), {
+          method,
+          headers,
+          ...(body === undefined ? {} : { body }),
+          dispatcher: this.agent,
+          signal,
+        });
+      } catch (err: unknown) {
+        throw new OperatorError(
+          ERROR_CODES.NETWORK,
+          `${method} ${path}: ${(err as Error).message}`,
+          { cause: err, origin: 'kubernetes' },
+        );
+      }
+      if (isWrite) {
+        const resource = resourceOfPath(path);
+        this.writeCounts.set(resource, (this.writeCounts.get(resource) ?? 0) + 1);
+      }
+      for (const observe of this.observers) observe(method, path, response.status);
+      const text = await response.text();
+      if (response.status >= 200 && response.status < 300) {
+        return (text ? JSON.parse(text) : undefined) as T;
+      }
+      throw apiError(method, path, response.status, text);
+    } finally {
+      if (isWrite && --this.writesInFlight === 0) {
+        for (const resolve of this.settledWaiters.splice(0)) resolve();
+      }
     }
-    if (WRITE_METHODS.has(method)) {
-      const resource = resourceOfPath(path);
-      this.writeCounts.set(resource, (this.writeCounts.get(resource) ?? 0) + 1);
-    }
-    for (const observe of this.observers) observe(method, path, response.status);
-    const text = await response.text();
-    if (response.status >= 200 && response.status < 300) {
-      return (text ? JSON.parse(text) : undefined) as T;
-    }
-    throw apiError(method, path, response.status, text);
   }
 
   /** GET that answers undefined for a missing object. */
-  async get<T extends KubeObject>(path: string): Promise<T | undefined> {
+  async get<T extends KubeObject>(
+    path: string,
+    options: Pick<RequestOptions, 'signal' | 'timeoutMs'> = {},
+  ): Promise<T | undefined> {
     try {
-      return await this.request<T>('GET', path);
+      return await this.request<T>('GET', path, options);
     } catch (err: unknown) {
       if (err instanceof OperatorError && err.code === ERROR_CODES.API_NOT_FOUND) return undefined;
       throw err;
@@ -191,15 +228,16 @@ export class KubeClient {
   }
 
   /**
-   * Opens a watch and yields its events until the server ends the stream or
-   * the signal aborts. Errors (HTTP or network) are thrown to the caller,
-   * which decides whether to relist or rewatch.
+   * Opens a watch: resolves once the server has accepted it (so the caller
+   * knows the watch is really live), with the events until the server ends
+   * the stream or the signal aborts. Errors (HTTP or network) are thrown to
+   * the caller, which decides whether to relist or rewatch.
    */
-  async *watch<T extends KubeObject>(
+  async watch<T extends KubeObject>(
     path: string,
     query: Record<string, string | number | boolean | undefined>,
     signal: AbortSignal,
-  ): AsyncGenerator<WatchEvent<T>> {
+  ): Promise<AsyncGenerator<WatchEvent<T>>> {
     let response;
     try {
       response = await fetch(this.url(path, { ...query, watch: true }), {
@@ -216,22 +254,30 @@ export class KubeClient {
     if (response.status !== 200 || !response.body) {
       throw apiError('WATCH', path, response.status, await response.text());
     }
-    const stream = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-    const lines = createInterface({ input: stream, crlfDelay: Infinity });
-    try {
-      for await (const line of lines) {
-        if (line.trim() === '') continue;
-        yield JSON.parse(line) as WatchEvent<T>;
-      }
-    } catch (err: unknown) {
-      if (signal.aborted) return;
-      throw new OperatorError(ERROR_CODES.NETWORK, `watch ${path}: ${(err as Error).message}`, {
-        cause: err,
-      });
-    } finally {
-      lines.close();
-      stream.destroy();
+    return watchEvents<T>(response.body as WebReadableStream<Uint8Array>, path, signal);
+  }
+}
+
+async function* watchEvents<T extends KubeObject>(
+  body: WebReadableStream<Uint8Array>,
+  path: string,
+  signal: AbortSignal,
+): AsyncGenerator<WatchEvent<T>> {
+  const stream = Readable.fromWeb(body);
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      yield JSON.parse(line) as WatchEvent<T>;
     }
+  } catch (err: unknown) {
+    if (signal.aborted) return;
+    throw new OperatorError(ERROR_CODES.NETWORK, `watch ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  } finally {
+    lines.close();
+    stream.destroy();
   }
 }
 

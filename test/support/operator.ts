@@ -100,6 +100,16 @@ export class OperatorProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The exit status once the process has exited on its own (null while running or if killed). */
+  get exitCode(): number | null {
+    return this.child.exitCode;
+  }
+
+  /** Sends a signal without waiting for an exit (SIGSTOP, SIGCONT, a SIGTERM to observe). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) this.child.kill(signal);
+  }
+
   async get(path: string): Promise<{ status: number; body: string }> {
     const response = await fetch(`http://127.0.0.1:${this.port}${path}`);
     return { status: response.status, body: await response.text() };

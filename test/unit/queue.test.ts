@@ -84,3 +84,71 @@ test('a delay longer than a Node timer can hold is re-armed, not fired early', a
   assert.equal(queue.depth, 0);
   queue.stop();
 });
+
+test('stop() starts nothing new; whenDrained() waits for the runs under way', async () => {
+  const started: string[] = [];
+  const finished: string[] = [];
+  const queue = new WorkQueue(
+    async (key) => {
+      started.push(key);
+      await sleep(60);
+      finished.push(key);
+    },
+    { concurrency: 2 },
+  );
+  queue.start();
+  for (const key of ['a', 'b', 'c', 'd']) queue.add(key);
+  await sleep(10);
+  assert.deepEqual(started, ['a', 'b']);
+  queue.stop();
+  assert.equal(queue.activeCount, 2);
+  await queue.whenDrained();
+  assert.deepEqual(finished.sort(), ['a', 'b'], 'drained before the runs under way finished');
+  await sleep(80);
+  assert.deepEqual(started, ['a', 'b'], 'a pending key started after stop()');
+  queue.start();
+  await sleep(20);
+  assert.deepEqual(started, ['a', 'b'], 'a stopped queue started again');
+});
+
+test('a failure during the drain schedules no retry', async () => {
+  let runs = 0;
+  const queue = new WorkQueue(
+    async () => {
+      runs++;
+      await sleep(20);
+      throw new Error('boom');
+    },
+    { concurrency: 1, baseBackoffMs: 1 },
+  );
+  queue.start();
+  queue.add('x');
+  await sleep(5);
+  queue.stop();
+  await queue.whenDrained();
+  await sleep(50);
+  assert.equal(runs, 1);
+});
+
+test('while canStart is false no run starts; the keys wait', async () => {
+  let allowed = false;
+  const ran: string[] = [];
+  const queue = new WorkQueue(
+    (key) => {
+      ran.push(key);
+      return Promise.resolve();
+    },
+    { concurrency: 4, canStart: () => allowed },
+  );
+  queue.start();
+  queue.add('a');
+  queue.add('b');
+  await sleep(20);
+  assert.deepEqual(ran, []);
+  assert.equal(queue.depth, 2);
+  allowed = true;
+  queue.add('c');
+  await queue.whenIdle();
+  assert.deepEqual(ran.sort(), ['a', 'b', 'c']);
+  queue.stop();
+});
