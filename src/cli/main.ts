@@ -64,7 +64,7 @@ async function vaultFromEnv(
     await readCredentialFile('AppRole secret ID for Vault', [identity.secretIdFile]);
   if (identity.method !== 'token' && process.env.VAULT_TOKEN)
     log.warn(
-      { vaultAuth: identity.method },
+      { vaultAuth: { method: identity.method } },
       'VAULT_TOKEN is set but ignored: VAULT_AUTH_METHOD wins',
     );
   return operatorVault(identity, {

@@ -102,7 +102,7 @@ export function operatorVault(
   };
   if (config.method === 'token') {
     options.log.warn(
-      { vaultAuth: 'token' },
+      { vaultAuth: { method: 'token' } },
       'Vault: using the static VAULT_TOKEN; for development only (never renewed), use Kubernetes auth in a cluster',
     );
     return { client: new VaultClient({ ...common, token: config.token }), close: async () => {} };

@@ -155,8 +155,8 @@ export class RenewingTokenSource implements VaultTokenProvider {
     }
   }
 
-  private fields(): Record<string, string> {
-    return { vaultAuth: Object.values(this.method.describe).join('/') };
+  private fields(): { vaultAuth: Record<string, string> } {
+    return { vaultAuth: this.method.describe };
   }
 
   private schedule(delayMs: number, step: () => Promise<void>): void {

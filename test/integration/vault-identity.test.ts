@@ -168,9 +168,10 @@ before(async () => {
 });
 
 after(async () => {
-  await operator?.stop();
+  // The operator removes its finalizer: delete the tenants while it still runs.
   for (const name of OPERATOR_TENANTS)
     await deleteTenantAndWait(client, name, 90_000).catch(() => undefined);
+  await operator?.stop();
   // Deleting a Tenant does not yet purge its database and Vault material.
   for (const server of servers) {
     const admin = new PostgresAdmin({

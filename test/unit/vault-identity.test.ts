@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { ERROR_CODES, OperatorError } from '../../src/errors.ts';
 import { VaultClient } from '../../src/vault/client.ts';
@@ -203,5 +205,47 @@ describe('VaultClient', () => {
         }),
       /static token or a token provider/,
     );
+  });
+});
+
+describe('tenant-operator operator', () => {
+  test('refuses to start when its Vault credential file is missing', () => {
+    const result = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)), 'operator'],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+        env: {
+          PATH: process.env.PATH ?? '',
+          VAULT_ADDR: 'http://127.0.0.1:1',
+          VAULT_K8S_TOKEN_FILE: '/nonexistent/vault-token',
+        },
+      },
+    );
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /no service account token for Vault: \/nonexistent\/vault-token: ENOENT/,
+    );
+  });
+
+  test('the usage text documents the Vault identity', () => {
+    const result = spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)), '--help'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    assert.equal(result.status, 0);
+    for (const name of [
+      'VAULT_AUTH_METHOD',
+      'VAULT_AUTH_ROLE',
+      'VAULT_AUTH_MOUNT',
+      'VAULT_K8S_TOKEN_FILE',
+      'VAULT_ROLE_ID',
+      'VAULT_SECRET_ID_FILE',
+      'development only',
+    ])
+      assert.ok(result.stderr.includes(name), `usage lacks ${name}`);
   });
 });
