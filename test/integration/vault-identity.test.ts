@@ -21,7 +21,7 @@ import type { StoredCredentials } from '../../src/tenant/database.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth, type KubernetesRole } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
-import { kubernetesLogin } from '../../src/vault/login-methods.ts';
+import { appRoleLogin, kubernetesLogin } from '../../src/vault/login-methods.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { RenewingTokenSource, type TokenSourceLogger } from '../../src/vault/token-source.ts';
 import { Transit } from '../../src/vault/transit.ts';
@@ -50,6 +50,8 @@ const PROBE = `vid-${RUN}`;
 const OPERATOR_TENANTS = ['vid-op-0', 'vid-op-1', 'vid-op-2', 'vid-op-3', 'vid-op-4'];
 /** A Vault service token as Vault 1.10+ prints it. */
 const VAULT_TOKEN_SHAPE = /hvs\.[A-Za-z0-9_-]{20,}/;
+/** An AppRole mount of this file's own, removed afterwards. */
+const APPROLE_MOUNT = `approle-vid-${RUN}`;
 
 let root: VaultClient;
 let client: KubeClient;
@@ -198,6 +200,7 @@ after(async () => {
   await kv.deleteSecretAllVersions(`database-servers/vid-probe-${RUN}`);
   await kv.deleteSecretAllVersions(`other-${RUN}/x`);
   for (const name of rolesToDelete) await auth.deleteKubernetesRole(name);
+  await root.delete(`sys/auth/${APPROLE_MOUNT}`);
   // The operator's role as hack/vault-config.sh left it.
   if (originalRole) {
     await root.write(kubernetesRolePath(OPERATOR_ROLE), {
@@ -428,6 +431,48 @@ describe('the token source against the real Vault', () => {
       // A path the policy does not allow: 403, thrown at once, no login.
       await rejectsForbidden(kv.readSecret(`other-${RUN}/x`), 'another prefix');
       assert.equal(source.counts.logins, 2);
+    } finally {
+      await source.close({ revoke: true });
+    }
+  });
+
+  test('AppRole: logs in with a role ID and a secret ID read from a file at each login', async () => {
+    await root.write(`sys/auth/${APPROLE_MOUNT}`, { type: 'approle' });
+    await root.write(`auth/${APPROLE_MOUNT}/role/${OPERATOR_ROLE}`, {
+      token_policies: [OPERATOR_ROLE],
+      token_ttl: 4,
+      token_max_ttl: 60,
+      // Each secret ID works once: a second login must read the file again.
+      secret_id_num_uses: 1,
+    });
+    const roleId = (
+      await root.read<{ role_id: string }>(`auth/${APPROLE_MOUNT}/role/${OPERATOR_ROLE}/role-id`)
+    )?.data?.role_id;
+    assert.ok(roleId);
+    const newSecretId = async () =>
+      (
+        await root.write<{ secret_id: string }>(
+          `auth/${APPROLE_MOUNT}/role/${OPERATOR_ROLE}/secret-id`,
+        )
+      )?.data?.secret_id ?? assert.fail('no secret ID');
+    const secretIdFile = join(dir, 'secret-id');
+    await writeFile(secretIdFile, await newSecretId(), { mode: 0o600 });
+    const log = memoryLogger();
+    const source = new RenewingTokenSource({
+      client: root,
+      method: appRoleLogin({ mount: APPROLE_MOUNT, roleId, secretIdFile }),
+      log,
+    });
+    const kv = new KvV2(new VaultClient({ address: root.address, tokenProvider: source }));
+    try {
+      assert.equal((await kv.readSecret(`tenants/${PROBE}/probe`))?.data.seen, 'again');
+      await rejectsForbidden(kv.readSecret(`other-${RUN}/x`), 'another prefix, through AppRole');
+      // The first secret ID is used up; a rotated one is picked up by the next login.
+      await writeFile(secretIdFile, await newSecretId(), { mode: 0o600 });
+      await root.write('auth/token/revoke', { token: await source.token() });
+      assert.equal((await kv.readSecret(`tenants/${PROBE}/probe`))?.data.seen, 'again');
+      assert.equal(source.counts.logins, 2);
+      assert.match(log.lines.join('\n'), /"method":"approle"/);
     } finally {
       await source.close({ revoke: true });
     }
