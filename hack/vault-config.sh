@@ -10,6 +10,16 @@
 #     kube-apiserver, with a reviewer token of the ServiceAccount
 #     kube-system/vault-auth (bound to ClusterRole system:auth-delegator) so
 #     that tenants' own service accounts need no TokenReview permission.
+#   - the operator's own identity: ACL policy `tenant-operator` (least privilege
+#     for what the operator does) and Kubernetes auth role `tenant-operator`
+#     bound to the ServiceAccount tenant-system/tenant-operator (audience
+#     `vault`), both created here if missing. The operator logs in with that
+#     account's token; the root token is for this script and the tests only.
+#
+# Environment (defaults in brackets): OPERATOR_NAMESPACE [tenant-system],
+# OPERATOR_SERVICE_ACCOUNT [tenant-operator], VAULT_KV_MOUNT [secret],
+# VAULT_TRANSIT_MOUNT [transit], VAULT_OPERATOR_TOKEN_TTL [1h],
+# VAULT_OPERATOR_TOKEN_MAX_TTL [24h], VAULT_OPERATOR_AUDIENCE [vault].
 #
 # Progress goes to stderr; nothing secret is printed.
 set -euo pipefail
@@ -30,6 +40,17 @@ kubectl=("$KUBE_BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG")
 # Reviewer tokens live this long; rerun the script to renew (the tests' clusters
 # live minutes).
 REVIEWER_TOKEN_DURATION="${REVIEWER_TOKEN_DURATION:-24h}"
+OPERATOR_NAMESPACE="${OPERATOR_NAMESPACE:-tenant-system}"
+OPERATOR_SERVICE_ACCOUNT="${OPERATOR_SERVICE_ACCOUNT:-tenant-operator}"
+KV_MOUNT="${VAULT_KV_MOUNT:-secret}"
+TRANSIT_MOUNT="${VAULT_TRANSIT_MOUNT:-transit}"
+OPERATOR_TOKEN_TTL="${VAULT_OPERATOR_TOKEN_TTL:-1h}"
+OPERATOR_TOKEN_MAX_TTL="${VAULT_OPERATOR_TOKEN_MAX_TTL:-24h}"
+OPERATOR_AUDIENCE="${VAULT_OPERATOR_AUDIENCE:-vault}"
+# The operator's own policy and role. Tenants' are named tenant-<name>, so the
+# operator's name is denied explicitly in its own policy: a Tenant named
+# "operator" must not make the operator overwrite its own identity.
+OPERATOR_VAULT_NAME=tenant-operator
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -178,6 +199,99 @@ json_object "$tmp/body" kubernetes_host="$kubernetes_host" "kubernetes_ca_cert=@
 vault_api POST auth/kubernetes/config "$tmp/body" >/dev/null
 rm -f "$tmp/body" "$tmp/reviewer.jwt"
 
+# --- the operator's own identity ------------------------------------------------
+log "ServiceAccount $OPERATOR_NAMESPACE/$OPERATOR_SERVICE_ACCOUNT (the operator's Vault identity)"
+"${kubectl[@]}" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $OPERATOR_NAMESPACE
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: $OPERATOR_SERVICE_ACCOUNT
+  namespace: $OPERATOR_NAMESPACE
+  labels: { app.kubernetes.io/part-of: tenant-operator-dev }
+EOF
+
+# What the operator does with Vault, and nothing more:
+# - tenant credentials: KV v2 data and metadata (incl. custom_metadata) under tenants/;
+# - DatabaseServer admin credentials: read only, under database-servers/;
+# - per-tenant ACL policies and Kubernetes auth roles named tenant-*; a role
+#   may bind only tenant namespaces (never the operator's own) and grant only
+#   tenant-* policies (never the operator's), so the operator cannot mint a
+#   role that gives more than a tenant's policy;
+# - per-tenant Transit keys named tenant-*: manage, data keys, decrypt,
+#   rewrap; no export, no key backup;
+# - its own token: lookup-self, renew-self, revoke-self come with `default`.
+# Everything else (sys/, other KV prefixes, other auth methods and roles,
+# token creation) is refused.
+cat >"$tmp/operator.hcl" <<EOF
+# tenant-operator: the operator's own identity (hack/vault-config.sh)
+path "$KV_MOUNT/data/tenants/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "$KV_MOUNT/metadata/tenants/*" {
+  capabilities = ["create", "read", "update", "patch", "delete", "list"]
+}
+path "$KV_MOUNT/data/database-servers/*" {
+  capabilities = ["read"]
+}
+path "sys/policies/acl/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "sys/policies/acl/$OPERATOR_VAULT_NAME" {
+  capabilities = ["deny"]
+}
+path "auth/kubernetes/role/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "bound_service_account_names" = []
+    "bound_service_account_namespaces" = ["tenant-*"]
+    "token_policies" = ["tenant-*"]
+    "token_ttl" = []
+    "token_max_ttl" = []
+    "audience" = []
+  }
+  denied_parameters = {
+    "bound_service_account_namespaces" = ["$OPERATOR_NAMESPACE"]
+    "token_policies" = ["$OPERATOR_VAULT_NAME"]
+  }
+}
+path "auth/kubernetes/role/$OPERATOR_VAULT_NAME" {
+  capabilities = ["deny"]
+}
+path "$TRANSIT_MOUNT/keys/tenant-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+path "$TRANSIT_MOUNT/datakey/plaintext/tenant-*" {
+  capabilities = ["update"]
+}
+path "$TRANSIT_MOUNT/datakey/wrapped/tenant-*" {
+  capabilities = ["update"]
+}
+path "$TRANSIT_MOUNT/decrypt/tenant-*" {
+  capabilities = ["update"]
+}
+path "$TRANSIT_MOUNT/rewrap/tenant-*" {
+  capabilities = ["update"]
+}
+EOF
+log "policy $OPERATOR_VAULT_NAME (least privilege for the operator)"
+json_object "$tmp/body" "policy=@$tmp/operator.hcl"
+vault_api PUT "sys/policies/acl/$OPERATOR_VAULT_NAME" "$tmp/body" >/dev/null
+
+log "auth/kubernetes/role/$OPERATOR_VAULT_NAME: $OPERATOR_NAMESPACE/$OPERATOR_SERVICE_ACCOUNT, audience $OPERATOR_AUDIENCE, TTL $OPERATOR_TOKEN_TTL (max $OPERATOR_TOKEN_MAX_TTL)"
+json_object "$tmp/body" \
+  "bound_service_account_names:json=[\"$OPERATOR_SERVICE_ACCOUNT\"]" \
+  "bound_service_account_namespaces:json=[\"$OPERATOR_NAMESPACE\"]" \
+  "token_policies:json=[\"$OPERATOR_VAULT_NAME\"]" \
+  token_ttl="$OPERATOR_TOKEN_TTL" token_max_ttl="$OPERATOR_TOKEN_MAX_TTL" \
+  audience="$OPERATOR_AUDIENCE" token_type=service
+vault_api POST "auth/kubernetes/role/$OPERATOR_VAULT_NAME" "$tmp/body" >/dev/null
+rm -f "$tmp/body" "$tmp/operator.hcl"
+
 # --- check what Vault now holds -----------------------------------------------
 vault_api GET auth/kubernetes/config >"$tmp/config"
 [ "$(json_get "$tmp/config" data.kubernetes_host)" = "$kubernetes_host" ] ||
@@ -187,4 +301,8 @@ vault_api GET auth/kubernetes/config >"$tmp/config"
 vault_api GET sys/mounts >"$tmp/mounts"
 [ "$(json_get "$tmp/mounts" 'data["secret/"].options.version')" = 2 ] || die "secret/ is not KV v2"
 [ "$(json_get "$tmp/mounts" 'data["transit/"].type')" = transit ] || die "transit/ is not mounted"
-log "Vault at $VAULT_ADDR configured: secret/ (KV v2), transit/, auth/kubernetes/"
+vault_api GET "auth/kubernetes/role/$OPERATOR_VAULT_NAME" >"$tmp/role"
+[ "$(json_get "$tmp/role" data.token_policies)" = "[\"$OPERATOR_VAULT_NAME\"]" ] ||
+  die "auth/kubernetes/role/$OPERATOR_VAULT_NAME does not grant exactly policy $OPERATOR_VAULT_NAME"
+vault_api GET "sys/policies/acl/$OPERATOR_VAULT_NAME" >/dev/null
+log "Vault at $VAULT_ADDR configured: secret/ (KV v2), transit/, auth/kubernetes/, operator role and policy $OPERATOR_VAULT_NAME"

@@ -7,7 +7,13 @@ import { toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { createLogger } from '../log.ts';
 import { parseClusterCidrs } from '../tenant/egress-blocks.ts';
-import { VaultClient } from '../vault/client.ts';
+import {
+  operatorVault,
+  VAULT_IDENTITY_USAGE,
+  vaultIdentityFromEnv,
+  type OperatorVault,
+} from '../vault/identity.ts';
+import { readCredentialFile } from '../vault/login-methods.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
@@ -47,14 +53,43 @@ operator options (environment variable in brackets):
   --min-rotation-interval SEC
                           shortest spec.database.rotationInterval accepted (60; tests use 1)
 
-Vault (tenant databases need it): VAULT_ADDR, VAULT_TOKEN, VAULT_KV_MOUNT (secret),
-VAULT_K8S_AUDIENCE (vault: the audience tenant service-account tokens must carry)
+Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESPACE,
+VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
+tokens must carry)
+${VAULT_IDENTITY_USAGE}
 `;
 
 function loadKubeConfig(): KubeConfig {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
   return kubeConfig;
+}
+
+/**
+ * The operator's Vault client, or undefined without VAULT_ADDR. A missing
+ * credential file is a deployment mistake: better to fail at start than to
+ * retry a login that cannot work.
+ */
+async function vaultFromEnv(
+  log: ReturnType<typeof createLogger>,
+): Promise<OperatorVault | undefined> {
+  const address = process.env.VAULT_ADDR;
+  if (!address) return undefined;
+  const identity = vaultIdentityFromEnv(process.env);
+  if (identity.method === 'kubernetes')
+    await readCredentialFile('service account token for Vault', identity.tokenFiles);
+  if (identity.method === 'approle')
+    await readCredentialFile('AppRole secret ID for Vault', [identity.secretIdFile]);
+  if (identity.method !== 'token' && process.env.VAULT_TOKEN)
+    log.warn(
+      { vaultAuth: { method: identity.method } },
+      'VAULT_TOKEN is set but ignored: VAULT_AUTH_METHOD wins',
+    );
+  return operatorVault(identity, {
+    address,
+    ...(process.env.VAULT_NAMESPACE ? { namespace: process.env.VAULT_NAMESPACE } : {}),
+    log,
+  });
 }
 
 async function runOperator(args: string[]): Promise<void> {
@@ -76,6 +111,7 @@ async function runOperator(args: string[]): Promise<void> {
       'no --cluster-cidr given: tenants whose allowEgressCIDRs cover the cluster ranges can reach the cluster itself',
     );
   }
+  const vault = await vaultFromEnv(log);
   const { leaseDurationSeconds } = options;
   const operator = new Operator({
     kubeConfig: loadKubeConfig(),
@@ -89,7 +125,7 @@ async function runOperator(args: string[]): Promise<void> {
     leaseDurationSeconds,
     renewDeadlineMs: (leaseDurationSeconds * 1000 * 2) / 3,
     retryPeriodMs: Math.max(500, (leaseDurationSeconds * 1000) / 7),
-    ...(process.env.VAULT_ADDR ? { vault: VaultClient.fromEnv() } : {}),
+    ...(vault ? { vault: vault.client } : {}),
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
     clusterCidrs: options.clusterCidrs,
@@ -106,10 +142,13 @@ async function runOperator(args: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    operator.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    operator
+      .stop()
+      .then(() => vault?.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

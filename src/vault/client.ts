@@ -6,11 +6,37 @@ import { ERROR_CODES, OperatorError, type ErrorCode } from '../errors.ts';
 // pino and util.inspect), request bodies are never quoted, and of a failed
 // response only Vault's own `errors` strings are kept.
 
+/**
+ * Where a client gets its token for each request, when the token changes over
+ * time (a login that is renewed and redone). See token-source.ts.
+ */
+export interface VaultTokenProvider {
+  /** The token to send now; waits for a login when there is no valid one. */
+  token(): Promise<string>;
+  /**
+   * Called when Vault answered 403 to a request made with `rejected`: a fresh
+   * token when `rejected` is expired or revoked (worth one retry), undefined
+   * when the token is fine and the request is simply not allowed.
+   */
+  tokenAfterForbidden(rejected: string): Promise<string | undefined>;
+}
+
 export interface VaultClientOptions {
   /** e.g. http://127.0.0.1:8200 */
   address: string;
-  /** Absent for a client that only logs in (auth/<method>/login) or checks health. */
+  /**
+   * A static token (development, tests). Absent for a client that only logs in
+   * (auth/<method>/login) or checks health, or that has a `tokenProvider`.
+   */
   token?: string;
+  /** The operator's own identity: a token that is renewed and re-obtained. Excludes `token`. */
+  tokenProvider?: VaultTokenProvider;
+  /**
+   * Called before every request that may change something (any method but
+   * GET and LIST); throwing refuses the request. Leader fencing hooks in here,
+   * so that a replica that lost its lease writes nothing more.
+   */
+  beforeWrite?: () => void;
   /** Vault Enterprise / OpenBao namespace, sent as X-Vault-Namespace. */
   namespace?: string;
   /** Per request; default 10 s. */
@@ -42,6 +68,8 @@ export interface VaultRequestOptions {
   unauthenticated?: boolean;
   signal?: AbortSignal;
 }
+
+export type VaultMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'LIST';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest Vault error string kept, so a pathological answer cannot flood a status field. */
@@ -110,6 +138,8 @@ export class VaultClient {
   readonly namespace: string | undefined;
   readonly timeoutMs: number;
   readonly #token: string | undefined;
+  readonly #tokenProvider: VaultTokenProvider | undefined;
+  readonly #beforeWrite: (() => void) | undefined;
 
   constructor(options: VaultClientOptions) {
     let url: URL;
@@ -122,10 +152,17 @@ export class VaultClient {
       throw new OperatorError(ERROR_CODES.INVALID_SPEC, 'Vault address must be http(s)');
     if (options.token === '')
       throw new OperatorError(ERROR_CODES.INVALID_SPEC, 'Vault token is empty');
+    if (options.token !== undefined && options.tokenProvider !== undefined)
+      throw new OperatorError(
+        ERROR_CODES.INTERNAL,
+        'a Vault client takes a static token or a token provider, not both',
+      );
     this.address = url.origin + url.pathname.replace(/\/+$/, '');
     this.namespace = options.namespace;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#token = options.token;
+    this.#tokenProvider = options.tokenProvider;
+    this.#beforeWrite = options.beforeWrite;
   }
 
   /** From VAULT_ADDR, VAULT_TOKEN and (optional) VAULT_NAMESPACE. */
@@ -141,20 +178,37 @@ export class VaultClient {
     });
   }
 
-  /** The same server and namespace, another token (e.g. one from a login). */
+  /**
+   * The same server and namespace, another static token (e.g. one from a
+   * login). The write hook stays: whatever acts for this process is fenced alike.
+   */
   withToken(token: string): VaultClient {
     return new VaultClient({
       address: this.address,
       token,
       timeoutMs: this.timeoutMs,
       ...(this.namespace === undefined ? {} : { namespace: this.namespace }),
+      ...(this.#beforeWrite === undefined ? {} : { beforeWrite: this.#beforeWrite }),
     });
   }
 
-  private headers(withToken: boolean, hasBody: boolean): Record<string, string> {
+  /** The same server and namespace, without any token: for logins and health. */
+  withoutToken(): VaultClient {
+    return new VaultClient({
+      address: this.address,
+      timeoutMs: this.timeoutMs,
+      ...(this.namespace === undefined ? {} : { namespace: this.namespace }),
+    });
+  }
+
+  private async currentToken(): Promise<string | undefined> {
+    return this.#tokenProvider ? this.#tokenProvider.token() : this.#token;
+  }
+
+  private headers(token: string | undefined, hasBody: boolean): Record<string, string> {
     return {
       accept: 'application/json',
-      ...(withToken && this.#token !== undefined ? { 'x-vault-token': this.#token } : {}),
+      ...(token !== undefined ? { 'x-vault-token': token } : {}),
       ...(this.namespace ? { 'x-vault-namespace': this.namespace } : {}),
       ...(hasBody ? { 'content-type': 'application/json' } : {}),
     };
@@ -165,12 +219,39 @@ export class VaultClient {
    * Answers the parsed body (undefined for 204), or undefined for a 404 of a
    * missing object when `allowNotFound`. A 404 for an unknown route (a mount
    * that does not exist) always throws: that is misconfiguration, not absence.
+   * With a token provider, a 403 to an expired or revoked token is retried
+   * once with a fresh token; any other 403 throws at once.
    */
   async request<T = VaultResponse>(
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'LIST',
+    method: VaultMethod,
     path: string,
     body?: unknown,
     options: VaultRequestOptions = {},
+  ): Promise<T | undefined> {
+    if (method !== 'GET' && method !== 'LIST') this.#beforeWrite?.();
+    const token = options.unauthenticated === true ? undefined : await this.currentToken();
+    try {
+      return await this.send<T>(method, path, body, options, token);
+    } catch (err: unknown) {
+      const provider = this.#tokenProvider;
+      if (
+        provider === undefined ||
+        token === undefined ||
+        !(err instanceof OperatorError && err.httpStatus === 403)
+      )
+        throw err;
+      const fresh = await provider.tokenAfterForbidden(token);
+      if (fresh === undefined || fresh === token) throw err;
+      return this.send<T>(method, path, body, options, fresh);
+    }
+  }
+
+  private async send<T>(
+    method: VaultMethod,
+    path: string,
+    body: unknown,
+    options: VaultRequestOptions,
+    token: string | undefined,
   ): Promise<T | undefined> {
     // LIST is sent as GET ?list=true: some proxies refuse unknown methods.
     const httpMethod = method === 'LIST' ? 'GET' : method;
@@ -183,7 +264,7 @@ export class VaultClient {
     try {
       response = await fetch(url, {
         method: httpMethod,
-        headers: this.headers(options.unauthenticated !== true, body !== undefined),
+        headers: this.headers(token, body !== undefined),
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal,
         redirect: 'manual',
