@@ -24,6 +24,12 @@ export const LABEL_AGGREGATE_TO_TENANT_ADMIN = `${GROUP}/aggregate-to-tenant-adm
 export const NAMESPACE_PREFIX = 'tenant-';
 /** A namespace is a DNS label (63 characters), so the Tenant name gets what the prefix leaves. */
 export const MAX_TENANT_NAME_LENGTH = 63 - NAMESPACE_PREFIX.length;
+/**
+ * Names whose derived objects are the operator's own: `system` would give a
+ * tenant the namespace tenant-system, where the operator runs; `operator`
+ * would map to the Vault policy and role tenant-operator, its own identity.
+ */
+export const RESERVED_TENANT_NAMES = ['system', 'operator'] as const;
 
 export const TENANT_ADMIN_CLUSTER_ROLE = 'tenancy.io:tenant-admin';
 export const TENANT_ADMIN_BASE_CLUSTER_ROLE = 'tenancy.io:tenant-admin-base';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX } from './constants.ts';
+import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX, RESERVED_TENANT_NAMES } from './constants.ts';
 import { durationSchema } from './duration.ts';
 import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
 
@@ -224,6 +224,10 @@ export const tenantObjectValidations = [
   {
     rule: `size(self.metadata.name) <= ${MAX_TENANT_NAME_LENGTH} && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')`,
     message: `metadata.name must be a DNS label of at most ${MAX_TENANT_NAME_LENGTH} characters (lower-case letters, digits, '-'; no dots), because the namespace is tenant-<name>`,
+  },
+  {
+    rule: `!(self.metadata.name in [${RESERVED_TENANT_NAMES.map((n) => `'${n}'`).join(', ')}])`,
+    message: `metadata.name ${RESERVED_TENANT_NAMES.join(' and ')} are reserved: tenant-${RESERVED_TENANT_NAMES[0]} is the operator's namespace and tenant-${RESERVED_TENANT_NAMES[1]} its Vault identity`,
   },
   {
     rule: `self.spec.owners.all(o, o.kind != 'ServiceAccount' || !has(o.namespace) || !o.namespace.startsWith('${NAMESPACE_PREFIX}') || o.namespace == '${NAMESPACE_PREFIX}' + self.metadata.name)`,

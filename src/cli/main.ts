@@ -72,6 +72,7 @@ function loadKubeConfig(): KubeConfig {
  */
 async function vaultFromEnv(
   log: ReturnType<typeof createLogger>,
+  beforeWrite: () => void,
 ): Promise<OperatorVault | undefined> {
   const address = process.env.VAULT_ADDR;
   if (!address) return undefined;
@@ -89,6 +90,7 @@ async function vaultFromEnv(
     address,
     ...(process.env.VAULT_NAMESPACE ? { namespace: process.env.VAULT_NAMESPACE } : {}),
     log,
+    beforeWrite,
   });
 }
 
@@ -111,7 +113,10 @@ async function runOperator(args: string[]): Promise<void> {
       'no --cluster-cidr given: tenants whose allowEgressCIDRs cover the cluster ranges can reach the cluster itself',
     );
   }
-  const vault = await vaultFromEnv(log);
+  // Vault writes are fenced like API writes: only while the lease is surely
+  // ours. The operator is built after its Vault client, hence the late binding.
+  let fence: () => void = () => undefined;
+  const vault = await vaultFromEnv(log, () => fence());
   const { leaseDurationSeconds } = options;
   const operator = new Operator({
     kubeConfig: loadKubeConfig(),
@@ -137,6 +142,7 @@ async function runOperator(args: string[]): Promise<void> {
       process.exit(1);
     },
   });
+  fence = () => operator.assertLeading();
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

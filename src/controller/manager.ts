@@ -1,11 +1,11 @@
 import type { Server } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
-import { toOperatorError } from '../errors.ts';
+import { FIELD_MANAGER, LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
+import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceOfPath } from '../k8s/resources.ts';
-import { isSubset } from '../k8s/subset.ts';
+import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
 import type { TenantObject } from '../tenant/model.ts';
@@ -100,6 +100,20 @@ export class Operator {
     );
   }
 
+  /**
+   * Throws unless this replica surely holds the lease now: every write to
+   * the API server, Vault and PostgreSQL passes through it.
+   */
+  assertLeading(): void {
+    if (!this.leader) {
+      throw new OperatorError(
+        ERROR_CODES.NOT_LEADER,
+        'not leading: leader election has not started',
+      );
+    }
+    this.leader.assertLeading();
+  }
+
   get ready(): { ok: boolean; detail: string } {
     const stale = this.informers.filter((i) => !i.live).map((i) => i.type.plural);
     return stale.length === 0
@@ -173,7 +187,7 @@ export class Operator {
       };
       const servers = informer<DatabaseServerObject>('DatabaseServer');
       const kv = new KvV2(this.options.vault, this.options.vaultKvMount);
-      this.connections = new DatabaseServerConnections(this.client, kv);
+      this.connections = new DatabaseServerConnections(this.client, kv, () => this.assertLeading());
       deps.database = {
         servers,
         tenants: this.tenants,
@@ -309,18 +323,50 @@ export class Operator {
 
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
   resyncAll(): void {
+    // No watch follows the shared roles (they change about never): the resync checks them.
+    if (this.leader?.holdsLease()) {
+      this.applySharedObjects().catch((err: unknown) =>
+        this.options.log.warn(
+          { err: toOperatorError(err).message },
+          'could not check the shared ClusterRoles',
+        ),
+      );
+    }
     for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
     for (const server of this.deps?.database?.servers.list() ?? [])
       this.serverQueue?.add(server.metadata.name);
   }
 
-  /** The shared tenant-admin ClusterRoles; read first so a restart writes nothing. */
+  /**
+   * The shared tenant-admin ClusterRoles, compared exactly like every child:
+   * a rule someone adds to the base role would widen the owners of every
+   * tenant at once. The aggregate's `rules` belong to the cluster-role
+   * aggregation controller, which fills them from the labelled roles. Read
+   * first, so a restart or a resync writes nothing.
+   */
   private async applySharedObjects(): Promise<void> {
     for (const role of buildSharedClusterRoles()) {
-      const live = await this.client.get<KubeObject>(
-        objectPath(RESOURCES.ClusterRole, role.metadata.name),
+      const path = objectPath(RESOURCES.ClusterRole, role.metadata.name);
+      const live = await this.client.get<KubeObject>(path);
+      if (!live) {
+        await this.client.apply(role);
+        continue;
+      }
+      const aggregated = role.aggregationRule !== undefined;
+      const comparable: KubeObject = aggregated
+        ? (Object.fromEntries(
+            Object.entries(live).filter(([key]) => key !== 'rules'),
+          ) as KubeObject)
+        : live;
+      if (ownedFieldsEqual(role, comparable)) continue;
+      const body = replacementFor(role, live);
+      if (aggregated && live.rules !== undefined) body.rules = live.rules;
+      await this.client.request('PUT', path, { body, query: { fieldManager: FIELD_MANAGER } });
+      this.metrics.driftRepairs.inc({ kind: 'ClusterRole' });
+      this.options.log.warn(
+        { clusterRole: role.metadata.name },
+        'shared ClusterRole was changed: put back',
       );
-      if (!live || !isSubset(role, live)) await this.client.apply(role);
     }
   }
 

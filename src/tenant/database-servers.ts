@@ -64,15 +64,21 @@ interface CachedHandle {
 export class DatabaseServerConnections {
   private readonly kube: KubeClient;
   private readonly kv: KvV2;
+  private readonly beforeWrite: () => void;
   private readonly handles = new Map<string, CachedHandle>();
   /** The tail of each server's queue of calls. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** UIDs of deleted servers: a late get() for one of them must not open a pool again. */
   private readonly deleted = new Set<string>();
 
-  constructor(kube: KubeClient, kv: KvV2) {
+  /**
+   * `beforeWrite` runs before every statement that changes a server (the
+   * leader's fence: a replica that may have lost its lease writes nothing).
+   */
+  constructor(kube: KubeClient, kv: KvV2, beforeWrite: () => void = () => undefined) {
     this.kube = kube;
     this.kv = kv;
+    this.beforeWrite = beforeWrite;
   }
 
   get(server: DatabaseServerObject): Promise<ServerHandle> {
@@ -153,7 +159,7 @@ export class DatabaseServerConnections {
     const handle: ServerHandle = {
       name,
       spec,
-      admin: new PostgresAdmin(connection),
+      admin: new PostgresAdmin(connection, { beforeWrite: this.beforeWrite }),
       caCertificate,
     };
     this.handles.set(name, { fingerprint, handle, uid: server.metadata.uid });

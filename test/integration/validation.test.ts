@@ -59,6 +59,11 @@ describe('the Tenant CRD refuses invalid input', () => {
     assert.match(message, /needs a namespace/);
   });
 
+  test("names whose namespace or Vault identity are the operator's own are reserved", async () => {
+    assert.match(await refusal('system', { owners }), /tenant-system is the operator's namespace/);
+    assert.match(await refusal('operator', { owners }), /reserved/);
+  });
+
   test('a name too long for the tenant-<name> namespace', async () => {
     const message = await refusal('a'.repeat(57), { owners });
     assert.match(message, /metadata\.name must be a DNS label of at most 56 characters/);
