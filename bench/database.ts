@@ -40,7 +40,8 @@ async function bareCalls(names: string[]): Promise<number> {
   await pool(names, CONCURRENCY, async (name) => {
     const role = quoteIdentifier(name);
     const password = generatePassword();
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${scramSha256Verifier(password)}'`);
+    const verifier = await scramSha256Verifier(password);
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${verifier}'`);
     await admin.query(`CREATE DATABASE ${role} OWNER ${role}`);
     await kv.writeSecret(`bench/${name}`, { username: name, password });
   });

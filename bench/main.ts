@@ -1,6 +1,7 @@
 import { benchDatabases } from './database.ts';
+import { benchDrift } from './drift.ts';
 import { benchProvisioning } from './provision.ts';
 
 // `npm run bench`: every benchmark, one after the other on one local stack.
-const results = [await benchProvisioning(), await benchDatabases()];
+const results = [await benchProvisioning(), await benchDatabases(), await benchDrift()];
 if (results.includes(false)) process.exitCode = 1;

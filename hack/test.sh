@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 hack/setup.sh
-log "type-checking"
+log "type-checking and linting"
 npx tsc --noEmit
+npx eslint .
 
 cluster_dir="$(mktemp -d "${TMPDIR:-/tmp}/tenant-operator-test.XXXXXX")"
 trap 'hack/cluster.sh down "$cluster_dir" >/dev/null 2>&1 || true' EXIT

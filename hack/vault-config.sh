@@ -252,6 +252,8 @@ path "auth/kubernetes/role/tenant-*" {
     "token_policies" = ["tenant-*"]
     "token_ttl" = []
     "token_max_ttl" = []
+    "token_period" = []
+    "token_explicit_max_ttl" = []
     "audience" = []
   }
   denied_parameters = {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
@@ -49,26 +50,33 @@ test('a rule added to the shared base role is removed again, and owners lose it'
   const before = await env.client.get<KubeObject & { rules: unknown[] }>(BASE);
   assert.ok(before);
   assert.equal(await ownerMay('patch', 'resourcequotas'), false);
-  await breakGlass.jsonPatch(BASE, [
+  const widened = await breakGlass.jsonPatch<KubeObject>(BASE, [
     {
       op: 'add',
       path: '/rules/-',
       value: { apiGroups: [''], resources: ['resourcequotas'], verbs: ['patch', 'update'] },
     },
   ]);
-  // The aggregation controller copies the widened base into tenant-admin.
-  await waitFor('the widened role to take effect', () => ownerMay('patch', 'resourcequotas'));
+  // Put back by the next resync (2 s): a newer version holding the old rules.
   const restored = await waitFor(
     'the base role to be put back',
     async () => {
       const now = await env.client.get<KubeObject & { rules: unknown[] }>(BASE);
-      return now && now.rules.length === before.rules.length ? now : undefined;
+      return now &&
+        now.metadata.resourceVersion !== widened.metadata.resourceVersion &&
+        isDeepStrictEqual(now.rules, before.rules)
+        ? now
+        : undefined;
     },
     { timeoutMs: 15_000 },
   );
   assert.deepEqual(restored.rules, before.rules);
+  assert.ok(
+    (await env.operator.metric('tenant_operator_drift_repairs_total', 'kind="ClusterRole"')) >= 1,
+  );
+  // The aggregation controller follows, and the owners are back to what they had.
   await waitFor(
-    'owners to lose the rule',
+    'owners not to hold the rule',
     async () => !(await ownerMay('patch', 'resourcequotas')),
   );
 });
