@@ -44,8 +44,21 @@ log "installing CRDs and the admission guard"
 node src/cli/main.ts install-crds "${guard_flags[@]}"
 "$kubectl" create namespace tenant-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 
+# On the local stack the operator logs in to Vault as it does in a cluster:
+# with a token of its ServiceAccount (audience vault), not the root token; and
+# it is told the stack's service range, which tenants' egress never opens.
+operator_env=(env)
+operator_flags=()
+if [ "${sample:-0}" = 1 ]; then
+  vault_jwt="$stack_dir/operator-vault-token"
+  "$kubectl" -n tenant-system create token tenant-operator --audience vault --duration 24h >"$vault_jwt"
+  operator_env=(env -u VAULT_TOKEN VAULT_K8S_TOKEN_FILE="$vault_jwt")
+  operator_flags=(--cluster-cidr 10.0.0.0/24)
+fi
+
 log "starting the operator (metrics on http://127.0.0.1:${METRICS_PORT:-8080}/metrics)"
-KUBECONFIG="$operator_kubeconfig" node src/cli/main.ts operator --namespace tenant-system --metrics-port "${METRICS_PORT:-8080}" &
+"${operator_env[@]}" KUBECONFIG="$operator_kubeconfig" node src/cli/main.ts operator \
+  --namespace tenant-system --metrics-port "${METRICS_PORT:-8080}" ${operator_flags[@]+"${operator_flags[@]}"} &
 operator_pid=$!
 
 if [ "${sample:-0}" = 1 ]; then

@@ -63,6 +63,8 @@ export const REASON = {
   Reachable: 'Reachable',
   VerifyFull: 'VerifyFull',
   TLSDisabled: 'TLSDisabled',
+  /** Event: a deleted tenant's Vault policy and role are gone and its database login revoked. */
+  AccessCut: 'AccessCut',
   /** A role or database of the tenant's name exists and is not this tenant's. */
   DatabaseConflict: 'DatabaseConflict',
   /** A Vault policy, auth role or secret of the tenant's name exists and is not this tenant's. */

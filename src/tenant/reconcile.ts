@@ -13,6 +13,7 @@ import { ServerAnswers } from '../k8s/server-answers.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
+import { cutTenantAccess } from './access-cut.ts';
 import { desiredChildren } from './children.ts';
 import { platformEgress, withPlatformEgress, type EgressConfig } from './egress.ts';
 import {
@@ -113,7 +114,13 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
   // going away, children would go with it. Neither gets the database either:
   // its Vault role trusts the service accounts of that namespace.
   if (namespaceActive) {
-    await syncChildren(deps, valid, desired.namespaced, planned || namespace.created);
+    await syncChildren(
+      deps,
+      valid,
+      desired.namespaced,
+      planned || namespace.created,
+      namespace.created,
+    );
     try {
       database = await databaseStep(deps, current, valid);
     } catch (err: unknown) {
@@ -247,21 +254,26 @@ async function syncChildren(
   tenant: ValidTenant,
   children: KubeObject[],
   planned: boolean,
+  namespaceJustCreated: boolean,
 ): Promise<void> {
   const keep = new Set<string>();
   for (const child of children) {
     const informer = deps.children[child.kind as ChildKind];
     // Missing from the cache is not missing: the cache holds only objects
-    // with our labels, and those may be what was removed.
+    // with our labels, and those may be what was removed. In a namespace
+    // this reconcile has just created there is nothing to look for.
+    const cached = informer.get(objectKey(child));
     const live =
-      informer.get(objectKey(child)) ??
-      (await deps.client.get<KubeObject>(
-        objectPath(
-          resourceFor(child.apiVersion, child.kind),
-          child.metadata.name,
-          tenant.namespace,
-        ),
-      ));
+      cached ??
+      (namespaceJustCreated
+        ? undefined
+        : await deps.client.get<KubeObject>(
+            objectPath(
+              resourceFor(child.apiVersion, child.kind),
+              child.metadata.name,
+              tenant.namespace,
+            ),
+          ));
     const synced = await syncChild(syncDeps(deps), child, live, planned);
     if (synced !== live) informer.upsert(synced);
     keep.add(`${child.kind}/${child.metadata.name}`);
@@ -335,6 +347,15 @@ async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promi
  * A deleted Tenant: remove its namespace, wait until it is really gone, then
  * let the Tenant go. Until the retention timer exists, deletion is immediate.
  */
+/** Vault and database access of a deleted tenant, cut before it is let go (see access-cut.ts). */
+async function cutAccess(deps: ReconcileDeps, tenant: TenantObject): Promise<void> {
+  if (!deps.database) return;
+  const { cut } = await cutTenantAccess(deps.database, tenant);
+  if (cut.length > 0) {
+    await deps.events.record(tenant, 'Normal', REASON.AccessCut, `access cut: ${cut.join('; ')}`);
+  }
+}
+
 async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promise<ReconcileResult> {
   const finalizers = tenant.metadata.finalizers ?? [];
   const index = finalizers.indexOf(FINALIZER);
@@ -370,6 +391,7 @@ async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promis
   const ours = namespace !== undefined && isTenantNamespace(namespace, tenant.metadata.uid ?? '');
   if (namespace && ours) {
     if (!namespace.metadata.deletionTimestamp) {
+      await cutAccess(deps, tenant);
       // Preconditioned on the uid: deletes the namespace just checked, never
       // one someone put in its place meanwhile.
       await deps.client.request('DELETE', namespacePath, {
@@ -380,6 +402,9 @@ async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promis
     return { requeueAfterMs: NAMESPACE_DELETION_POLL_MS };
   }
 
+  // No namespace of ours (never made, a conflict, or already gone): access
+  // is cut all the same before the Tenant is let go.
+  if (!namespace || !ours) await cutAccess(deps, tenant);
   try {
     await deps.client.jsonPatch(objectPath(RESOURCES.Tenant, name), [
       { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
