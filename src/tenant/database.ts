@@ -6,10 +6,10 @@ import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import { failpoint } from '../failpoints.ts';
-import { LABEL_TENANT } from '../api/constants.ts';
+import { FIELD_MANAGER, LABEL_TENANT } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
-import { isSubset } from '../k8s/subset.ts';
+import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { PostgresAdmin } from '../postgres/admin.ts';
 import { databaseIdentifiersFor, type DatabaseIdentifiers } from '../postgres/identifiers.ts';
@@ -146,7 +146,14 @@ async function deliverSecret(
       ]),
     ),
   };
-  if (!live || !isSubset(desired, live)) await deps.kube.apply(desired);
+  // Compared exactly, like every child: a key added by someone else is drift.
+  if (!live) await deps.kube.apply(desired);
+  else if (!ownedFieldsEqual(desired, live)) {
+    await deps.kube.request('PUT', path, {
+      body: replacementFor(desired, live),
+      query: { fieldManager: FIELD_MANAGER },
+    });
+  }
 }
 
 export function databaseDisabled(): DatabaseOutcome {

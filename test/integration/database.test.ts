@@ -509,6 +509,33 @@ describe('delivery as a Secret', () => {
       ),
     );
     assert.equal(Buffer.from(secret.data?.password ?? '', 'base64').toString(), c.password);
+    // A key slipped into it is drift like any other: the Secret is put back exactly.
+    const patched = kubectl(
+      [
+        '-n',
+        'tenant-dbt-secret',
+        'patch',
+        'secret',
+        'database-credentials',
+        '--type=merge',
+        '-p',
+        '{"stringData":{"extra":"x"}}',
+      ],
+      undefined,
+      { as: 'break-glass' },
+    );
+    assert.equal(patched.status, 0, patched.stderr);
+    const repaired = await waitFor(
+      'the added key to be removed',
+      async () => {
+        const now = await client.get<KubeObject & { data?: Record<string, string> }>(
+          objectPath(RESOURCES.Secret, 'database-credentials', 'tenant-dbt-secret'),
+        );
+        return now?.data && !('extra' in now.data) ? now : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    assert.deepEqual(repaired.data, secret.data);
     await client.mergePatch(objectPath(RESOURCES.Tenant, 'dbt-secret'), {
       spec: { database: { delivery: 'Vault' } },
     });
