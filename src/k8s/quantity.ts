@@ -96,19 +96,8 @@ function decimalForm(millis: bigint): string {
 // value, for comparing a live object with the desired one: floating point could
 // call two different quantities equal, so the value is a reduced fraction of BigInts.
 
-const EXACT_BINARY_SUFFIXES: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
-const EXACT_DECIMAL_SUFFIXES: Record<string, number> = {
-  n: -9,
-  u: -6,
-  m: -3,
-  '': 0,
-  k: 3,
-  M: 6,
-  G: 9,
-  T: 12,
-  P: 15,
-  E: 18,
-};
+// The same suffixes as above, plus the sub-milli ones a live object may carry.
+const EXACT_DECIMAL_SUFFIXES: Record<string, number> = { n: -9, u: -6, ...DECIMAL_EXPONENT };
 const ANY_QUANTITY = /^([+-]?)(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$/;
 /** Larger exponents are no resource anyone means; refusing them keeps BigInt math bounded. */
 const MAX_EXPONENT = 64;
@@ -132,8 +121,8 @@ export function exactQuantityValue(text: string): string | undefined {
   let numerator = BigInt(`${whole || '0'}${fraction}`) * (sign === '-' ? -1n : 1n);
   let denominator = 10n ** BigInt(fraction.length);
   let decimalExponent: number;
-  if (suffix in EXACT_BINARY_SUFFIXES) {
-    numerator *= 2n ** BigInt(10 * (EXACT_BINARY_SUFFIXES[suffix] ?? 0));
+  if (suffix in BINARY_POWER) {
+    numerator *= 2n ** BigInt(10 * (BINARY_POWER[suffix] ?? 0));
     decimalExponent = 0;
   } else if (suffix in EXACT_DECIMAL_SUFFIXES) {
     decimalExponent = EXACT_DECIMAL_SUFFIXES[suffix] ?? 0;

@@ -4,6 +4,7 @@ import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import {
+  accessAllowed,
   adminClient,
   createTenant,
   deleteTenantAndWait,
@@ -77,28 +78,15 @@ const MANAGED = /is managed by tenant-operator; change the Tenant instead/;
 const IMPERSONATED =
   /would carry the label app\.kubernetes\.io\/managed-by=tenant-operator, which only tenant-operator gives/;
 
-async function allowed(
-  verb: string,
-  resource: string,
-  group = '',
-  namespace = NS_A,
-): Promise<boolean> {
-  const review = await client.request<{ status: { allowed: boolean } }>(
-    'POST',
-    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-    {
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: 'alice',
-          groups: [`${A}-admins`, 'system:authenticated'],
-          resourceAttributes: { verb, resource, group, namespace },
-        },
-      },
-    },
-  );
-  return review.status.allowed;
+function allowed(verb: string, resource: string, group = '', namespace = NS_A): Promise<boolean> {
+  return accessAllowed(client, {
+    user: 'alice',
+    groups: [`${A}-admins`, 'system:authenticated'],
+    verb,
+    resource,
+    group,
+    namespace,
+  });
 }
 
 describe('the policies themselves', () => {

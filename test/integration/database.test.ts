@@ -29,6 +29,7 @@ import {
   waitForPhase,
 } from '../support/cluster.ts';
 import { OperatorProcess } from '../support/operator.ts';
+import { adminRows, dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The tenant database against two real PostgreSQL servers (TLS) and a real
@@ -98,44 +99,6 @@ async function canConnect(c: Credentials, dbname?: string): Promise<true | strin
   }
 }
 
-async function adminQuery(server: LocalServer, sql: string): Promise<void> {
-  const conn = new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.adminUser,
-    password: server.adminPassword,
-    database: 'postgres',
-    ssl: { ca, rejectUnauthorized: true },
-  });
-  await conn.connect();
-  try {
-    await conn.query(sql);
-  } finally {
-    await conn.end();
-  }
-}
-
-async function adminRows<T extends pg.QueryResultRow>(
-  server: LocalServer,
-  sql: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const conn = new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.adminUser,
-    password: server.adminPassword,
-    database: 'postgres',
-    ssl: { ca, rejectUnauthorized: true },
-  });
-  await conn.connect();
-  try {
-    return (await conn.query<T>(sql, values)).rows;
-  } finally {
-    await conn.end();
-  }
-}
-
 async function newTenant(name: string, spec: Record<string, unknown>): Promise<void> {
   tenants.push(name);
   await createTenant(client, name, { database: { enabled: true }, ...spec });
@@ -147,12 +110,7 @@ async function newTenant(name: string, spec: Record<string, unknown>): Promise<v
  * rerun on the same cluster meets leftovers of an earlier Tenant otherwise.
  */
 async function removeLeftovers(name: string): Promise<void> {
-  const ids = databaseIdentifiersFor(name);
-  for (const server of servers) {
-    await adminQuery(server, `DROP DATABASE IF EXISTS "${ids.database}" WITH (FORCE)`);
-    for (const role of [...ids.loginRoles, ids.ownerRole])
-      await adminQuery(server, `DROP ROLE IF EXISTS "${role}"`);
-  }
+  await dropTenantDatabasesAsAdmin(servers, [name]);
   await kv().deleteSecretAllVersions(`tenants/${name}/database`);
   await new VaultPolicies(root()).deletePolicy(`tenant-${name}`);
   await new KubernetesAuth(root()).deleteKubernetesRole(`tenant-${name}`);
@@ -359,7 +317,7 @@ describe('suspension and drift', () => {
 
   test('a password changed behind our back is repaired from Vault', async () => {
     const c = await credentials('dbt-one');
-    await adminQuery(servers[0]!, `ALTER ROLE "${c.username}" PASSWORD 'someone-else'`);
+    await adminRows(servers[0]!, `ALTER ROLE "${c.username}" PASSWORD 'someone-else'`);
     assert.notEqual(await canConnect(c), true);
     await waitFor('the role to be repaired', async () => (await canConnect(c)) === true, {
       timeoutMs: 20_000,
@@ -368,7 +326,7 @@ describe('suspension and drift', () => {
 
   test('a dropped login role is recreated with the password Vault holds', async () => {
     const c = await credentials('dbt-two');
-    await adminQuery(servers[0]!, `DROP ROLE "${c.username}"`);
+    await adminRows(servers[0]!, `DROP ROLE "${c.username}"`);
     assert.notEqual(await canConnect(c), true);
     await waitFor('the role to be recreated', async () => (await canConnect(c)) === true, {
       timeoutMs: 20_000,
@@ -376,7 +334,7 @@ describe('suspension and drift', () => {
   });
 
   test('a dropped database is recreated empty, with a Warning event', async () => {
-    await adminQuery(servers[0]!, 'DROP DATABASE t_dbt_one WITH (FORCE)');
+    await adminRows(servers[0]!, 'DROP DATABASE t_dbt_one WITH (FORCE)');
     await waitFor(
       'the database to be back',
       async () => (await canConnect(await credentials('dbt-one'))) === true,
@@ -840,7 +798,7 @@ describe("ownership: never adopt what is not this tenant's", () => {
   }
 
   test("a role of the tenant's name made by someone else", async () => {
-    await adminQuery(euServer(), 'CREATE ROLE t_dbt_frole_a LOGIN');
+    await adminRows(euServer(), 'CREATE ROLE t_dbt_frole_a LOGIN');
     await newTenant('dbt-frole', { region: 'eu-west' });
     const cond = await conflictOf('dbt-frole', 'DatabaseConflict');
     assert.equal(cond.status, 'False');
@@ -855,7 +813,7 @@ describe("ownership: never adopt what is not this tenant's", () => {
   });
 
   test("a database of the tenant's name owned by someone else", async () => {
-    await adminQuery(euServer(), 'CREATE DATABASE t_dbt_fdb');
+    await adminRows(euServer(), 'CREATE DATABASE t_dbt_fdb');
     await newTenant('dbt-fdb', { region: 'eu-west' });
     const cond = await conflictOf('dbt-fdb', 'DatabaseConflict');
     assert.match(cond.message, /database t_dbt_fdb \(owned by role /);

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { registerLocalDatabaseServers, type LocalServer } from '../../hack/database-servers.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
-import { databaseIdentifiersFor } from '../../src/postgres/identifiers.ts';
 import type { StoredCredentials } from '../../src/tenant/database.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
@@ -13,6 +11,7 @@ import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { deleteTenantAndWait, kubectl, requireEnv } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import { adminRows, dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Deleting a Tenant keeps its data until the purge, but nobody may use it
@@ -22,11 +21,9 @@ import { waitFor } from '../support/wait.ts';
 
 let env: TestEnvironment;
 let servers: LocalServer[];
-let ca: string;
 const root = () => VaultClient.fromEnv();
 
 before(async () => {
-  ca = await readFile(requireEnv('PG_CA_FILE'), 'utf8');
   env = await TestEnvironment.start('deletion');
   servers = await registerLocalDatabaseServers(env.client);
   await waitFor('the DatabaseServers to be reachable', async () => {
@@ -47,28 +44,9 @@ after(async () => {
   await env[Symbol.asyncDispose]();
   // What the purge (a later issue) will remove, removed as the admins would.
   const name = env.name('a');
-  const ids = databaseIdentifiersFor(name);
-  for (const server of servers) {
-    const conn = adminConnection(server);
-    await conn.connect();
-    await conn.query(`DROP DATABASE IF EXISTS "${ids.database}" WITH (FORCE)`);
-    for (const role of [...ids.loginRoles, ids.ownerRole])
-      await conn.query(`DROP ROLE IF EXISTS "${role}"`);
-    await conn.end();
-  }
+  await dropTenantDatabasesAsAdmin(servers, [name]);
   await new KvV2(root()).deleteSecretAllVersions(`tenants/${name}/database`);
 });
-
-function adminConnection(server: LocalServer): pg.Client {
-  return new pg.Client({
-    host: server.host,
-    port: server.port,
-    user: server.adminUser,
-    password: server.adminPassword,
-    database: 'postgres',
-    ssl: { ca, rejectUnauthorized: true },
-  });
-}
 
 function appConnection(c: StoredCredentials): pg.Client {
   const conn = new pg.Client({
@@ -131,13 +109,10 @@ test('a deleted tenant keeps its data but loses every way in', async () => {
   const again = appConnection(credentials);
   await assert.rejects(again.connect(), /not permitted to log in|password authentication failed/);
   // The data is kept for the purge.
-  const conn = adminConnection(servers[0]!);
-  await conn.connect();
-  const rows = await conn.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+  const rows = await adminRows(servers[0]!, 'SELECT 1 FROM pg_database WHERE datname = $1', [
     credentials.dbname,
   ]);
-  await conn.end();
-  assert.equal(rows.rowCount, 1);
+  assert.equal(rows.length, 1);
 
   // Someone who later owns a namespace of the same name gets no Vault login.
   await env.client.create(collectionPath(RESOURCES.Namespace), {

@@ -3,12 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
+  accessAllowed,
   adminClient,
   createTenant,
   deleteTenantAndWait,
   getObject,
   kubectl,
   waitForPhase,
+  type AccessReview,
 } from '../support/cluster.ts';
 import { OperatorProcess } from '../support/operator.ts';
 import { waitFor } from '../support/wait.ts';
@@ -51,39 +53,14 @@ after(async () => {
   await client.close();
 });
 
-interface Review {
-  user?: string;
-  groups?: string[];
-  verb: string;
-  resource: string;
-  group?: string;
-  namespace?: string;
-  name?: string;
-}
+type Review = Omit<AccessReview, 'user' | 'groups'> & { user?: string; groups?: string[] };
 
-async function allowed(review: Review): Promise<boolean> {
-  const result = await client.request<{ status: { allowed: boolean } }>(
-    'POST',
-    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-    {
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: review.user ?? 'alice',
-          groups: review.groups ?? ['system:authenticated'],
-          resourceAttributes: {
-            verb: review.verb,
-            resource: review.resource,
-            group: review.group ?? '',
-            ...(review.namespace ? { namespace: review.namespace } : {}),
-            ...(review.name ? { name: review.name } : {}),
-          },
-        },
-      },
-    },
-  );
-  return result.status.allowed;
+function allowed(review: Review): Promise<boolean> {
+  return accessAllowed(client, {
+    ...review,
+    user: review.user ?? 'alice',
+    groups: review.groups ?? ['system:authenticated'],
+  });
 }
 
 const ownerOfA = { user: 'alice', groups: ['iso-a-admins', 'system:authenticated'] };

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
-import { breakGlassClient } from '../support/cluster.ts';
+import { accessAllowed, breakGlassClient } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -27,23 +27,14 @@ after(async () => {
   await env[Symbol.asyncDispose]();
 });
 
-async function ownerMay(verb: string, resource: string): Promise<boolean> {
-  const review = await env.client.request<{ status: { allowed: boolean } }>(
-    'POST',
-    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
-    {
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: 'alice',
-          groups: [`${env.name('a')}-admins`, 'system:authenticated'],
-          resourceAttributes: { verb, resource, namespace: `tenant-${env.name('a')}` },
-        },
-      },
-    },
-  );
-  return review.status.allowed;
+function ownerMay(verb: string, resource: string): Promise<boolean> {
+  return accessAllowed(env.client, {
+    user: 'alice',
+    groups: [`${env.name('a')}-admins`, 'system:authenticated'],
+    verb,
+    resource,
+    namespace: `tenant-${env.name('a')}`,
+  });
 }
 
 test('a rule added to the shared base role is removed again, and owners lose it', async () => {

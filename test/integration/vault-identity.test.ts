@@ -14,7 +14,6 @@ import { ERROR_CODES, OperatorError } from '../../src/errors.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
-import { databaseIdentifiersFor } from '../../src/postgres/identifiers.ts';
 import type { StoredCredentials } from '../../src/tenant/database.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth, type KubernetesRole } from '../../src/vault/kubernetes-auth.ts';
@@ -32,6 +31,7 @@ import {
   waitForPhase,
 } from '../support/cluster.ts';
 import { OPERATOR_NAMESPACE, OperatorProcess } from '../support/operator.ts';
+import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The operator's own Vault identity, against the real Vault and API server:
@@ -175,25 +175,7 @@ after(async () => {
   // Deleting a Tenant does not yet purge its database and Vault material.
   // Dropped as the servers' admin would: the operator refuses to drop what
   // it cannot prove is the (now deleted) Tenant's.
-  const ca = await readFile(requireEnv('PG_CA_FILE'), 'utf8');
-  for (const server of servers) {
-    const conn = new pg.Client({
-      host: server.host,
-      port: server.port,
-      user: server.adminUser,
-      password: server.adminPassword,
-      database: 'postgres',
-      ssl: { ca, rejectUnauthorized: true },
-    });
-    await conn.connect();
-    for (const name of OPERATOR_TENANTS) {
-      const ids = databaseIdentifiersFor(name);
-      await conn.query(`DROP DATABASE IF EXISTS "${ids.database}" WITH (FORCE)`);
-      for (const role of [...ids.loginRoles, ids.ownerRole])
-        await conn.query(`DROP ROLE IF EXISTS "${role}"`);
-    }
-    await conn.end();
-  }
+  await dropTenantDatabasesAsAdmin(servers, OPERATOR_TENANTS);
   const kv = new KvV2(root);
   const auth = new KubernetesAuth(root);
   const policies = new VaultPolicies(root);

@@ -132,3 +132,39 @@ export async function getObject(
 ) {
   return client.get<KubeObject>(objectPath(RESOURCES[kind], name, namespace));
 }
+
+export interface AccessReview {
+  user: string;
+  groups: string[];
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** Whether the real API server's authorizer lets this user do this (a SubjectAccessReview). */
+export async function accessAllowed(client: KubeClient, review: AccessReview): Promise<boolean> {
+  const result = await client.request<{ status: { allowed: boolean } }>(
+    'POST',
+    '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    {
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: review.user,
+          groups: review.groups,
+          resourceAttributes: {
+            verb: review.verb,
+            resource: review.resource,
+            group: review.group ?? '',
+            ...(review.namespace ? { namespace: review.namespace } : {}),
+            ...(review.name ? { name: review.name } : {}),
+          },
+        },
+      },
+    },
+  );
+  return result.status.allowed;
+}

@@ -248,7 +248,8 @@ describe('owned fields', () => {
 
 describe('quantities', () => {
   test('equal values in any spelling have one canonical form', () => {
-    const same = (a: string, b: string) => assert.equal(exactQuantityValue(a), exactQuantityValue(b));
+    const same = (a: string, b: string) =>
+      assert.equal(exactQuantityValue(a), exactQuantityValue(b));
     same('1024Mi', '1Gi');
     same('0.5', '500m');
     same('1e3', '1k');
