@@ -16,3 +16,4 @@ command -v go >/dev/null || die "Go is needed to build the test servers (etcd, k
 "$HACK_DIR/build-etcd.sh" >/dev/null
 "$HACK_DIR/build-kube.sh" >/dev/null
 "$HACK_DIR/build-vault.sh" >/dev/null
+"$HACK_DIR/build-versitygw.sh" >/dev/null

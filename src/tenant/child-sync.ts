@@ -9,12 +9,14 @@ import type { Metrics } from '../metrics/registry.ts';
 
 // Makes one object the operator owns say exactly what it should, writing
 // only when it does not. The three writes, and why each:
-//   - missing: server-side apply under our field manager, which creates it;
+//   - missing: a create (POST), which fails when the object exists after
+//     all: a write decided on stale state (a leader paused past its lease,
+//     a lagging cache) never lands over what someone wrote since;
 //   - different: a replace (PUT) of everything we own, conditional on the
 //     uid and resourceVersion we compared against. An apply would leave the
 //     fields other managers set, which is what drift is made of;
 //   - an immutable field changed (a RoleBinding's roleRef, a quota's scopes):
-//     delete, then apply.
+//     delete, then create.
 // A conflict (someone wrote in between) fails the reconcile, which is retried
 // from fresh state by the queue.
 
@@ -64,7 +66,7 @@ export async function syncChild(
   if (live && inSync(deps, desired, live)) return live;
   let result: KubeObject;
   if (!live) {
-    result = await deps.client.apply(desired);
+    result = await createObject(deps, desired);
   } else if (
     (IMMUTABLE_FIELDS[desired.kind] ?? []).some((f) => ownedFieldDiffers(desired, live, f))
   ) {
@@ -74,7 +76,7 @@ export async function syncChild(
         preconditions: { uid: live.metadata.uid, resourceVersion: live.metadata.resourceVersion },
       },
     });
-    result = await deps.client.apply(desired);
+    result = await createObject(deps, desired);
   } else {
     result = await deps.client.request<KubeObject>('PUT', pathOf(live), {
       query: { fieldManager: FIELD_MANAGER },
@@ -97,14 +99,15 @@ export async function createChild(
   desired: KubeObject,
   expected: boolean,
 ): Promise<KubeObject> {
-  const type = resourceFor(desired.apiVersion, desired.kind);
-  const result = await deps.client.create(
-    collectionPath(type, desired.metadata.namespace),
-    desired,
-  );
+  const result = await createObject(deps, desired);
   deps.answers.remember(desired, result);
   if (!expected) recordRepair(deps, desired, false);
   return result;
+}
+
+function createObject(deps: ChildSyncDeps, desired: KubeObject): Promise<KubeObject> {
+  const type = resourceFor(desired.apiVersion, desired.kind);
+  return deps.client.create(collectionPath(type, desired.metadata.namespace), desired);
 }
 
 function recordRepair(deps: ChildSyncDeps, desired: KubeObject, existed: boolean): void {

@@ -8,7 +8,7 @@ import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import { failpoint } from '../failpoints.ts';
 import { FIELD_MANAGER, LABEL_TENANT } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { objectPath, RESOURCES } from '../k8s/resources.ts';
+import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { PostgresAdmin } from '../postgres/admin.ts';
@@ -147,7 +147,8 @@ async function deliverSecret(
     ),
   };
   // Compared exactly, like every child: a key added by someone else is drift.
-  if (!live) await deps.kube.apply(desired);
+  // Created with POST, never applied: see child-sync.ts.
+  if (!live) await deps.kube.create(collectionPath(RESOURCES.Secret, tenant.namespace), desired);
   else if (!ownedFieldsEqual(desired, live)) {
     await deps.kube.request('PUT', path, {
       body: replacementFor(desired, live),

@@ -318,7 +318,14 @@ describe('a leader that loses its lease', () => {
       assert.equal(a.exitCode, 1, 'the paused leader did not step down as a lost leader');
       await sleep(2_000);
       const after = await snapshot(names);
-      assert.deepEqual(changes(before, after), [], 'objects changed after the paused leader woke');
+      const changed = changes(before, after);
+      assert.deepEqual(
+        changed,
+        [],
+        `objects changed after the paused leader woke: ${changed
+          .map((key) => `${key}: ${before.get(key)} -> ${after.get(key)}`)
+          .join('; ')}`,
+      );
       assert.equal(await leaseHolder(), 'fenced-b');
       assert.ok(
         a.output.some((line) => line.includes('lost leadership')),
