@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { clientConfig, type ServerConnection } from '../postgres/connection.ts';
+import { quoteIdentifier, quoteLiteral } from '../postgres/identifiers.ts';
+
+// The throw-away database a verification restores into, on the tenant's own
+// server. Its name cannot be a tenant's (tenant databases all start with
+// `t_`); a comment names the tenant uid, so what a crash left behind is found
+// and dropped by the next verification of that tenant. Like a tenant
+// database, PUBLIC may not connect: only the tenant's own roles.
+
+const SCRATCH_PREFIX = 'scratch_verify_';
+
+function marker(tenantUid: string): string {
+  return `tenant-operator verification scratch database of tenant uid ${tenantUid}`;
+}
+
+async function withAdmin<T>(admin: ServerConnection, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(
+    clientConfig(admin, { statementTimeoutMs: 120_000, applicationName: 'tenant-operator-verify' }),
+  );
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Drops the scratch databases an earlier, interrupted verification of this tenant left. */
+export async function dropLeftoverScratch(admin: ServerConnection, tenantUid: string): Promise<string[]> {
+  return withAdmin(admin, async (client) => {
+    const leftovers = await client.query<{ name: string }>(
+      `SELECT d.datname AS name FROM pg_database d
+       WHERE d.datname LIKE 'scratch\\_verify\\_%' AND shobj_description(d.oid, 'pg_database') = $1`,
+      [marker(tenantUid)],
+    );
+    for (const { name } of leftovers.rows)
+      await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
+    return leftovers.rows.map((row) => row.name);
+  });
+}
+
+/** Creates an empty scratch database owned by the tenant's owner role; answers its name. */
+export async function createScratch(
+  admin: ServerConnection,
+  tenantUid: string,
+  ownerRole: string,
+): Promise<string> {
+  const name = `${SCRATCH_PREFIX}${randomBytes(8).toString('hex')}`;
+  await withAdmin(admin, async (client) => {
+    const q = quoteIdentifier(name);
+    await client.query(`CREATE DATABASE ${q} OWNER ${quoteIdentifier(ownerRole)}`);
+    await client.query(`COMMENT ON DATABASE ${q} IS ${quoteLiteral(marker(tenantUid))}`);
+    await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
+    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`);
+  });
+  return name;
+}
+
+export async function dropScratch(admin: ServerConnection, name: string): Promise<void> {
+  if (!name.startsWith(SCRATCH_PREFIX)) throw new Error(`${name} is not a scratch database`);
+  await withAdmin(admin, (client) =>
+    client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
+  );
+}
