@@ -64,3 +64,27 @@ export async function dropScratch(admin: ServerConnection, name: string): Promis
     client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
   );
 }
+
+/**
+ * A new database for `backup restore --into`: owned by the tenant's owner
+ * role, closed to PUBLIC, and marked with the tenant's uid so that the
+ * tenant's erasure finds it. An existing database is never restored over.
+ */
+export async function createRestoreDatabase(
+  admin: ServerConnection,
+  name: string,
+  tenantUid: string,
+  ownerRole: string,
+): Promise<void> {
+  if (name.startsWith(SCRATCH_PREFIX) || /^t_/.test(name))
+    throw new Error(`${name}: names starting with t_ or ${SCRATCH_PREFIX} are the operator's own`);
+  await withAdmin(admin, async (client) => {
+    const q = quoteIdentifier(name);
+    await client.query(`CREATE DATABASE ${q} OWNER ${quoteIdentifier(ownerRole)}`);
+    await client.query(
+      `COMMENT ON DATABASE ${q} IS ${quoteLiteral(`tenant-operator restore of tenant uid ${tenantUid}`)}`,
+    );
+    await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
+    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`);
+  });
+}

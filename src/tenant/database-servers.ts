@@ -27,6 +27,8 @@ export interface ServerHandle {
   name: string;
   spec: DatabaseServerSpec;
   admin: PostgresAdmin;
+  /** The admin connection settings, for work outside the pool (backup verification's scratch databases). */
+  connection: ServerConnection;
   /** What tenants' clients use: the same host, port and CA as the admin connection. */
   caCertificate: string | undefined;
 }
@@ -160,6 +162,7 @@ export class DatabaseServerConnections {
       name,
       spec,
       admin: new PostgresAdmin(connection, { beforeWrite: this.beforeWrite }),
+      connection,
       caCertificate,
     };
     this.handles.set(name, { fingerprint, handle, uid: server.metadata.uid });
