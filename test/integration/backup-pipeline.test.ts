@@ -200,12 +200,14 @@ for (const kind of ['filesystem', 's3'] as const) {
           PGUSER: db.login.user,
           PGPASSWORD: db.login.password,
           PGDATABASE: db.database,
-          PGSSLMODE: 'disable',
+          PGSSLMODE: 'verify-full',
+          PGSSLROOTCERT: requireEnv('PG_CA_FILE'),
         },
         maxBuffer: 1 << 30,
       });
       // Positive control: the marker is there to find in an unencrypted dump.
-      if (raw.status === 0) assert.ok(raw.stdout.includes(MARKER), 'the raw dump lacks the marker');
+      assert.equal(raw.status, 0, raw.stderr.toString());
+      assert.ok(raw.stdout.includes(MARKER), 'the raw dump lacks the marker');
       const data = await store.getBytes(dataObjectKey(tenant, uid, manifest.backupId));
       const stored = await store.getBytes(manifestKey(tenant, uid, manifest.backupId));
       assert.ok(data && stored);
