@@ -247,6 +247,41 @@ export async function ensureTenantBackupKeys(
   return { key, written };
 }
 
+/**
+ * Purge: the backup role, both policies, then the Transit key (crypto-shredding:
+ * every copy of every backup becomes unreadable). In that order so that a
+ * crash anywhere leaves what is left still provably the tenant's: the role
+ * goes while its policies still carry the uid. Objects of the tenant's names
+ * that are not this Tenant's are left alone; answers what was deleted.
+ */
+export async function removeTenantBackupVault(
+  objects: BackupVaultObjects,
+  tenant: BackupTenant,
+): Promise<string[]> {
+  const state = await readTenantBackupVault(objects, tenant.name);
+  const foreign = new Set(foreignBackupObjects(state, tenant));
+  const deleted: string[] = [];
+  const role = `Vault Kubernetes auth role ${backupAuthRoleName(tenant.name)}`;
+  if (state.role && !foreign.has(role)) {
+    await objects.kubernetesAuth.deleteKubernetesRole(backupAuthRoleName(tenant.name));
+    deleted.push(role);
+  }
+  for (const [name, live] of [
+    [backupPolicyName(tenant.name), state.backupPolicy],
+    [restorePolicyName(tenant.name), state.restorePolicy],
+  ] as const) {
+    if (live !== undefined && !foreign.has(`Vault policy ${name}`)) {
+      await objects.policies.deletePolicy(name);
+      deleted.push(`Vault policy ${name}`);
+    }
+  }
+  if (state.key) {
+    await objects.transit.deleteKey(transitKeyName(tenant.name));
+    deleted.push(`Transit key ${transitKeyName(tenant.name)}`);
+  }
+  return deleted;
+}
+
 function requireKey(info: TransitKeyInfo | undefined, name: string): TransitKeyInfo {
   if (!info)
     throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `Transit key ${name} does not exist`);

@@ -13,6 +13,7 @@ import {
   backupServiceAccountName,
   ensureTenantBackupKeys,
   raiseMinDecryptionVersion,
+  removeTenantBackupVault,
   restorePolicyName,
   restoreVault,
   RESTORE_TOKEN_ROLE,
@@ -499,5 +500,29 @@ describe('backup keys and identities', () => {
     ]);
     assert.equal((await new Transit(root).keyInfo(transitKeyName(A.name)))?.deletionAllowed, false);
     assert.deepEqual((await ensureTenantBackupKeys(objects, A)).written, []);
+  });
+
+  test("purge removes B's role, policies and key: B's wrapped keys are unreadable; C's foreign policy stays", async () => {
+    const wrapped = await new Transit(root).generateDataKey(transitKeyName(B.name));
+    assert.deepEqual(await removeTenantBackupVault(objects, B), [
+      `Vault Kubernetes auth role ${backupAuthRoleName(B.name)}`,
+      `Vault policy ${backupPolicyName(B.name)}`,
+      `Vault policy ${restorePolicyName(B.name)}`,
+      `Transit key ${transitKeyName(B.name)}`,
+    ]);
+    assert.equal(await new Transit(root).keyInfo(transitKeyName(B.name)), undefined);
+    assert.equal(await new VaultPolicies(root).readPolicy(restorePolicyName(B.name)), undefined);
+    assert.equal(
+      await new KubernetesAuth(root).readKubernetesRole(backupAuthRoleName(B.name)),
+      undefined,
+    );
+    // Even root cannot unwrap a data key of the deleted key.
+    await assert.rejects(
+      new Transit(root).decryptDataKey(transitKeyName(B.name), wrapped.ciphertext),
+      OperatorError,
+    );
+    assert.deepEqual(await removeTenantBackupVault(objects, B), []); // resumable: nothing left
+    assert.deepEqual(await removeTenantBackupVault(objects, C), []);
+    assert.notEqual(await new VaultPolicies(root).readPolicy(backupPolicyName(C.name)), undefined);
   });
 });
