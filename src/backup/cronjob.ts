@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { API_VERSION, managedLabels } from '../api/constants.ts';
+import { API_VERSION, BACKUP_JOB_PREFIX, managedLabels } from '../api/constants.ts';
 import type { TenantSpec } from '../api/tenant.ts';
 import type { KubeObject, OwnerReference } from '../k8s/types.ts';
 import { PROJECTED_TOKEN_FILE } from '../vault/identity.ts';
@@ -65,7 +65,6 @@ const TOKEN_FILE = PROJECTED_TOKEN_FILE.slice(PROJECTED_TOKEN_FILE.lastIndexOf('
  * Job, and Job names must stay within 63: so 52.
  */
 export const MAX_CRONJOB_NAME_LENGTH = 52;
-const PREFIX = 'backup-';
 
 /**
  * `backup-<tenant>`; a name longer than 52 characters keeps its first part
@@ -73,7 +72,7 @@ const PREFIX = 'backup-';
  * names that share a beginning still get two CronJobs.
  */
 export function backupCronJobName(tenant: string): string {
-  const name = `${PREFIX}${tenant}`;
+  const name = `${BACKUP_JOB_PREFIX}${tenant}`;
   if (name.length <= MAX_CRONJOB_NAME_LENGTH) return name;
   const hash = createHash('sha256').update(tenant).digest('hex').slice(0, 8);
   const kept = name.slice(0, MAX_CRONJOB_NAME_LENGTH - hash.length - 1).replace(/-+$/, '');
@@ -86,7 +85,7 @@ export function backupCronJobName(tenant: string): string {
  * Vault's role can tell the tenant from the name alone.
  */
 export function backupServiceAccountName(tenant: string): string {
-  return `${PREFIX}${tenant}`;
+  return `${BACKUP_JOB_PREFIX}${tenant}`;
 }
 
 /** The Vault Kubernetes-auth role the job logs in with. */
