@@ -46,7 +46,7 @@ export function tenantBackupsPolicy(identities: GuardIdentities): GuardPolicy {
         messageExpression: `${what} + ': ' + request.userInfo.username + ' is not the backup job of tenant ' + ${tenant} + '; a backup job writes only its own tenant\\'s TenantBackups'`,
       },
       {
-        expression: `request.subResource != 'status' || ${isBackupJob}`,
+        expression: `request.?subResource.orValue('') != 'status' || ${isBackupJob}`,
         message: 'only tenant-operator and backup jobs write TenantBackup status',
         messageExpression: `${what} + ': only tenant-operator and backup jobs write TenantBackup status'`,
       },

@@ -131,11 +131,9 @@ export const backupStoreSpecSchema = z
         'The store for tenants whose region has no store of its own (or that name no region). Only one store should say so.',
     }),
     s3: s3Schema.optional().meta({ description: 'An S3-compatible bucket.' }),
-    filesystem: filesystemSchema
-      .optional()
-      .meta({
-        description: 'A directory on a volume mounted into the operator and its backup jobs.',
-      }),
+    filesystem: filesystemSchema.optional().meta({
+      description: 'A directory on a volume mounted into the operator and its backup jobs.',
+    }),
   })
   .strict()
   .superRefine((spec, ctx) => {
