@@ -1,3 +1,4 @@
+import { backupAuthRoleName, backupServiceAccountName } from './vault-access.ts';
 import { createHash } from 'node:crypto';
 import { API_VERSION, BACKUP_JOB_PREFIX, managedLabels } from '../api/constants.ts';
 import type { TenantSpec } from '../api/tenant.ts';
@@ -79,20 +80,6 @@ export function backupCronJobName(tenant: string): string {
   return `${kept}-${hash}`;
 }
 
-/**
- * Always `backup-<tenant>` (at most 63 characters, well within a
- * ServiceAccount name's 253): never hashed, so the admission guard and
- * Vault's role can tell the tenant from the name alone.
- */
-export function backupServiceAccountName(tenant: string): string {
-  return `${BACKUP_JOB_PREFIX}${tenant}`;
-}
-
-/** The Vault Kubernetes-auth role the job logs in with. */
-export function backupVaultRole(tenant: string): string {
-  return `tenant-${tenant}-backup`;
-}
-
 /** The tenant's backup schedule as the CronJob runs it (H replaced). */
 export function backupSchedule(tenant: BackupJobTenant): string {
   return expandSchedule(tenant.spec.backup.schedule, tenant.name, 'backup');
@@ -146,7 +133,7 @@ function environment(tenant: BackupJobTenant, config: BackupJobConfig): EnvVar[]
     ...(config.vaultAuthMount === undefined
       ? []
       : [{ name: 'VAULT_AUTH_MOUNT', value: config.vaultAuthMount }]),
-    { name: 'VAULT_AUTH_ROLE', value: backupVaultRole(tenant.name) },
+    { name: 'VAULT_AUTH_ROLE', value: backupAuthRoleName(tenant.name) },
     { name: 'VAULT_K8S_TOKEN_FILE', value: PROJECTED_TOKEN_FILE },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ...(config.extraEnv ?? []),

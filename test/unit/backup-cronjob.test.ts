@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   backupCronJobName,
-  backupServiceAccountName,
   buildBackupCronJob,
   buildBackupServiceAccount,
   MAX_CRONJOB_NAME_LENGTH,
   type BackupJobTenant,
 } from '../../src/backup/cronjob.ts';
+import { backupServiceAccountName } from '../../src/backup/vault-access.ts';
 
 // The backup CronJob, field by field. What its command does is tested by
 // running it as a local process against the real servers.
@@ -94,7 +94,7 @@ test('the CronJob of tenant acme is exactly this', () => {
                   env: [
                     { name: 'VAULT_ADDR', value: 'https://vault.example:8200' },
                     { name: 'VAULT_AUTH_METHOD', value: 'kubernetes' },
-                    { name: 'VAULT_AUTH_ROLE', value: 'tenant-acme-backup' },
+                    { name: 'VAULT_AUTH_ROLE', value: 'backup-acme' },
                     { name: 'VAULT_K8S_TOKEN_FILE', value: '/var/run/secrets/tokens/vault-token' },
                     {
                       name: 'POD_NAMESPACE',
