@@ -98,7 +98,9 @@ async function walkFiles(directory: string, relative = ''): Promise<string[]> {
   return out.sort();
 }
 
-async function filesystemFixture(): Promise<Fixture & { root: string; base: string }> {
+async function filesystemFixture(): Promise<
+  Fixture & { root: string; base: string; store: FilesystemStore }
+> {
   const root = await mkdtemp(join(tmpdir(), 'backup-store-test-'));
   const base = join(root, 'backups', 'prod');
   return {
@@ -331,7 +333,7 @@ function contract(name: string, makeFixture: () => Promise<Fixture>): void {
 }
 
 contract('filesystem', filesystemFixture);
-contract('S3 (Versity Gateway)', async () => s3Fixture());
+contract('S3 (Versity Gateway)', () => Promise.resolve(s3Fixture()));
 
 describe('filesystem backup store specifics', () => {
   let fixture: Awaited<ReturnType<typeof filesystemFixture>>;
