@@ -270,11 +270,14 @@ EOF
   wait_for vault 60 "$logs/vault.log" curl -fsS "http://127.0.0.1:$vault_port/v1/sys/health"
 
   # The root keys go in through the environment, not --access/--secret, so they
-  # are not in the process list for every local user to read.
+  # are not in the process list for every local user to read. --iam-dir turns
+  # on the gateway's own user accounts (`versitygw admin create-user` against
+  # the same port), so tests can give a tenant an identity confined to its
+  # prefix by a bucket policy; the root keys work as without it.
   log "starting Versity Gateway (S3) on http://127.0.0.1:$s3_port"
-  mkdir -p "$dir/s3"
+  mkdir -p "$dir/s3" "$dir/s3-iam"
   start versitygw env ROOT_ACCESS_KEY_ID="$s3_access" ROOT_SECRET_ACCESS_KEY="$s3_secret" \
-    "$versitygw_bin/versitygw" --port "127.0.0.1:$s3_port" --quiet posix "$dir/s3"
+    "$versitygw_bin/versitygw" --port "127.0.0.1:$s3_port" --iam-dir "$dir/s3-iam" --quiet posix "$dir/s3"
   # curl reads the keys from a 0600 config file, again to keep them off command
   # lines. The gateway wants x-amz-content-sha256 on every signed request: our
   # requests have no body, so it is the sha256 of nothing.

@@ -217,6 +217,11 @@ export function encryptingStream(
       }
       done();
     },
+    destroy(err: Error | null, done: (err: Error | null) => void) {
+      key.fill(0);
+      chunk.fill(0);
+      done(err);
+    },
     flush(done: TransformCallback) {
       emit(this, chunk.subarray(0, filled), true);
       ended = true;
@@ -256,7 +261,13 @@ function digestOnce(hash: Hash): string {
   return hex;
 }
 
-/** Transform: stored bytes in, plaintext out; fails (BACKUP_INVALID) on any tampering. */
+/**
+ * Transform: stored bytes in, plaintext out; fails (BACKUP_INVALID) on any
+ * tampering. Each chunk is authenticated before its plaintext is passed on,
+ * but a cut-off object or a wrong total is known only at the end: the
+ * consumer must treat the stream's error as the verdict on everything it
+ * received (restore in one transaction, or check in a first pass).
+ */
 export function decryptingStream(
   dataKey: Buffer,
   binding: EnvelopeBinding,
@@ -334,6 +345,10 @@ export function decryptingStream(
       } catch (err: unknown) {
         done(err as Error);
       }
+    },
+    destroy(err: Error | null, done: (err: Error | null) => void) {
+      key.fill(0);
+      done(err);
     },
     flush(done: TransformCallback) {
       key.fill(0);

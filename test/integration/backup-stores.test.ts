@@ -5,11 +5,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { execFileSync } from 'node:child_process';
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteBucketPolicyCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutBucketPolicyCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { FilesystemStore } from '../../src/backup/fs-store.ts';
-import { S3Store } from '../../src/backup/s3-store.ts';
+import { S3Store, type S3StoreOptions } from '../../src/backup/s3-store.ts';
 import type { BackupObjectStore } from '../../src/backup/store.ts';
 import { ERROR_CODES, OperatorError } from '../../src/errors.ts';
+import { requireEnv } from '../support/cluster.ts';
 
 // One contract, two stores: a directory and a real S3 server (Versity Gateway
 // from hack/cluster.sh). What a store did is judged by the storage itself:
@@ -25,15 +35,6 @@ interface Fixture {
   /** Writes begun but not finished: temporary files, or multipart uploads not completed/aborted. */
   pendingWrites(): Promise<string[]>;
   cleanup(): Promise<void>;
-}
-
-function requiredEnv(name: string): string {
-  const value = process.env[name];
-  if (value === undefined || value === '')
-    throw new Error(
-      `${name} is not set: source the env file of hack/cluster.sh up DIR before running this test`,
-    );
-  return value;
 }
 
 /** `size` random bytes in 256 KiB pieces, and their sha256 once read to the end. */
@@ -114,20 +115,26 @@ async function filesystemFixture(): Promise<
   };
 }
 
-function s3Fixture(): Fixture & { options: ConstructorParameters<typeof S3Store>[0] } {
-  const options = {
-    endpoint: requiredEnv('S3_ENDPOINT'),
-    region: requiredEnv('S3_REGION'),
-    bucket: requiredEnv('S3_BUCKET'),
+type S3TestOptions = S3StoreOptions & { endpoint: string; region: string; prefix: string };
+
+function s3Options(): S3TestOptions {
+  return {
+    endpoint: requireEnv('S3_ENDPOINT'),
+    region: requireEnv('S3_REGION'),
+    bucket: requireEnv('S3_BUCKET'),
     prefix: `store-test-${randomBytes(4).toString('hex')}/backups`,
     forcePathStyle: true,
     credentials: {
-      accessKeyId: requiredEnv('S3_ACCESS_KEY_ID'),
-      secretAccessKey: requiredEnv('S3_SECRET_ACCESS_KEY'),
+      accessKeyId: requireEnv('S3_ACCESS_KEY_ID'),
+      secretAccessKey: requireEnv('S3_SECRET_ACCESS_KEY'),
     },
     // Small pages, so that listing a handful of objects takes several requests.
     listPageSize: 2,
   };
+}
+
+function s3Fixture(): Fixture & { options: S3TestOptions } {
+  const options = s3Options();
   const raw = new S3Client({
     endpoint: options.endpoint,
     region: options.region,
@@ -432,5 +439,138 @@ describe('S3 backup store specifics', () => {
     } finally {
       await fixture.cleanup();
     }
+  });
+});
+
+// Where the store supports policies, a tenant's own identity reaches only its
+// prefix. Versity Gateway does, with its user accounts (hack/cluster.sh runs
+// it with --iam-dir) and a bucket policy: per-tenant object actions on
+// <bucket>/tenants/<name>/*, and ListBucket only with an s3:prefix under it.
+// A bucket of its own, so the policy touches nothing else.
+describe('S3 prefix confinement by bucket policy (Versity Gateway accounts)', () => {
+  let base: S3TestOptions;
+  const bucket = `policy-test-${randomBytes(4).toString('hex')}`;
+  const tenants = ['a', 'b'].map((name) => ({
+    name,
+    accessKeyId: `tenant-${name}-${randomBytes(4).toString('hex')}`,
+    secretAccessKey: randomBytes(20).toString('hex'),
+  }));
+  let root: S3Client;
+  const opened: S3Store[] = [];
+  const storeFor = (tenant: (typeof tenants)[number], prefix: string): S3Store => {
+    const store = new S3Store({
+      ...base,
+      bucket,
+      prefix,
+      credentials: { accessKeyId: tenant.accessKeyId, secretAccessKey: tenant.secretAccessKey },
+    });
+    opened.push(store);
+    return store;
+  };
+  const rootStore = (): S3Store => {
+    const store = new S3Store({ ...base, bucket, prefix: '' });
+    opened.push(store);
+    return store;
+  };
+  /** `versitygw admin ...` with the root keys in its environment, not on its command line. */
+  const admin = (...args: string[]): void => {
+    const binDir = execFileSync('hack/build-versitygw.sh', { encoding: 'utf8' }).trim();
+    execFileSync(join(binDir, 'versitygw'), ['admin', '--endpoint-url', base.endpoint, ...args], {
+      env: {
+        ...process.env,
+        ADMIN_ACCESS_KEY_ID: base.credentials.accessKeyId,
+        ADMIN_SECRET_ACCESS_KEY: base.credentials.secretAccessKey,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  };
+
+  before(async () => {
+    base = s3Options();
+    root = new S3Client({
+      endpoint: base.endpoint,
+      region: base.region,
+      forcePathStyle: true,
+      credentials: base.credentials,
+    });
+    for (const tenant of tenants)
+      admin(
+        'create-user',
+        '--access',
+        tenant.accessKeyId,
+        '--secret',
+        tenant.secretAccessKey,
+        '--role',
+        'user',
+      );
+    await root.send(new CreateBucketCommand({ Bucket: bucket }));
+    const statements = tenants.flatMap((tenant) => [
+      {
+        Effect: 'Allow',
+        Principal: { AWS: [tenant.accessKeyId] },
+        Action: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+        Resource: [`arn:aws:s3:::${bucket}/tenants/${tenant.name}/*`],
+      },
+      {
+        Effect: 'Allow',
+        Principal: { AWS: [tenant.accessKeyId] },
+        Action: ['s3:ListBucket'],
+        Resource: [`arn:aws:s3:::${bucket}`],
+        Condition: { StringLike: { 's3:prefix': [`tenants/${tenant.name}/*`] } },
+      },
+    ]);
+    await root.send(
+      new PutBucketPolicyCommand({
+        Bucket: bucket,
+        Policy: JSON.stringify({ Version: '2012-10-17', Statement: statements }),
+      }),
+    );
+  });
+
+  after(async () => {
+    const all = rootStore();
+    await all.delete(await keysOf(all, ''));
+    await root.send(new DeleteBucketPolicyCommand({ Bucket: bucket }));
+    await root.send(new DeleteBucketCommand({ Bucket: bucket }));
+    for (const tenant of tenants) admin('delete-user', '--access', tenant.accessKeyId);
+    for (const store of opened) store.destroy();
+    root.destroy();
+  });
+
+  test('a tenant identity works in its own prefix and cannot list, read or write another', async () => {
+    const [a, b] = tenants as [(typeof tenants)[number], (typeof tenants)[number]];
+    const aOwn = storeFor(a, 'tenants/a');
+    const bOwn = storeFor(b, 'tenants/b');
+    await bOwn.putBytes('b1/manifest.json', Buffer.from('b secret'));
+    const big = randomStream(20 * MiB);
+    assert.equal(await aOwn.putStream('a1/data', big.stream), 20 * MiB);
+    assert.deepEqual(await keysOf(aOwn, ''), ['a1/data']);
+    assert.deepEqual(await sha256Of(await aOwn.getStream('a1/data')), {
+      sha256: big.sha256(),
+      bytes: 20 * MiB,
+    });
+    // A failed upload of its own is aborted, not left behind (the policy allows the abort).
+    await assert.rejects(
+      aOwn.putStream('a2/data', randomStream(20 * MiB, 17 * MiB).stream),
+      /source failed mid-way/,
+    );
+    const pending = await root.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    assert.deepEqual(pending.Uploads ?? [], []);
+
+    const forbidden = isCode(ERROR_CODES.API_FORBIDDEN);
+    const aIntoB = storeFor(a, 'tenants/b');
+    await assert.rejects(keysOf(aIntoB, ''), forbidden);
+    await assert.rejects(aIntoB.getBytes('b1/manifest.json'), forbidden);
+    await assert.rejects(aIntoB.getStream('b1/manifest.json'), forbidden);
+    await assert.rejects(aIntoB.putBytes('b1/manifest.json', Buffer.from('forged')), forbidden);
+    const aEverywhere = storeFor(a, '');
+    for (const prefix of ['', 'tenants/', 'tenants/a', 'tenants/b/'])
+      await assert.rejects(keysOf(aEverywhere, prefix), forbidden, prefix);
+    assert.deepEqual(await keysOf(aEverywhere, 'tenants/a/'), ['tenants/a/a1/data']);
+
+    // Judged by the root account: B's object is untouched, A wrote nothing outside its prefix.
+    const all = rootStore();
+    assert.deepEqual(await keysOf(all, ''), ['tenants/a/a1/data', 'tenants/b/b1/manifest.json']);
+    assert.deepEqual(await all.getBytes('tenants/b/b1/manifest.json'), Buffer.from('b secret'));
   });
 });
