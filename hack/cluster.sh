@@ -3,7 +3,9 @@
 # Security admission, service account issuer), kube-controller-manager
 # (namespace, garbage collector, service account + token, cluster role
 # aggregation, resource quota, admission policy type checks), Vault in dev mode
-# (hack/vault-config.sh) and two PostgreSQL servers with TLS (hack/postgres.sh).
+# (hack/vault-config.sh), two PostgreSQL servers with TLS (hack/postgres.sh) and
+# an S3-compatible server for backups (Versity Gateway, POSIX backend) with a
+# bucket `tenant-backups`.
 # No kubelet: pods are admitted and stored, never run.
 #
 #   hack/cluster.sh up DIR                 start (or reuse) and print DIR/env
@@ -15,7 +17,9 @@
 #   hack/cluster.sh resume-apiserver DIR   SIGCONT it
 #
 # The env file also names etcd's client URL (ETCD_ENDPOINT), so tests can use
-# etcd's JSON gateway, e.g. to compact history and force a real 410 Gone.
+# etcd's JSON gateway, e.g. to compact history and force a real 410 Gone, and
+# the S3 server (S3_ENDPOINT, S3_BUCKET, S3_REGION, S3_ACCESS_KEY_ID,
+# S3_SECRET_ACCESS_KEY).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -181,23 +185,27 @@ bind_identities() {
 }
 
 up() {
-  if [ -f "$dir/env" ] && alive etcd && alive kube-apiserver && alive kube-controller-manager && alive vault; then
+  if [ -f "$dir/env" ] && alive etcd && alive kube-apiserver && alive kube-controller-manager && alive vault \
+    && alive versitygw; then
     echo "$dir/env"
     return 0
   fi
   down_processes
-  local etcd_bin kube_bin vault_bin
+  local etcd_bin kube_bin vault_bin versitygw_bin
   etcd_bin="$("$HACK_DIR/build-etcd.sh")"
   kube_bin="$("$HACK_DIR/build-kube.sh")"
   vault_bin="$("$HACK_DIR/build-vault.sh")"
+  versitygw_bin="$("$HACK_DIR/build-versitygw.sh")"
   mkdir -p "$pids" "$logs"
   # sa.pub is written last: a run interrupted half-way through gen_certs is redone.
   [ -f "$certs/sa.pub" ] || gen_certs
 
-  local etcd_port etcd_peer_port api_port kcm_port vault_port vault_token
+  local etcd_port etcd_peer_port api_port kcm_port vault_port vault_token s3_port s3_access s3_secret
   etcd_port="$(free_port)"; etcd_peer_port="$(free_port)"; api_port="$(free_port)"
-  kcm_port="$(free_port)"; vault_port="$(free_port)"
+  kcm_port="$(free_port)"; vault_port="$(free_port)"; s3_port="$(free_port)"
   vault_token="root-$(openssl rand -hex 12)"
+  s3_access="$(openssl rand -hex 10)"
+  s3_secret="$(openssl rand -hex 20)"
 
   log "starting etcd on 127.0.0.1:$etcd_port"
   start etcd "$etcd_bin/etcd" --name local --data-dir "$dir/etcd" \
@@ -261,6 +269,25 @@ EOF
     -dev-listen-address="127.0.0.1:$vault_port" -dev-no-store-token
   wait_for vault 60 "$logs/vault.log" curl -fsS "http://127.0.0.1:$vault_port/v1/sys/health"
 
+  # The root keys go in through the environment, not --access/--secret, so they
+  # are not in the process list for every local user to read. --iam-dir turns
+  # on the gateway's own user accounts (`versitygw admin create-user` against
+  # the same port), so tests can give a tenant an identity confined to its
+  # prefix by a bucket policy; the root keys work as without it.
+  log "starting Versity Gateway (S3) on http://127.0.0.1:$s3_port"
+  mkdir -p "$dir/s3" "$dir/s3-iam"
+  start versitygw env ROOT_ACCESS_KEY_ID="$s3_access" ROOT_SECRET_ACCESS_KEY="$s3_secret" \
+    "$versitygw_bin/versitygw" --port "127.0.0.1:$s3_port" --iam-dir "$dir/s3-iam" --quiet posix "$dir/s3"
+  # curl reads the keys from a 0600 config file, again to keep them off command
+  # lines. The gateway wants x-amz-content-sha256 on every signed request: our
+  # requests have no body, so it is the sha256 of nothing.
+  (umask 077 && printf 'user = "%s:%s"\naws-sigv4 = "aws:amz:us-east-1:s3"\nheader = "x-amz-content-sha256: %s"\n' \
+    "$s3_access" "$s3_secret" e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 >"$dir/s3.curlrc")
+  wait_for versitygw 30 "$logs/versitygw.log" curl -fsS -K "$dir/s3.curlrc" "http://127.0.0.1:$s3_port/"
+  # The bucket outlives a restart of the gateway (same DIR): create it only if missing.
+  curl -fsS -K "$dir/s3.curlrc" -I "http://127.0.0.1:$s3_port/tenant-backups" >/dev/null 2>&1 \
+    || curl -fsS -K "$dir/s3.curlrc" -X PUT "http://127.0.0.1:$s3_port/tenant-backups" >/dev/null
+
   # The service account controller creating `default` proves the controller manager works.
   wait_for "kube-controller-manager (default service account)" 60 "$logs/kube-controller-manager.log" \
     "${kubectl[@]}" -n default get serviceaccount default
@@ -275,6 +302,11 @@ EOF
     printf 'export VAULT_TOKEN=%q\n' "$vault_token"
     printf 'export TEST_CLUSTER_DIR=%q\n' "$dir"
     printf 'export ETCD_ENDPOINT=%q\n' "http://127.0.0.1:$etcd_port"
+    printf 'export S3_ENDPOINT=%q\n' "http://127.0.0.1:$s3_port"
+    printf 'export S3_BUCKET=%q\n' tenant-backups
+    printf 'export S3_REGION=%q\n' us-east-1
+    printf 'export S3_ACCESS_KEY_ID=%q\n' "$s3_access"
+    printf 'export S3_SECRET_ACCESS_KEY=%q\n' "$s3_secret"
   } >"$dir/env"
   "$HACK_DIR/vault-config.sh" "$dir"
   # Two PostgreSQL servers (regions eu-west and us-east) for tenant databases.
@@ -303,7 +335,7 @@ start_apiserver() {
 
 down_processes() {
   # etcd last: the API server writes to it while shutting down (its lease).
-  stop kube-controller-manager kube-apiserver vault
+  stop kube-controller-manager kube-apiserver vault versitygw
   stop etcd
   if [ -d "$dir/postgres" ]; then KEEP=1 "$HACK_DIR/postgres.sh" down "$dir/postgres" >/dev/null 2>&1 || true; fi
 }

@@ -16,7 +16,8 @@ trap 'hack/cluster.sh down "$cluster_dir" >/dev/null 2>&1 || true' EXIT
 env_file="$(hack/cluster.sh up "$cluster_dir")"
 # shellcheck disable=SC1090
 . "$env_file"
-export KUBECONFIG OPERATOR_KUBECONFIG BREAK_GLASS_KUBECONFIG VAULT_ADDR VAULT_TOKEN KUBE_BIN_DIR TEST_CLUSTER_DIR
+export KUBECONFIG OPERATOR_KUBECONFIG BREAK_GLASS_KUBECONFIG VAULT_ADDR VAULT_TOKEN KUBE_BIN_DIR TEST_CLUSTER_DIR \
+  S3_ENDPOINT S3_BUCKET S3_REGION S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
 
 log "installing CRDs, the admission guard and the operator namespace"
 # The test operator runs as user tenant-operator (OPERATOR_KUBECONFIG); tests

@@ -15,6 +15,8 @@
 #     bound to the ServiceAccount tenant-system/tenant-operator (audience
 #     `vault`), both created here if missing. The operator logs in with that
 #     account's token; the root token is for this script and the tests only.
+#   - the token role tenant-backup-restore, through which the operator mints
+#     short-lived restore tokens of one tenant (policy restore-<name> only).
 #
 # Environment (defaults in brackets): OPERATOR_NAMESPACE [tenant-system],
 # OPERATOR_SERVICE_ACCOUNT [tenant-operator], VAULT_KV_MOUNT [secret],
@@ -51,6 +53,9 @@ OPERATOR_AUDIENCE="${VAULT_OPERATOR_AUDIENCE:-vault}"
 # operator's name is denied explicitly in its own policy: a Tenant named
 # "operator" must not make the operator overwrite its own identity.
 OPERATOR_VAULT_NAME=tenant-operator
+# The token role through which the operator mints restore tokens (one tenant's
+# restore-<name> policy, nothing else). See src/backup/vault-access.ts.
+RESTORE_TOKEN_ROLE=tenant-backup-restore
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -222,11 +227,21 @@ EOF
 #   may bind only tenant namespaces (never the operator's own) and grant only
 #   tenant-* policies (never the operator's), so the operator cannot mint a
 #   role that gives more than a tenant's policy;
-# - per-tenant Transit keys named tenant-*: manage, data keys, decrypt,
-#   rewrap; no export, no key backup;
+# - per-tenant Transit keys named tenant-*: create, read, rotate, configure
+#   (min_decryption_version, deletion at purge), delete; never `exportable`
+#   nor `allow_plaintext_backup` (refused whatever the value), no import of
+#   outside key material, no export, no key backup; and no data keys,
+#   decrypt or rewrap: the operator never holds a tenant's data key;
+# - backup identities: policies backup-* and restore-*, Kubernetes auth roles
+#   backup-* bound only to ServiceAccounts backup-* in its own namespace and
+#   granting only backup-* policies (tenant roles, tenant-*, never bind its
+#   namespace);
+# - restore tokens: through the token role $RESTORE_TOKEN_ROLE only, asking
+#   for restore-* policies only; the role itself allows nothing but restore-*
+#   (and never root, default or the operator's own policy);
 # - its own token: lookup-self, renew-self, revoke-self come with `default`.
 # Everything else (sys/, other KV prefixes, other auth methods and roles,
-# token creation) is refused.
+# other token creation, token roles) is refused.
 cat >"$tmp/operator.hcl" <<EOF
 # tenant-operator: the operator's own identity (hack/vault-config.sh)
 path "$KV_MOUNT/data/tenants/*" {
@@ -266,18 +281,42 @@ path "auth/kubernetes/role/$OPERATOR_VAULT_NAME" {
 }
 path "$TRANSIT_MOUNT/keys/tenant-*" {
   capabilities = ["create", "read", "update", "delete"]
+  # exportable/allow_plaintext_backup would let key material leave Vault;
+  # ciphertext/public_key are how keys/<name>/import[_version] bring in
+  # material the operator would know (BYOK): either way the operator could
+  # unwrap data keys without Vault.
+  denied_parameters = {
+    "exportable" = []
+    "allow_plaintext_backup" = []
+    "ciphertext" = []
+    "public_key" = []
+  }
 }
-path "$TRANSIT_MOUNT/datakey/plaintext/tenant-*" {
-  capabilities = ["update"]
+path "sys/policies/acl/backup-*" {
+  capabilities = ["create", "read", "update", "delete"]
 }
-path "$TRANSIT_MOUNT/datakey/wrapped/tenant-*" {
-  capabilities = ["update"]
+path "sys/policies/acl/restore-*" {
+  capabilities = ["create", "read", "update", "delete"]
 }
-path "$TRANSIT_MOUNT/decrypt/tenant-*" {
-  capabilities = ["update"]
+path "auth/kubernetes/role/backup-*" {
+  capabilities = ["create", "read", "update", "delete"]
+  allowed_parameters = {
+    "bound_service_account_names" = ["backup-*"]
+    "bound_service_account_namespaces" = ["$OPERATOR_NAMESPACE"]
+    "token_policies" = ["backup-*"]
+    "token_ttl" = []
+    "token_max_ttl" = []
+    "token_period" = []
+    "token_explicit_max_ttl" = []
+    "audience" = []
+  }
 }
-path "$TRANSIT_MOUNT/rewrap/tenant-*" {
+path "auth/token/create/$RESTORE_TOKEN_ROLE" {
   capabilities = ["update"]
+  required_parameters = ["policies"]
+  allowed_parameters = {
+    "policies" = ["restore-*"]
+  }
 }
 EOF
 log "policy $OPERATOR_VAULT_NAME (least privilege for the operator)"
@@ -294,6 +333,24 @@ json_object "$tmp/body" \
 vault_api POST "auth/kubernetes/role/$OPERATOR_VAULT_NAME" "$tmp/body" >/dev/null
 rm -f "$tmp/body" "$tmp/operator.hcl"
 
+# Restore tokens: orphans, so that they do not die with the operator's login
+# token (renewed, replaced, revoked at shutdown); 15 minutes, not renewable
+# (token roles have no token_ttl: the explicit max TTL is the one bound, and
+# the operator's policy lets it ask for no other ttl); service tokens, so that
+# revoke-self works; no `default` policy, so that a token holds exactly one
+# tenant's restore policy (which grants its own revoke-self). The glob is
+# anchored at the start: "restore-*" cannot match tenant-operator, default,
+# root or a tenant's own tenant-* policy, and those are refused by name too.
+log "auth/token/roles/$RESTORE_TOKEN_ROLE: restore-* policies only, orphan, 15m, not renewable"
+json_object "$tmp/body" \
+  'allowed_policies_glob:json=["restore-*"]' \
+  "disallowed_policies:json=[\"root\",\"default\",\"$OPERATOR_VAULT_NAME\"]" \
+  'disallowed_policies_glob:json=["tenant-*","backup-*"]' \
+  'orphan:json=true' 'renewable:json=false' 'token_no_default_policy:json=true' \
+  token_type=service token_explicit_max_ttl=15m
+vault_api POST "auth/token/roles/$RESTORE_TOKEN_ROLE" "$tmp/body" >/dev/null
+rm -f "$tmp/body"
+
 # --- check what Vault now holds -----------------------------------------------
 vault_api GET auth/kubernetes/config >"$tmp/config"
 [ "$(json_get "$tmp/config" data.kubernetes_host)" = "$kubernetes_host" ] ||
@@ -307,4 +364,10 @@ vault_api GET "auth/kubernetes/role/$OPERATOR_VAULT_NAME" >"$tmp/role"
 [ "$(json_get "$tmp/role" data.token_policies)" = "[\"$OPERATOR_VAULT_NAME\"]" ] ||
   die "auth/kubernetes/role/$OPERATOR_VAULT_NAME does not grant exactly policy $OPERATOR_VAULT_NAME"
 vault_api GET "sys/policies/acl/$OPERATOR_VAULT_NAME" >/dev/null
-log "Vault at $VAULT_ADDR configured: secret/ (KV v2), transit/, auth/kubernetes/, operator role and policy $OPERATOR_VAULT_NAME"
+vault_api GET "auth/token/roles/$RESTORE_TOKEN_ROLE" >"$tmp/token-role"
+[ "$(json_get "$tmp/token-role" data.allowed_policies_glob)" = '["restore-*"]' ] &&
+  [ "$(json_get "$tmp/token-role" data.allowed_policies)" = '[]' ] &&
+  [ "$(json_get "$tmp/token-role" data.token_no_default_policy)" = true ] &&
+  [ "$(json_get "$tmp/token-role" data.token_explicit_max_ttl)" = 900 ] ||
+  die "auth/token/roles/$RESTORE_TOKEN_ROLE does not allow exactly restore-* policies"
+log "Vault at $VAULT_ADDR configured: secret/ (KV v2), transit/, auth/kubernetes/, operator role and policy $OPERATOR_VAULT_NAME, token role $RESTORE_TOKEN_ROLE"

@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   INTERNAL: 'INTERNAL',
   /** An object outside the cluster (role, database, Vault policy or secret) that is not this tenant's. */
   FOREIGN_OBJECT: 'FOREIGN_OBJECT',
+  /** A stored backup or manifest that is malformed, tampered with, truncated, or not this key's. */
+  BACKUP_INVALID: 'BACKUP_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

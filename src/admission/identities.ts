@@ -8,9 +8,16 @@ export interface GuardIdentities {
   operatorUsers: string[];
   /** Groups exempt from every rule of the guard (on-call break-glass). */
   breakGlassGroups: string[];
+  /**
+   * The operator's namespace, where backup jobs run as ServiceAccounts
+   * backup-<tenant> (DEFAULT_OPERATOR_NAMESPACE when unset).
+   */
+  operatorNamespace?: string;
 }
 
-export const DEFAULT_OPERATOR_USER = 'system:serviceaccount:tenant-system:tenant-operator';
+export const DEFAULT_OPERATOR_NAMESPACE = 'tenant-system';
+
+export const DEFAULT_OPERATOR_USER = `system:serviceaccount:${DEFAULT_OPERATOR_NAMESPACE}:tenant-operator`;
 
 export const DEFAULT_GUARD_IDENTITIES: GuardIdentities = {
   operatorUsers: [DEFAULT_OPERATOR_USER],

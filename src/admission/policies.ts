@@ -2,6 +2,7 @@ import type { KubeObject } from '../k8s/types.ts';
 import type { GuardIdentities } from './identities.ts';
 import { managedNamespacesPolicy, managedObjectsPolicy } from './managed-objects.ts';
 import { admissionObjects, type GuardPolicy } from './policy.ts';
+import { tenantBackupsPolicy } from './tenant-backups.ts';
 import {
   tenantNetworkPoliciesPolicy,
   tenantRoleBindingsPolicy,
@@ -19,6 +20,7 @@ export function guardPolicies(identities: GuardIdentities): GuardPolicy[] {
     tenantServicesPolicy(identities),
     tenantNetworkPoliciesPolicy(identities),
     tenantRoleBindingsPolicy(identities),
+    tenantBackupsPolicy(identities),
   ];
 }
 

@@ -16,7 +16,10 @@ export type Operation = 'CREATE' | 'UPDATE' | 'DELETE';
 export interface ResourceRule {
   apiGroups: string[];
   apiVersions: string[];
-  /** Plain resource names: subresources such as status are deliberately not matched. */
+  /**
+   * Plain resource names: subresources such as status are not matched, except
+   * by a policy about who writes a status (tenant-backups).
+   */
   resources: string[];
   operations: Operation[];
   scope?: 'Namespaced' | 'Cluster' | '*';

@@ -43,3 +43,10 @@ export function managedLabels(tenant: string): Record<string, string> {
 
 /** Label selector matching every child object of every tenant. */
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY_VALUE},${LABEL_TENANT}`;
+
+/**
+ * A tenant's backup CronJob and ServiceAccount, in the operator's namespace,
+ * are this prefix plus the Tenant's name (the CronJob's hashed when too long;
+ * the ServiceAccount's never, so the admission guard can map it back).
+ */
+export const BACKUP_JOB_PREFIX = 'backup-';

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { GROUP, VERSION } from './constants.ts';
+import { backupStoreSpecSchema, backupStoreStatusSchema } from './backupstore.ts';
 import { databaseServerSpecSchema, databaseServerStatusSchema } from './databaseserver.ts';
+import { tenantBackupSpecSchema, tenantBackupStatusSchema } from './tenantbackup.ts';
 import { tenantObjectValidations, tenantSpecSchema, tenantStatusSchema } from './tenant.ts';
 
 // Turns the zod schemas into CustomResourceDefinitions. Kubernetes wants a
@@ -58,7 +60,54 @@ export const databaseServerKind: KindDefinition = {
   ],
 };
 
-export const ALL_KINDS: KindDefinition[] = [tenantKind, databaseServerKind];
+const READY = '.status.conditions[?(@.type=="Ready")].status';
+
+export const backupStoreKind: KindDefinition = {
+  kind: 'BackupStore',
+  plural: 'backupstores',
+  singular: 'backupstore',
+  shortNames: ['bst'],
+  categories: ['tenancy'],
+  spec: backupStoreSpecSchema,
+  status: backupStoreStatusSchema,
+  validations: [],
+  // JSONPath cannot say "s3" or "filesystem", so the type shows as the column that is filled.
+  printerColumns: [
+    { name: 'Bucket', type: 'string', jsonPath: '.spec.s3.bucket' },
+    { name: 'Path', type: 'string', jsonPath: '.spec.filesystem.path' },
+    { name: 'Region', type: 'string', jsonPath: '.spec.region' },
+    { name: 'Default', type: 'boolean', jsonPath: '.spec.default' },
+    { name: 'Ready', type: 'string', jsonPath: READY },
+    { name: 'Endpoint', type: 'string', jsonPath: '.spec.s3.endpoint', priority: 1 },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};
+
+export const tenantBackupKind: KindDefinition = {
+  kind: 'TenantBackup',
+  plural: 'tenantbackups',
+  singular: 'tenantbackup',
+  shortNames: ['tbk'],
+  categories: ['tenancy'],
+  spec: tenantBackupSpecSchema,
+  status: tenantBackupStatusSchema,
+  validations: [],
+  printerColumns: [
+    { name: 'Tenant', type: 'string', jsonPath: '.spec.tenant' },
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Size', type: 'integer', jsonPath: '.status.bytes' },
+    { name: 'Reason', type: 'string', jsonPath: '.spec.reason', priority: 1 },
+    { name: 'Store', type: 'string', jsonPath: '.status.store', priority: 1 },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};
+
+export const ALL_KINDS: KindDefinition[] = [
+  tenantKind,
+  databaseServerKind,
+  backupStoreKind,
+  tenantBackupKind,
+];
 
 /** zod's JSON Schema, reshaped into a Kubernetes structural schema. */
 export function structuralSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {

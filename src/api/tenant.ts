@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX, RESERVED_TENANT_NAMES } from './constants.ts';
+import { cronScheduleSchema } from './cron.ts';
 import { durationSchema } from './duration.ts';
 import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
 
@@ -142,11 +143,26 @@ const databaseSchema = z
 
 const backupSchema = z
   .object({
-    schedule: z.string().min(9).max(128).default('H 2 * * *').meta({
-      description: 'Cron schedule; H stands for a stable per-tenant value that spreads load.',
+    enabled: z.boolean().default(true).meta({
+      description:
+        'Whether scheduled backups run. Backups need the database too: with spec.database.enabled false there is nothing to back up.',
     }),
-    retention: durationSchema.default('35d'),
-    verifySchedule: z.string().min(9).max(128).default('H H * * 0'),
+    schedule: cronScheduleSchema(
+      'H 2 * * *',
+      "When backups run (UTC), as five cron fields: minute hour day-of-month month day-of-week. H stands for a value derived from the tenant's name, stable over time, so that many tenants do not all start at once; H/n is every n starting at such a value.",
+    ),
+    retention: durationSchema.default('35d').meta({
+      description:
+        'Backups older than this are deleted; the newest good backup is always kept while the tenant is active.',
+    }),
+    verifySchedule: cronScheduleSchema(
+      'H H * * 0',
+      'When the latest backup is restored into a scratch database and checked (UTC), as five cron fields; H as in schedule.',
+    ),
+    keyRotationInterval: durationSchema.default('90d').meta({
+      description:
+        "How often the tenant's backup encryption key (its Vault Transit key) gets a new version. Older versions stay usable until no retained backup needs them.",
+    }),
   })
   .strict();
 
@@ -181,11 +197,49 @@ export const tenantSpecSchema = z
 
 export type TenantSpec = z.output<typeof tenantSpecSchema>;
 
-const backupRefSchema = z.object({
-  id: z.string(),
-  time: z.string(),
-  bytes: z.number().int().optional(),
-  sha256: z.string().optional(),
+const lastBackupSchema = z.object({
+  id: z.string().meta({ description: 'Backup id, which sorts by time.' }),
+  time: z.string().meta({ description: "When the dump's snapshot was taken." }),
+  bytes: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'Size of the stored (encrypted) backup.' }),
+  sha256: z
+    .string()
+    .optional()
+    .meta({ description: 'sha256 of the stored (encrypted) backup, hex.' }),
+  keyVersion: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: "Version of the tenant's Transit key that wraps the backup's data key." }),
+  store: z.string().optional().meta({ description: 'The BackupStore it was written to.' }),
+});
+
+const verifiedBackupSchema = z.object({
+  id: z.string().meta({ description: 'The backup that was restored and checked.' }),
+  time: z.string().meta({ description: 'When the check succeeded.' }),
+});
+
+const backupStatusSchema = z.object({
+  cronJob: z.string().optional().meta({
+    description: "Name of the tenant's backup CronJob, in the operator's namespace.",
+  }),
+  schedule: z.string().optional().meta({
+    description:
+      "spec.backup.schedule with every H replaced by this tenant's value, as the CronJob runs it.",
+  }),
+  nextRun: z.string().optional().meta({ description: 'When the next scheduled backup is due.' }),
+  transitKeyVersion: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: "Latest version of the tenant's Transit key." }),
+  keyRotatedAt: z
+    .string()
+    .optional()
+    .meta({ description: "When the tenant's Transit key last got a new version." }),
 });
 
 export const tenantStatusSchema = z.object({
@@ -205,8 +259,9 @@ export const tenantStatusSchema = z.object({
     })
     .optional(),
   vaultPath: z.string().optional(),
-  lastBackup: backupRefSchema.optional(),
-  lastVerifiedBackup: backupRefSchema.optional(),
+  lastBackup: lastBackupSchema.optional(),
+  lastVerifiedBackup: verifiedBackupSchema.optional(),
+  backup: backupStatusSchema.optional(),
   closedAt: z.string().optional(),
   purgeAfter: z.string().optional(),
   erasure: z

@@ -62,7 +62,82 @@ path "${kvMount}/metadata/tenants/${tenant}/*" {
 `;
 }
 
-/** The Tenant uid a policy written by tenantReadPolicy names; undefined for any other policy. */
+/** What a backup or restore policy names: exact paths, never globs. */
+export interface TenantBackupPaths {
+  /** Transit mount, e.g. "transit". */
+  transitMount: string;
+  /** The tenant's Transit key, e.g. "tenant-acme". */
+  transitKey: string;
+  /** The KV v2 data path of the tenant's database credentials, e.g. "secret/data/tenants/acme/database". */
+  credentialsDataPath: string;
+}
+
+/** A Transit key name that can sit in a policy path unchanged (no glob, no '/'). */
+const KEY_NAME = /^[A-Za-z0-9_-]+$/;
+
+function ownedHeader(what: string, tenant: string, uid: string, paths: TenantBackupPaths): string {
+  assertTenantName(tenant);
+  if (!UID.test(uid)) {
+    throw new OperatorError(ERROR_CODES.INTERNAL, `a tenant ${what} policy needs the Tenant uid`);
+  }
+  for (const [field, value, shape] of [
+    ['Transit mount', paths.transitMount, MOUNT],
+    ['Transit key', paths.transitKey, KEY_NAME],
+    ['credentials path', paths.credentialsDataPath, MOUNT],
+  ] as const) {
+    if (!shape.test(value))
+      throw new OperatorError(
+        ERROR_CODES.INVALID_SPEC,
+        `invalid ${field} ${JSON.stringify(value.slice(0, 80))} for a ${what} policy`,
+      );
+  }
+  return `# tenancy.io/tenant-uid: ${uid}\n`;
+}
+
+/**
+ * HCL for tenant's backup job: a fresh data key (plaintext and wrapped) from
+ * the tenant's own Transit key, and a read of the tenant's database
+ * credentials. Nothing else: no decrypt (the job cannot read any backup, its
+ * own included), no rewrap, no other key, no key configuration. The
+ * `default` policy the login adds brings the token's own lookup, renew and
+ * revoke.
+ */
+export function tenantBackupPolicy(tenant: string, uid: string, paths: TenantBackupPaths): string {
+  const owner = ownedHeader('backup', tenant, uid, paths);
+  return `# tenant-operator: the backup job of tenant ${tenant} makes data keys and reads its database credentials, nothing else.
+${owner}path "${paths.transitMount}/datakey/plaintext/${paths.transitKey}" {
+  capabilities = ["update"]
+}
+
+path "${paths.credentialsDataPath}" {
+  capabilities = ["read"]
+}
+`;
+}
+
+/**
+ * HCL for restoring and verifying tenant's backups: unwrap data keys of the
+ * tenant's Transit key, read the tenant's database credentials. Tokens with
+ * it carry no `default` policy, so the token's own revocation is granted here.
+ */
+export function tenantRestorePolicy(tenant: string, uid: string, paths: TenantBackupPaths): string {
+  const owner = ownedHeader('restore', tenant, uid, paths);
+  return `# tenant-operator: restore and verification of tenant ${tenant}'s backups unwrap its data keys and read its database credentials, nothing else.
+${owner}path "${paths.transitMount}/decrypt/${paths.transitKey}" {
+  capabilities = ["update"]
+}
+
+path "${paths.credentialsDataPath}" {
+  capabilities = ["read"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}
+`;
+}
+
+/** The Tenant uid a policy written by tenantReadPolicy (or a backup/restore policy) names; undefined for any other policy. */
 export function policyOwnerUid(hcl: string): string | undefined {
   return OWNER_LINE.exec(hcl)?.[1];
 }

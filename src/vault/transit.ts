@@ -13,6 +13,17 @@ export interface TransitKeyInfo {
   latestVersion: number;
   minDecryptionVersion: number;
   deletionAllowed: boolean;
+  /** Once true, forever: the key material may leave Vault. */
+  exportable: boolean;
+  allowPlaintextBackup: boolean;
+  /** When each live key version was created (versions below min_decryption_version included until trimmed). */
+  versionCreated: ReadonlyMap<number, Date>;
+}
+
+/** What POST keys/<name>/config may change here; absent fields are left as they are. */
+export interface TransitKeyConfig {
+  minDecryptionVersion?: number;
+  deletionAllowed?: boolean;
 }
 
 export interface DataKey {
@@ -29,9 +40,29 @@ interface KeyResponse {
   latest_version: number;
   min_decryption_version: number;
   deletion_allowed: boolean;
+  exportable?: boolean;
+  allow_plaintext_backup?: boolean;
+  /** Symmetric keys: version -> creation time in unix seconds (asymmetric ones: an object). */
+  keys?: Record<string, unknown>;
 }
 
 const KEY_TYPE = 'aes256-gcm96';
+
+function versionTimes(keys: Record<string, unknown> | undefined): Map<number, Date> {
+  const times = new Map<number, Date>();
+  for (const [version, value] of Object.entries(keys ?? {})) {
+    // aes keys answer unix seconds; asymmetric ones an object with creation_time.
+    const seconds =
+      typeof value === 'number'
+        ? value
+        : typeof value === 'object' && value !== null && 'creation_time' in value
+          ? Date.parse(String(value.creation_time)) / 1000
+          : Number.NaN;
+    if (/^[1-9][0-9]*$/.test(version) && Number.isFinite(seconds))
+      times.set(Number(version), new Date(seconds * 1000));
+  }
+  return times;
+}
 
 function toInfo(key: KeyResponse): TransitKeyInfo {
   return {
@@ -40,7 +71,16 @@ function toInfo(key: KeyResponse): TransitKeyInfo {
     latestVersion: key.latest_version,
     minDecryptionVersion: key.min_decryption_version,
     deletionAllowed: key.deletion_allowed,
+    exportable: key.exportable === true,
+    allowPlaintextBackup: key.allow_plaintext_backup === true,
+    versionCreated: versionTimes(key.keys),
   };
+}
+
+/** The key version a Vault ciphertext ("vault:v<N>:…") was made with. */
+export function ciphertextKeyVersion(ciphertext: string): number | undefined {
+  const match = /^vault:v([1-9][0-9]*):/.exec(ciphertext);
+  return match ? Number(match[1]) : undefined;
 }
 
 export class Transit {
@@ -61,9 +101,11 @@ export class Transit {
    * type (Vault's create is a silent no-op for an existing key of any type).
    */
   async ensureKey(name: string): Promise<TransitKeyInfo> {
+    // `exportable` is not sent: false is Vault's default, and the operator's
+    // policy refuses the parameter whatever its value, so that no request of
+    // the operator can ever make a key exportable.
     const response = await this.client.write<KeyResponse>(this.keyPath(name), {
       type: KEY_TYPE,
-      exportable: false,
     });
     // Vault 1.21 answers with the key; older servers with 204.
     const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
@@ -77,6 +119,22 @@ export class Transit {
         ERROR_CODES.API_CONFLICT,
         `Transit key ${name} exists with type ${info.type}, expected ${KEY_TYPE}`,
       );
+    return info;
+  }
+
+  /** Changes a key's configuration (POST keys/<name>/config); answers the key as it is after. */
+  async configureKey(name: string, config: TransitKeyConfig): Promise<TransitKeyInfo> {
+    const body = {
+      ...(config.minDecryptionVersion === undefined
+        ? {}
+        : { min_decryption_version: config.minDecryptionVersion }),
+      ...(config.deletionAllowed === undefined ? {} : { deletion_allowed: config.deletionAllowed }),
+    };
+    if (Object.keys(body).length === 0)
+      throw new OperatorError(ERROR_CODES.INTERNAL, `Transit key ${name}: empty configuration`);
+    const response = await this.client.write<KeyResponse>(this.keyPath(name, 'config'), body);
+    const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
+    if (!info) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `Transit key ${name} is gone`);
     return info;
   }
 
@@ -127,10 +185,23 @@ export class Transit {
         ERROR_CODES.INVALID_SPEC,
         `Transit decrypt ${name}: not a Vault ciphertext`,
       );
-    const response = await this.client.write<{ plaintext?: string }>(
-      vaultPath(this.mount, 'decrypt', name),
-      { ciphertext },
-    );
+    let response: { data?: { plaintext?: string } } | undefined;
+    try {
+      response = await this.client.write<{ plaintext?: string }>(
+        vaultPath(this.mount, 'decrypt', name),
+        { ciphertext },
+      );
+    } catch (err: unknown) {
+      // Vault's own words ("disallowed by policy (too old)") do not say which
+      // version or why; a restore of an expired backup deserves both.
+      if (err instanceof OperatorError && err.httpStatus === 400 && /too old/i.test(err.message))
+        throw new OperatorError(
+          ERROR_CODES.API_INVALID,
+          `Transit decrypt ${name}: the data key was wrapped by key version ${ciphertextKeyVersion(ciphertext) ?? '?'}, which is below the key's min_decryption_version: Vault no longer unwraps it (no retained backup was expected to need it)`,
+          { cause: err, httpStatus: 400, origin: 'vault' },
+        );
+      throw err;
+    }
     const plaintext = response?.data?.plaintext;
     if (plaintext === undefined)
       throw new OperatorError(

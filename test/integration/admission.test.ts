@@ -99,6 +99,7 @@ describe('the policies themselves', () => {
     assert.deepEqual(ours.map((p) => p.metadata.name).sort(), [
       'tenancy.io-managed-namespaces',
       'tenancy.io-managed-objects',
+      'tenancy.io-tenant-backups',
       'tenancy.io-tenant-network-policies',
       'tenancy.io-tenant-role-bindings',
       'tenancy.io-tenant-services',

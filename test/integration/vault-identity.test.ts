@@ -186,6 +186,9 @@ after(async () => {
     await auth.deleteKubernetesRole(`tenant-${name}`);
   }
   await new Transit(root).deleteKey(`tenant-${PROBE}`);
+  await policies.deletePolicy(`backup-${PROBE}`);
+  await policies.deletePolicy(`restore-${PROBE}`);
+  await auth.deleteKubernetesRole(`backup-${PROBE}`);
   await kv.deleteSecretAllVersions(`database-servers/vid-probe-${RUN}`);
   await kv.deleteSecretAllVersions(`other-${RUN}/x`);
   for (const name of rolesToDelete) await auth.deleteKubernetesRole(name);
@@ -248,17 +251,42 @@ describe('the tenant-operator policy', () => {
     await auth.deleteKubernetesRole(`tenant-${PROBE}`);
     await policies.deletePolicy(`tenant-${PROBE}`);
 
+    // Transit keys: create, read, rotate, configure, delete (data keys are not its business).
     const transit = new Transit(op);
     await transit.ensureKey(`tenant-${PROBE}`);
-    const key = await transit.generateDataKey(`tenant-${PROBE}`);
-    assert.deepEqual(
-      await transit.decryptDataKey(`tenant-${PROBE}`, key.ciphertext),
-      key.plaintext,
-    );
-    await transit.rotateKey(`tenant-${PROBE}`);
-    await transit.rewrapDataKey(`tenant-${PROBE}`, key.ciphertext);
+    assert.equal((await transit.rotateKey(`tenant-${PROBE}`)).latestVersion, 2);
+    const configured = await transit.configureKey(`tenant-${PROBE}`, { minDecryptionVersion: 2 });
+    assert.equal(configured.minDecryptionVersion, 2);
+    assert.equal((await new Transit(root).keyInfo(`tenant-${PROBE}`))?.exportable, false);
     await transit.deleteKey(`tenant-${PROBE}`);
     assert.equal(await transit.keyInfo(`tenant-${PROBE}`), undefined);
+
+    // Backup identities: backup-/restore- policies, a backup role bound to its own namespace.
+    for (const name of [`backup-${PROBE}`, `restore-${PROBE}`]) {
+      await policies.putPolicy(name, hcl);
+      assert.equal(await policies.readPolicy(name), hcl);
+    }
+    await auth.putKubernetesRole(`backup-${PROBE}`, {
+      boundServiceAccountNames: [`backup-${PROBE}`],
+      boundServiceAccountNamespaces: [OPERATOR_NAMESPACE],
+      policies: [`backup-${PROBE}`],
+      ttl: 3600,
+      maxTtl: 7200,
+      audience: 'vault',
+    });
+    assert.deepEqual(
+      (await auth.readKubernetesRole(`backup-${PROBE}`))?.boundServiceAccountNamespaces,
+      [OPERATOR_NAMESPACE],
+    );
+    // A restore token through the token role: exactly the restore policy asked for.
+    const minted = await op.write('auth/token/create/tenant-backup-restore', {
+      policies: [`restore-${PROBE}`],
+    });
+    assert.deepEqual(minted?.auth?.policies, [`restore-${PROBE}`]);
+    await root.write('auth/token/revoke', { token: minted?.auth?.client_token });
+    await auth.deleteKubernetesRole(`backup-${PROBE}`);
+    await policies.deletePolicy(`backup-${PROBE}`);
+    await policies.deletePolicy(`restore-${PROBE}`);
   });
 
   test('refuses everything else: sys/, other KV prefixes, its own identity, roles beyond a tenant', async () => {
@@ -348,6 +376,86 @@ describe('the tenant-operator policy', () => {
       'exporting a tenant key',
     );
     await rejectsForbidden(op.read(`transit/backup/tenant-${PROBE}`), 'backing up a tenant key');
+    // Nor any way to make a key leave Vault later, or to bring in material it knows.
+    for (const [what, path, body] of [
+      ['making a key exportable', `transit/keys/tenant-${PROBE}/config`, { exportable: true }],
+      ['exportable, even false', `transit/keys/tenant-${PROBE}/config`, { exportable: false }],
+      [
+        'allowing a plaintext backup',
+        `transit/keys/tenant-${PROBE}/config`,
+        { allow_plaintext_backup: true },
+      ],
+      ['creating an exportable key', `transit/keys/tenant-x${PROBE}`, { exportable: 'true' }],
+      [
+        'importing key material',
+        `transit/keys/tenant-x${PROBE}/import`,
+        { ciphertext: 'AAAA', type: 'aes256-gcm96' },
+      ],
+      [
+        'importing a key version',
+        `transit/keys/tenant-${PROBE}/import_version`,
+        { ciphertext: 'AAAA' },
+      ],
+    ] as const) {
+      await rejectsForbidden(op.write(path, body), what);
+    }
+    assert.equal(await new Transit(root).keyInfo(`tenant-x${PROBE}`), undefined);
+    // The operator never holds a data key: no datakey, decrypt, rewrap, encrypt.
+    const key = await new Transit(root).generateDataKey(`tenant-${PROBE}`);
+    const transit = new Transit(op);
+    await rejectsForbidden(transit.generateDataKey(`tenant-${PROBE}`), 'a data key');
+    await rejectsForbidden(
+      op.write(`transit/datakey/wrapped/tenant-${PROBE}`, {}),
+      'a wrapped data key',
+    );
+    await rejectsForbidden(transit.decryptDataKey(`tenant-${PROBE}`, key.ciphertext), 'decrypt');
+    await rejectsForbidden(transit.rewrapDataKey(`tenant-${PROBE}`, key.ciphertext), 'rewrap');
+    await rejectsForbidden(
+      op.write(`transit/encrypt/tenant-${PROBE}`, { plaintext: 'AAAA' }),
+      'encrypt',
+    );
+    // Backup roles: only backup ServiceAccounts of its own namespace, only backup policies.
+    const backupRole: KubernetesRole = {
+      boundServiceAccountNames: [`backup-${PROBE}`],
+      boundServiceAccountNamespaces: [OPERATOR_NAMESPACE],
+      policies: [`backup-${PROBE}`],
+      ttl: 3600,
+    };
+    for (const [what, role] of [
+      [
+        'a backup role bound to a tenant namespace',
+        { ...backupRole, boundServiceAccountNamespaces: [`tenant-${PROBE}`] },
+      ],
+      [
+        'a backup role bound to any namespace',
+        { ...backupRole, boundServiceAccountNamespaces: ['*'] },
+      ],
+      [
+        'a backup role for the operator account',
+        { ...backupRole, boundServiceAccountNames: [OPERATOR_ROLE] },
+      ],
+      ['a backup role for any account', { ...backupRole, boundServiceAccountNames: ['*'] }],
+      ['a backup role granting the operator policy', { ...backupRole, policies: [OPERATOR_ROLE] }],
+      [
+        'a backup role granting a restore policy',
+        { ...backupRole, policies: [`restore-${PROBE}`] },
+      ],
+      ['a backup role granting a tenant policy', { ...backupRole, policies: [`tenant-${PROBE}`] }],
+    ] satisfies [string, KubernetesRole][]) {
+      await rejectsForbidden(auth.putKubernetesRole(`backup-${PROBE}`, role), what);
+    }
+    assert.equal(await new KubernetesAuth(root).readKubernetesRole(`backup-${PROBE}`), undefined);
+    // Tokens: only restore-* policies through the restore token role; no token roles.
+    for (const policies of [[OPERATOR_ROLE], ['default'], ['root'], [`tenant-${PROBE}`]])
+      await rejectsForbidden(
+        op.write('auth/token/create/tenant-backup-restore', { policies }),
+        `a token with ${policies.join(',')} through the restore role`,
+      );
+    await rejectsForbidden(op.write('auth/token/create-orphan', {}), 'orphan token create');
+    await rejectsForbidden(
+      op.write('auth/token/roles/tenant-backup-restore', { allowed_policies_glob: ['*'] }),
+      'widening the restore token role',
+    );
   });
 });
 

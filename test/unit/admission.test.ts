@@ -28,11 +28,11 @@ interface PolicySpec {
   validations: { expression: string }[];
 }
 
-test('every policy has its binding, fails closed and leaves subresources alone', () => {
+test('every policy has its binding, fails closed and leaves subresources alone (but TenantBackup status)', () => {
   const objects = buildAdmissionGuard({ operatorUsers: ['op'], breakGlassGroups: ['bg'] });
   const policies = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy');
   const bindings = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding');
-  assert.equal(policies.length, 5);
+  assert.equal(policies.length, 6);
   assert.deepEqual(
     bindings.map((b) => (b.spec as { policyName: string }).policyName),
     policies.map((p) => p.metadata.name),
@@ -41,9 +41,12 @@ test('every policy has its binding, fails closed and leaves subresources alone',
     const spec = policy.spec as PolicySpec;
     assert.equal(spec.failurePolicy, 'Fail');
     for (const rule of spec.matchConstraints.resourceRules) {
-      // 'status' and other subresources (the quota controller's writes) are never matched.
+      // 'status' and other subresources (the quota controller's writes) are never matched,
+      // except TenantBackup status, whose writers are what that policy is about.
+      const allowed =
+        policy.metadata.name === 'tenancy.io-tenant-backups' ? ['tenantbackups/status'] : [];
       assert.ok(
-        rule.resources.every((r) => !r.includes('/')),
+        rule.resources.every((r) => !r.includes('/') || allowed.includes(r)),
         JSON.stringify(rule),
       );
     }
@@ -72,4 +75,30 @@ test('without break-glass groups nobody but the operator and the controllers is 
   const text = JSON.stringify(objects);
   assert.doesNotMatch(text, /groups\.exists/);
   assert.doesNotMatch(text, /\|\| false/);
+});
+
+test("tenant-backups: a backup job's user name must be backup-<spec.tenant> in the operator's namespace", () => {
+  const objects = buildAdmissionGuard({
+    operatorUsers: ['op'],
+    breakGlassGroups: ['bg'],
+    operatorNamespace: 'ops',
+  });
+  const policy = objects.find((o) => o.metadata.name === 'tenancy.io-tenant-backups');
+  assert.ok(policy);
+  const spec = policy.spec as PolicySpec;
+  const expressions = spec.validations.map((v) => v.expression);
+  assert.ok(
+    expressions.some((e) =>
+      e.includes(
+        `request.userInfo.username == "system:serviceaccount:ops:backup-" + object.spec.?tenant.orValue('')`,
+      ),
+    ),
+    expressions.join('\n'),
+  );
+  assert.ok(expressions.some((e) => e.startsWith("request.?subResource.orValue('') != 'status'")));
+  // The operator and break-glass are not subject to it at all.
+  assert.match(spec.matchConditions[0]!.expression, /"op"/);
+  assert.match(spec.matchConditions[0]!.expression, /"bg"/);
+  const defaults = buildAdmissionGuard({ operatorUsers: ['op'], breakGlassGroups: [] });
+  assert.match(JSON.stringify(defaults), /system:serviceaccount:tenant-system:backup-/);
 });

@@ -19,3 +19,15 @@ test('the Tenant CRD is structural: no additionalProperties:false, status subres
   assert.match(content, /status: \{\}/);
   assert.match(content, /x-kubernetes-validations/);
 });
+
+test('BackupStore and TenantBackup CRDs are generated, with their short names', () => {
+  const generated = renderCrds();
+  const store = generated.get('tenancy.io_backupstores.yaml');
+  const backup = generated.get('tenancy.io_tenantbackups.yaml');
+  assert.ok(store && backup, [...generated.keys()].join(', '));
+  assert.match(store, /shortNames:\n\s+- bst/);
+  assert.match(store, /scope: Cluster/);
+  assert.match(store, /rule: has\(self\.s3\) != has\(self\.filesystem\)/);
+  assert.match(backup, /shortNames:\n\s+- tbk/);
+  assert.match(backup, /rule: self == oldSelf/);
+});
