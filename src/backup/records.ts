@@ -71,7 +71,11 @@ export async function writeRecordStatus(
   );
 }
 
-export function succeededStatus(manifest: BackupManifest, store: string, location: string): TenantBackupStatus {
+export function succeededStatus(
+  manifest: BackupManifest,
+  store: string,
+  location: string,
+): TenantBackupStatus {
   return {
     phase: 'Succeeded',
     backupId: manifest.backupId,

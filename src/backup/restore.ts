@@ -101,7 +101,10 @@ function decrypting(opened: OpenedBackup) {
 }
 
 /** Reads and checks the whole data object, discarding the plaintext. */
-export async function checkBackupData(store: BackupObjectStore, opened: OpenedBackup): Promise<void> {
+export async function checkBackupData(
+  store: BackupObjectStore,
+  opened: OpenedBackup,
+): Promise<void> {
   const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
   await pipeline(await store.getStream(opened.manifest.data.key), decrypting(opened), discard);
 }

@@ -15,7 +15,10 @@ function marker(tenantUid: string): string {
   return `tenant-operator verification scratch database of tenant uid ${tenantUid}`;
 }
 
-async function withAdmin<T>(admin: ServerConnection, work: (client: pg.Client) => Promise<T>): Promise<T> {
+async function withAdmin<T>(
+  admin: ServerConnection,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client(
     clientConfig(admin, { statementTimeoutMs: 120_000, applicationName: 'tenant-operator-verify' }),
   );
@@ -28,7 +31,10 @@ async function withAdmin<T>(admin: ServerConnection, work: (client: pg.Client) =
 }
 
 /** Drops the scratch databases an earlier, interrupted verification of this tenant left. */
-export async function dropLeftoverScratch(admin: ServerConnection, tenantUid: string): Promise<string[]> {
+export async function dropLeftoverScratch(
+  admin: ServerConnection,
+  tenantUid: string,
+): Promise<string[]> {
   return withAdmin(admin, async (client) => {
     const leftovers = await client.query<{ name: string }>(
       `SELECT d.datname AS name FROM pg_database d
@@ -53,7 +59,9 @@ export async function createScratch(
     await client.query(`CREATE DATABASE ${q} OWNER ${quoteIdentifier(ownerRole)}`);
     await client.query(`COMMENT ON DATABASE ${q} IS ${quoteLiteral(marker(tenantUid))}`);
     await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
-    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`);
+    await client.query(
+      `GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`,
+    );
   });
   return name;
 }
@@ -85,6 +93,8 @@ export async function createRestoreDatabase(
       `COMMENT ON DATABASE ${q} IS ${quoteLiteral(`tenant-operator restore of tenant uid ${tenantUid}`)}`,
     );
     await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
-    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`);
+    await client.query(
+      `GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`,
+    );
   });
 }

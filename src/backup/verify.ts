@@ -34,7 +34,8 @@ export function compareCounts(recorded: TableCount[], restored: TableCount[]): s
   for (const { table, rows } of recorded) {
     const got = restoredByTable.get(table);
     if (got === undefined) problems.push(`table ${table} is missing`);
-    else if (got !== rows) problems.push(`table ${table} has ${got} rows, the backup recorded ${rows}`);
+    else if (got !== rows)
+      problems.push(`table ${table} has ${got} rows, the backup recorded ${rows}`);
     restoredByTable.delete(table);
   }
   for (const table of restoredByTable.keys()) problems.push(`table ${table} was not in the backup`);

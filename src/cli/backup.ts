@@ -142,7 +142,10 @@ async function storeOf(
         `BackupStore ${chosen.name}: Secret ${ctx.namespace}/${name} does not exist`,
       );
     return Object.fromEntries(
-      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+      Object.entries(secret.data ?? {}).map(([k, v]) => [
+        k,
+        Buffer.from(v, 'base64').toString('utf8'),
+      ]),
     );
   });
   return { name: chosen.name, spec: chosen.spec, store };
@@ -169,21 +172,36 @@ async function tenantLogin(vault: VaultClient, kvMount: string, tenant: string):
 
 function uidOf(tenant: TenantObject): string {
   const uid = tenant.metadata.uid;
-  if (!uid) throw new OperatorError(ERROR_CODES.INTERNAL, `Tenant ${tenant.metadata.name} has no uid`);
+  if (!uid)
+    throw new OperatorError(ERROR_CODES.INTERNAL, `Tenant ${tenant.metadata.name} has no uid`);
   return uid;
 }
 
-async function commandRun(ctx: CommandContext, tenantName: string, recordArg?: string): Promise<void> {
+async function commandRun(
+  ctx: CommandContext,
+  tenantName: string,
+  recordArg?: string,
+): Promise<void> {
   const log = createLogger();
   const tenant = await getTenant(ctx.kube, tenantName);
   let record: TenantBackupObject | undefined;
   if (recordArg !== undefined) {
     record = await readRecord(ctx.kube, recordArg);
-    if (!record) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `TenantBackup ${recordArg} does not exist`);
+    if (!record)
+      throw new OperatorError(
+        ERROR_CODES.API_NOT_FOUND,
+        `TenantBackup ${recordArg} does not exist`,
+      );
     if (record.spec.tenant !== tenantName)
-      throw new OperatorError(ERROR_CODES.INVALID_SPEC, `TenantBackup ${recordArg} is for tenant ${record.spec.tenant}`);
+      throw new OperatorError(
+        ERROR_CODES.INVALID_SPEC,
+        `TenantBackup ${recordArg} is for tenant ${record.spec.tenant}`,
+      );
     if (record.status?.phase === 'Succeeded' || record.status?.phase === 'Failed')
-      throw new OperatorError(ERROR_CODES.API_CONFLICT, `TenantBackup ${recordArg} has already run (${record.status.phase})`);
+      throw new OperatorError(
+        ERROR_CODES.API_CONFLICT,
+        `TenantBackup ${recordArg} has already run (${record.status.phase})`,
+      );
   }
   const chosen = await storeOf(ctx, tenant, record?.spec.store);
   const backupId = newBackupId();
@@ -197,13 +215,19 @@ async function commandRun(ctx: CommandContext, tenantName: string, recordArg?: s
     startedAt,
   });
   const uid = uidOf(tenant);
-  const serverName = (tenant.status as { database?: { server?: string } } | undefined)?.database?.server ?? '';
+  const serverName =
+    (tenant.status as { database?: { server?: string } } | undefined)?.database?.server ?? '';
   const transitKey = transitKeyName(tenantName);
   const transit = new Transit(ctx.vault.client, ctx.transitMount);
   try {
     const manifest = await runBackup(
       { store: chosen.store, transitKey, newDataKey: () => transit.generateDataKey(transitKey) },
-      { tenant: tenantName, tenantUid: uid, server: serverName, target: await tenantLogin(ctx.vault.client, ctx.kvMount, tenantName) },
+      {
+        tenant: tenantName,
+        tenantUid: uid,
+        server: serverName,
+        target: await tenantLogin(ctx.vault.client, ctx.kvMount, tenantName),
+      },
       backupId,
     );
     await writeRecordStatus(ctx.kube, record, {
@@ -226,7 +250,11 @@ async function commandRun(ctx: CommandContext, tenantName: string, recordArg?: s
   }
 }
 
-async function latestComplete(store: BackupObjectStore, tenant: string, uid: string): Promise<string> {
+async function latestComplete(
+  store: BackupObjectStore,
+  tenant: string,
+  uid: string,
+): Promise<string> {
   const complete = (await listTenantBackups(store, tenant, uid)).filter((b) => b.complete);
   const latest = complete.at(-1);
   if (!latest) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `tenant ${tenant} has no backup`);
@@ -238,7 +266,9 @@ async function commandList(ctx: CommandContext, tenantName: string, json: boolea
   const chosen = await storeOf(ctx, tenant);
   const backups = await listTenantBackups(chosen.store, tenantName, uidOf(tenant));
   if (json) {
-    process.stdout.write(`${JSON.stringify(backups.map(({ keys: _keys, ...rest }) => rest))}\n`);
+    process.stdout.write(
+      `${JSON.stringify(backups.map((b) => ({ backupId: b.backupId, complete: b.complete, bytes: b.bytes, lastModified: b.lastModified })))}\n`,
+    );
     return;
   }
   process.stdout.write(`BACKUP ID                     COMPLETE  BYTES\n`);
@@ -261,7 +291,11 @@ async function commandRestoreOrVerify(
   try {
     const transit = new Transit(restoreAccess.client, ctx.transitMount);
     const opened = await openBackup(
-      { store: chosen.store, transitKey, unwrapDataKey: (w) => transit.decryptDataKey(transitKey, w) },
+      {
+        store: chosen.store,
+        transitKey,
+        unwrapDataKey: (w) => transit.decryptDataKey(transitKey, w),
+      },
       tenantName,
       uid,
       backupId,
@@ -273,11 +307,25 @@ async function commandRestoreOrVerify(
         process.stdout.write(`restored backup ${backupId} into ${login.database}\n`);
         return;
       }
-      const serverName = (tenant.status as { database?: { server?: string } } | undefined)?.database?.server;
-      if (!serverName) throw new OperatorError(ERROR_CODES.INVALID_SPEC, `Tenant ${tenantName} has no database server in status`);
-      const server = await ctx.kube.get<KubeObject>(objectPath(RESOURCES.DatabaseServer, serverName));
-      if (!server) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `DatabaseServer ${serverName} does not exist`);
-      const servers = new DatabaseServerConnections(ctx.kube, new KvV2(ctx.vault.client, ctx.kvMount));
+      const serverName = (tenant.status as { database?: { server?: string } } | undefined)?.database
+        ?.server;
+      if (!serverName)
+        throw new OperatorError(
+          ERROR_CODES.INVALID_SPEC,
+          `Tenant ${tenantName} has no database server in status`,
+        );
+      const server = await ctx.kube.get<KubeObject>(
+        objectPath(RESOURCES.DatabaseServer, serverName),
+      );
+      if (!server)
+        throw new OperatorError(
+          ERROR_CODES.API_NOT_FOUND,
+          `DatabaseServer ${serverName} does not exist`,
+        );
+      const servers = new DatabaseServerConnections(
+        ctx.kube,
+        new KvV2(ctx.vault.client, ctx.kvMount),
+      );
       try {
         const handle = await servers.get(server);
         const { ownerRole } = databaseIdentifiersFor(tenantName);
@@ -318,7 +366,9 @@ export async function runBackupCommand(args: string[], env: BackupCommandEnv): P
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(tenant) || tenant.length > 56)
     throw new UsageError(`backup ${sub}: --tenant must be a tenant name (a DNS label)`);
   if (values.into !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(values.into))
-    throw new UsageError('backup restore: --into must be a plain database name ([a-z_][a-z0-9_]*, at most 63)');
+    throw new UsageError(
+      'backup restore: --into must be a plain database name ([a-z_][a-z0-9_]*, at most 63)',
+    );
   const vault = await env.vaultFromEnv();
   if (!vault) throw new UsageError('backup commands need Vault: set VAULT_ADDR');
   const kube = await KubeClient.create(env.loadKubeConfig());
@@ -347,4 +397,3 @@ export async function runBackupCommand(args: string[], env: BackupCommandEnv): P
     await vault.close();
   }
 }
-

@@ -21,6 +21,10 @@ function resource(
 export const RESOURCES = {
   Tenant: resource(API_VERSION, 'Tenant', 'tenants', false),
   DatabaseServer: resource(API_VERSION, 'DatabaseServer', 'databaseservers', false),
+  BackupStore: resource(API_VERSION, 'BackupStore', 'backupstores', false),
+  TenantBackup: resource(API_VERSION, 'TenantBackup', 'tenantbackups', false),
+  CronJob: resource('batch/v1', 'CronJob', 'cronjobs', true),
+  ServiceAccount: resource('v1', 'ServiceAccount', 'serviceaccounts', true),
   Secret: resource('v1', 'Secret', 'secrets', true),
   Namespace: resource('v1', 'Namespace', 'namespaces', false),
   NetworkPolicy: resource('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),

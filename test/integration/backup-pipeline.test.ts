@@ -54,7 +54,10 @@ function adminConnectionOf(s: LocalServer) {
 
 async function fillDatabase(db: HandMadeDatabase): Promise<void> {
   await asTenant(db.login, `CREATE SCHEMA app`);
-  await asTenant(db.login, `CREATE TABLE app.orders (id bigserial PRIMARY KEY, item text NOT NULL, qty int)`);
+  await asTenant(
+    db.login,
+    `CREATE TABLE app.orders (id bigserial PRIMARY KEY, item text NOT NULL, qty int)`,
+  );
   await asTenant(db.login, `COMMENT ON TABLE app.orders IS '${MARKER}'`);
   await asTenant(
     db.login,
@@ -89,7 +92,12 @@ async function backupOf(
   const keyName = `tenant-${tenant}`;
   await transit.ensureKey(keyName);
   return runBackup(
-    { store, transitKey: keyName, chunkSize: CHUNK, newDataKey: () => transit.generateDataKey(keyName) },
+    {
+      store,
+      transitKey: keyName,
+      chunkSize: CHUNK,
+      newDataKey: () => transit.generateDataKey(keyName),
+    },
     { tenant, tenantUid: uid, server: 'local', target: db.login },
   );
 }
@@ -127,9 +135,11 @@ function s3Store(): S3Store {
   });
 }
 
-before(async () => {
+before(() => {
   [server] = localServers() as [LocalServer];
-  transit = new Transit(new VaultClient({ address: requireEnv('VAULT_ADDR'), token: requireEnv('VAULT_TOKEN') }));
+  transit = new Transit(
+    new VaultClient({ address: requireEnv('VAULT_ADDR'), token: requireEnv('VAULT_TOKEN') }),
+  );
   fsRoot = mkdtempSync(join(tmpdir(), 'backup-pipeline-'));
 });
 
@@ -159,13 +169,21 @@ for (const kind of ['filesystem', 's3'] as const) {
       assert.ok(manifest.encryption.chunks > 3, `only ${manifest.encryption.chunks} chunks`);
       const into = `${base}_copy`;
       await createRestoreDatabase(adminConnectionOf(server), into, uid, db.ownerRole);
-      const opened = await openBackup(reader(store, `tenant-${tenant}`), tenant, uid, manifest.backupId);
+      const opened = await openBackup(
+        reader(store, `tenant-${tenant}`),
+        tenant,
+        uid,
+        manifest.backupId,
+      );
       try {
         await restoreBackup(store, opened, { ...db.login, database: into }, { clean: false });
       } finally {
         opened.dispose();
       }
-      assert.equal(await databaseContents(db.login, into), await databaseContents(db.login, db.database));
+      assert.equal(
+        await databaseContents(db.login, into),
+        await databaseContents(db.login, db.database),
+      );
       const counts = Object.fromEntries(manifest.tables.map((t) => [t.table, t.rows]));
       assert.equal(counts['app.orders'], 20000);
       assert.equal(counts['public.notes'], 2);
@@ -174,7 +192,12 @@ for (const kind of ['filesystem', 's3'] as const) {
     });
 
     test('verification restores into a scratch database, compares counts, and drops it', async () => {
-      const opened = await openBackup(reader(store, `tenant-${tenant}`), tenant, uid, manifest.backupId);
+      const opened = await openBackup(
+        reader(store, `tenant-${tenant}`),
+        tenant,
+        uid,
+        manifest.backupId,
+      );
       try {
         const result = await verifyBackup(store, opened, {
           admin: adminConnectionOf(server),
@@ -187,7 +210,10 @@ for (const kind of ['filesystem', 's3'] as const) {
       } finally {
         opened.dispose();
       }
-      const left = await adminRows(server, `SELECT datname FROM pg_database WHERE datname LIKE 'scratch%'`);
+      const left = await adminRows(
+        server,
+        `SELECT datname FROM pg_database WHERE datname LIKE 'scratch%'`,
+      );
       assert.deepEqual(left, []);
     });
 
@@ -230,7 +256,7 @@ describe('tampering fails the restore and writes nothing', () => {
   let otherManifest: BackupManifest;
   const target = 'bp_tamper_target';
 
-  async function dataFile(t: string, u: string, id: string): Promise<string> {
+  function dataFile(t: string, u: string, id: string): string {
     return join(fsRoot, 'tamper', dataObjectKey(t, u, id));
   }
 
@@ -243,7 +269,11 @@ describe('tampering fails the restore and writes nothing', () => {
     }
   }
 
-  async function withRestoredFile(path: string, change: (bytes: Buffer) => Buffer, work: () => Promise<void>) {
+  async function withRestoredFile(
+    path: string,
+    change: (bytes: Buffer) => Buffer,
+    work: () => Promise<void>,
+  ) {
     const original = readFileSync(path);
     writeFileSync(path, change(Buffer.from(original)));
     try {
@@ -269,25 +299,37 @@ describe('tampering fails the restore and writes nothing', () => {
     await adminRows(server, `DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`);
   });
 
-  const nothingWritten = async () => assert.equal(await tablesIn(db, target), 0, 'the target database was written to');
+  const nothingWritten = async () =>
+    assert.equal(await tablesIn(db, target), 0, 'the target database was written to');
 
   test('a flipped byte', async () => {
-    const path = await dataFile(tenant, uid, manifest.backupId);
-    await withRestoredFile(path, (b) => { b[Math.floor(b.length / 2)]! ^= 0x01; return b; }, async () => {
-      await expectInvalid(attemptRestore(), /sha256|authentication/i);
-    });
+    const path = dataFile(tenant, uid, manifest.backupId);
+    await withRestoredFile(
+      path,
+      (b) => {
+        b[Math.floor(b.length / 2)]! ^= 0x01;
+        return b;
+      },
+      async () => {
+        await expectInvalid(attemptRestore(), /sha256|authentication/i);
+      },
+    );
     await nothingWritten();
   });
 
   test('a truncated object', async () => {
-    const path = await dataFile(tenant, uid, manifest.backupId);
-    await withRestoredFile(path, (b) => b.subarray(0, Math.floor(b.length * 0.6)), async () => {
-      await expectInvalid(attemptRestore(), /truncated|sha256/i);
-    });
+    const path = dataFile(tenant, uid, manifest.backupId);
+    await withRestoredFile(
+      path,
+      (b) => b.subarray(0, Math.floor(b.length * 0.6)),
+      async () => {
+        await expectInvalid(attemptRestore(), /truncated|sha256/i);
+      },
+    );
     await nothingWritten();
   });
 
-  test('a manifest pointing at another tenant\'s data', async () => {
+  test("a manifest pointing at another tenant's data", async () => {
     const key = manifestKey(tenant, uid, manifest.backupId);
     const original = (await store.getBytes(key))!;
     const forged = { ...manifest, data: { ...otherManifest.data } };
@@ -300,7 +342,7 @@ describe('tampering fails the restore and writes nothing', () => {
     await nothingWritten();
   });
 
-  test('another tenant\'s backup copied under this tenant\'s prefix', async () => {
+  test("another tenant's backup copied under this tenant's prefix", async () => {
     const id = otherManifest.backupId;
     for (const make of [dataObjectKey, manifestKey]) {
       const bytes = (await store.getBytes(make(other, otherUid, id)))!;
@@ -314,7 +356,7 @@ describe('tampering fails the restore and writes nothing', () => {
     await nothingWritten();
   });
 
-  test('the wrong key: a data key wrapped by another tenant\'s Transit key', async () => {
+  test("the wrong key: a data key wrapped by another tenant's Transit key", async () => {
     const key = manifestKey(tenant, uid, manifest.backupId);
     const original = (await store.getBytes(key))!;
     const forged = {
@@ -333,7 +375,10 @@ describe('tampering fails the restore and writes nothing', () => {
   test('a manifest changed after sealing (row counts) fails its seal', async () => {
     const key = manifestKey(tenant, uid, manifest.backupId);
     const original = (await store.getBytes(key))!;
-    const forged = { ...manifest, tables: manifest.tables.map((t) => ({ ...t, rows: t.rows + 1 })) };
+    const forged = {
+      ...manifest,
+      tables: manifest.tables.map((t) => ({ ...t, rows: t.rows + 1 })),
+    };
     await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
     try {
       await expectInvalid(attemptRestore(), /seal/i);
@@ -347,18 +392,35 @@ describe('tampering fails the restore and writes nothing', () => {
     // the comparison after the restore can catch this one.
     const key = manifestKey(tenant, uid, manifest.backupId);
     const original = (await store.getBytes(key))!;
-    const dataKey = await transit.decryptDataKey(`tenant-${tenant}`, manifest.encryption.wrappedKey);
-    const { seal: _seal, ...unsealed } = manifest;
+    const dataKey = await transit.decryptDataKey(
+      `tenant-${tenant}`,
+      manifest.encryption.wrappedKey,
+    );
+    const unsealed: BackupManifest = { ...manifest };
+    delete unsealed.seal;
     const forged = sealManifest(
-      { ...unsealed, tables: unsealed.tables.map((t) => (t.table === 'public.notes' ? { ...t, rows: 3 } : t)) },
+      {
+        ...unsealed,
+        tables: unsealed.tables.map((t) => (t.table === 'public.notes' ? { ...t, rows: 3 } : t)),
+      },
       dataKey,
     );
     await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
     try {
-      const opened = await openBackup(reader(store, `tenant-${tenant}`), tenant, uid, manifest.backupId);
+      const opened = await openBackup(
+        reader(store, `tenant-${tenant}`),
+        tenant,
+        uid,
+        manifest.backupId,
+      );
       try {
         await expectInvalid(
-          verifyBackup(store, opened, { admin: adminConnectionOf(server), tenantUid: uid, ownerRole: db.ownerRole, login: db.login }),
+          verifyBackup(store, opened, {
+            admin: adminConnectionOf(server),
+            tenantUid: uid,
+            ownerRole: db.ownerRole,
+            login: db.login,
+          }),
           /public\.notes has 2 rows, the backup recorded 3/,
         );
       } finally {
@@ -367,20 +429,36 @@ describe('tampering fails the restore and writes nothing', () => {
     } finally {
       await store.putBytes(key, original);
     }
-    const left = await adminRows(server, `SELECT datname FROM pg_database WHERE datname LIKE 'scratch%'`);
+    const left = await adminRows(
+      server,
+      `SELECT datname FROM pg_database WHERE datname LIKE 'scratch%'`,
+    );
     assert.deepEqual(left, [], 'a failed verification left its scratch database');
   });
 
   test('a backup with no manifest does not exist', async () => {
-    await assert.rejects(attemptRestore(tenant, uid, '20200101T000000Z-000000'), /has no manifest: it does not exist/);
+    await assert.rejects(
+      attemptRestore(tenant, uid, '20200101T000000Z-000000'),
+      /has no manifest: it does not exist/,
+    );
   });
 
   test('a failed dump leaves no backup behind', async () => {
     const before = readdirSync(join(fsRoot, 'tamper'), { recursive: true }).length;
     await assert.rejects(
       runBackup(
-        { store, transitKey: `tenant-${tenant}`, chunkSize: CHUNK, newDataKey: () => transit.generateDataKey(`tenant-${tenant}`) },
-        { tenant, tenantUid: uid, server: 'local', target: { ...db.login, database: 'no_such_database' } },
+        {
+          store,
+          transitKey: `tenant-${tenant}`,
+          chunkSize: CHUNK,
+          newDataKey: () => transit.generateDataKey(`tenant-${tenant}`),
+        },
+        {
+          tenant,
+          tenantUid: uid,
+          server: 'local',
+          target: { ...db.login, database: 'no_such_database' },
+        },
       ),
     );
     assert.equal(readdirSync(join(fsRoot, 'tamper'), { recursive: true }).length, before);

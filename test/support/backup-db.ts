@@ -74,7 +74,7 @@ export async function asTenant<T extends pg.QueryResultRow>(
   });
   await client.connect();
   try {
-    return (await client.query<T>(sql, values)).rows;
+    return (await client.query(sql, values)).rows as T[];
   } finally {
     await client.end();
   }
@@ -83,8 +83,15 @@ export async function asTenant<T extends pg.QueryResultRow>(
 /** Everything a restore must bring back, as comparable text. */
 export async function databaseContents(target: PgTarget, database: string): Promise<string> {
   const parts: string[] = [];
-  const q = (sql: string) => asTenant(target, sql, [], database);
-  parts.push(JSON.stringify(await q(`SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1`)));
+  const q = <T extends pg.QueryResultRow = pg.QueryResultRow>(sql: string) =>
+    asTenant<T>(target, sql, [], database);
+  parts.push(
+    JSON.stringify(
+      await q(
+        `SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1`,
+      ),
+    ),
+  );
   const tables = await q<{ schema: string; name: string }>(
     `SELECT table_schema AS schema, table_name AS name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') ORDER BY 1, 2`,
   );
@@ -96,7 +103,9 @@ export async function databaseContents(target: PgTarget, database: string): Prom
     `SELECT sequence_schema AS schema, sequence_name AS name FROM information_schema.sequences ORDER BY 1, 2`,
   );
   for (const { schema, name } of sequences)
-    parts.push(`${schema}.${name}: ${JSON.stringify(await q(`SELECT last_value, is_called FROM "${schema}"."${name}"`))}`);
+    parts.push(
+      `${schema}.${name}: ${JSON.stringify(await q(`SELECT last_value, is_called FROM "${schema}"."${name}"`))}`,
+    );
   parts.push(
     JSON.stringify(
       await q(
