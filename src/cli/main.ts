@@ -14,6 +14,7 @@ import {
   type OperatorVault,
 } from '../vault/identity.ts';
 import { readCredentialFile } from '../vault/login-methods.ts';
+import { BACKUP_USAGE, runBackupCommand } from './backup.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
@@ -31,6 +32,7 @@ commands:
                  and the admission guard for the default identities into ADMISSION_DIR (admission)
   install-crds   apply the CRDs and the admission guard (ValidatingAdmissionPolicies) to the
                  current cluster and wait until they are served
+  backup         run, list, restore and verify encrypted tenant backups (see below)
 
 install-crds options (repeatable):
   --operator-user NAME       the operator's user name: only it (and Kubernetes' garbage
@@ -57,6 +59,8 @@ Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESP
 VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
 tokens must carry)
 ${VAULT_IDENTITY_USAGE}
+
+${BACKUP_USAGE}
 `;
 
 function loadKubeConfig(): KubeConfig {
@@ -202,6 +206,15 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'install-crds':
       return runInstallCrds(rest);
+    case 'backup': {
+      // The backup job's own log lines (JSON, like the operator's); no fence:
+      // a job is not a leader, and its writes are its own records.
+      const log = createLogger();
+      return runBackupCommand(rest, {
+        loadKubeConfig,
+        vaultFromEnv: () => vaultFromEnv(log, () => undefined),
+      });
+    }
     default:
       process.stderr.write(USAGE);
       process.exitCode = command === undefined || command === '--help' ? 0 : 2;
