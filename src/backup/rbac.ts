@@ -37,9 +37,11 @@ export function buildBackupJobClusterRole(): KubeObject {
     rules: [
       {
         apiGroups: [GROUP],
-        resources: ['tenants', 'backupstores', 'databaseservers'],
+        resources: ['tenants', 'databaseservers'],
         verbs: ['get'],
       },
+      // Listed: the job picks the store of its tenant's region itself.
+      { apiGroups: [GROUP], resources: ['backupstores'], verbs: ['get', 'list'] },
       {
         apiGroups: [GROUP],
         resources: ['tenantbackups'],

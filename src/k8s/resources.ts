@@ -30,6 +30,12 @@ export const RESOURCES = {
   NetworkPolicy: resource('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),
   RoleBinding: resource('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', true),
   ClusterRole: resource('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', false),
+  ClusterRoleBinding: resource(
+    'rbac.authorization.k8s.io/v1',
+    'ClusterRoleBinding',
+    'clusterrolebindings',
+    false,
+  ),
   ResourceQuota: resource('v1', 'ResourceQuota', 'resourcequotas', true),
   LimitRange: resource('v1', 'LimitRange', 'limitranges', true),
   Lease: resource('coordination.k8s.io/v1', 'Lease', 'leases', true),
