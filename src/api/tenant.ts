@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX, RESERVED_TENANT_NAMES } from './constants.ts';
 import { cronScheduleSchema } from './cron.ts';
 import { durationSchema } from './duration.ts';
+import { storedBackupFields } from './tenantbackup.ts';
 import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
 
 // The Tenant API. These zod schemas are the single source of truth: the CRD's
@@ -200,20 +201,7 @@ export type TenantSpec = z.output<typeof tenantSpecSchema>;
 const lastBackupSchema = z.object({
   id: z.string().meta({ description: 'Backup id, which sorts by time.' }),
   time: z.string().meta({ description: "When the dump's snapshot was taken." }),
-  bytes: z
-    .number()
-    .int()
-    .optional()
-    .meta({ description: 'Size of the stored (encrypted) backup.' }),
-  sha256: z
-    .string()
-    .optional()
-    .meta({ description: 'sha256 of the stored (encrypted) backup, hex.' }),
-  keyVersion: z
-    .number()
-    .int()
-    .optional()
-    .meta({ description: "Version of the tenant's Transit key that wraps the backup's data key." }),
+  ...storedBackupFields,
   store: z.string().optional().meta({ description: 'The BackupStore it was written to.' }),
 });
 

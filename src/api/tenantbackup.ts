@@ -61,19 +61,8 @@ export const tenantBackupSpecSchema = z
 
 export type TenantBackupSpec = z.output<typeof tenantBackupSpecSchema>;
 
-export const tenantBackupStatusSchema = z.object({
-  phase: z.enum(BACKUP_PHASES).optional(),
-  backupId: z
-    .string()
-    .optional()
-    .meta({ description: 'Id of the backup in the store; sorts by time.' }),
-  store: z.string().optional().meta({ description: 'The BackupStore the backup was written to.' }),
-  location: z
-    .string()
-    .optional()
-    .meta({ description: "Where in the store: the key prefix of the backup's objects." }),
-  startedAt: z.string().optional(),
-  completedAt: z.string().optional(),
+/** What a finished backup is, in the TenantBackup's status and in the Tenant's lastBackup. */
+export const storedBackupFields = {
   bytes: z
     .number()
     .int()
@@ -87,7 +76,23 @@ export const tenantBackupStatusSchema = z.object({
     .number()
     .int()
     .optional()
-    .meta({ description: "Version of the tenant's Transit key that wraps the data key." }),
+    .meta({ description: "Version of the tenant's Transit key that wraps the backup's data key." }),
+};
+
+export const tenantBackupStatusSchema = z.object({
+  phase: z.enum(BACKUP_PHASES).optional(),
+  backupId: z
+    .string()
+    .optional()
+    .meta({ description: 'Id of the backup in the store; sorts by time.' }),
+  store: z.string().optional().meta({ description: 'The BackupStore the backup was written to.' }),
+  location: z
+    .string()
+    .optional()
+    .meta({ description: "Where in the store: the key prefix of the backup's objects." }),
+  startedAt: z.string().optional(),
+  completedAt: z.string().optional(),
+  ...storedBackupFields,
   pgDumpVersion: z.string().optional(),
   message: z
     .string()

@@ -1,10 +1,11 @@
-import { backupAuthRoleName, backupServiceAccountName } from './vault-access.ts';
 import { createHash } from 'node:crypto';
-import { API_VERSION, BACKUP_JOB_PREFIX, managedLabels } from '../api/constants.ts';
+import { BACKUP_JOB_PREFIX, managedLabels } from '../api/constants.ts';
 import type { TenantSpec } from '../api/tenant.ts';
-import type { KubeObject, OwnerReference } from '../k8s/types.ts';
+import type { KubeObject } from '../k8s/types.ts';
+import { ownerReference } from '../tenant/model.ts';
 import { PROJECTED_TOKEN_FILE } from '../vault/identity.ts';
 import { expandSchedule } from './schedule.ts';
+import { backupAuthRoleName, backupServiceAccountName } from './vault-access.ts';
 
 // A tenant's backup CronJob and the ServiceAccount its pods run as, both in
 // the operator's namespace, never the tenant's: the job reads the store's
@@ -92,24 +93,13 @@ export function backupsActive(tenant: BackupJobTenant): boolean {
   );
 }
 
-function owner(tenant: BackupJobTenant): OwnerReference {
-  return {
-    apiVersion: API_VERSION,
-    kind: 'Tenant',
-    name: tenant.name,
-    uid: tenant.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
-}
-
 /** Our labels and the Tenant as owner: a deleted Tenant takes both objects with it. */
 function metadata(tenant: BackupJobTenant, name: string, namespace: string) {
   return {
     name,
     namespace,
     labels: managedLabels(tenant.name),
-    ownerReferences: [owner(tenant)],
+    ownerReferences: [ownerReference(tenant)],
   };
 }
 

@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
+import { assertTlsDecided, type ServerConnection } from '../postgres/connection.ts';
 
 // pg_dump and pg_restore, run as child processes. Connection settings go in
 // the child's environment (libpq's PG* variables), never in argv, so the
@@ -10,16 +11,8 @@ import { ERROR_CODES, OperatorError } from '../errors.ts';
 // private temporary directory, because libpq only reads it from a file.
 // TLS is verify-full whenever a CA is given, as for every other connection.
 
-export interface PgTarget {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  database: string;
-  /** PEM CA bundle; undefined only with plaintext. */
-  caCertificate?: string;
-  plaintext?: boolean;
-}
+/** A server, a role and a database: what pg_dump, pg_restore and the count queries connect to. */
+export type PgTarget = ServerConnection & { database: string };
 
 export interface PgEnvironment {
   env: NodeJS.ProcessEnv;
@@ -29,11 +22,7 @@ export interface PgEnvironment {
 const STDERR_KEEP_BYTES = 4_096;
 
 export async function pgEnvironment(target: PgTarget): Promise<PgEnvironment> {
-  if (target.caCertificate === undefined && target.plaintext !== true)
-    throw new OperatorError(
-      ERROR_CODES.INVALID_SPEC,
-      `no CA for ${target.host}:${target.port}: PostgreSQL connections use TLS with verify-full unless TLS is disabled explicitly`,
-    );
+  assertTlsDecided(target);
   const dir = await mkdtemp(join(tmpdir(), 'tenant-operator-pg-'));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,

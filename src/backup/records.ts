@@ -1,4 +1,4 @@
-import { API_VERSION, LABEL_MANAGED_BY, LABEL_TENANT, MANAGED_BY_VALUE } from '../api/constants.ts';
+import { API_VERSION, managedLabels } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
@@ -46,7 +46,7 @@ export async function createScheduledRecord(
     kind: 'TenantBackup',
     metadata: {
       name: recordName(tenant, backupId),
-      labels: { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE, [LABEL_TENANT]: tenant },
+      labels: managedLabels(tenant),
     },
     spec: { tenant, store, reason: 'Scheduled' },
   };

@@ -30,6 +30,26 @@ async function withAdmin<T>(
   }
 }
 
+/**
+ * A database owned by the tenant's owner role, closed to PUBLIC like a tenant
+ * database, with a comment that names what it is and whose.
+ */
+async function createOwnedDatabase(
+  admin: ServerConnection,
+  name: string,
+  ownerRole: string,
+  comment: string,
+): Promise<void> {
+  await withAdmin(admin, async (client) => {
+    const q = quoteIdentifier(name);
+    const owner = quoteIdentifier(ownerRole);
+    await client.query(`CREATE DATABASE ${q} OWNER ${owner}`);
+    await client.query(`COMMENT ON DATABASE ${q} IS ${quoteLiteral(comment)}`);
+    await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
+    await client.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${owner}`);
+  });
+}
+
 /** Drops the scratch databases an earlier, interrupted verification of this tenant left. */
 export async function dropLeftoverScratch(
   admin: ServerConnection,
@@ -54,15 +74,7 @@ export async function createScratch(
   ownerRole: string,
 ): Promise<string> {
   const name = `${SCRATCH_PREFIX}${randomBytes(8).toString('hex')}`;
-  await withAdmin(admin, async (client) => {
-    const q = quoteIdentifier(name);
-    await client.query(`CREATE DATABASE ${q} OWNER ${quoteIdentifier(ownerRole)}`);
-    await client.query(`COMMENT ON DATABASE ${q} IS ${quoteLiteral(marker(tenantUid))}`);
-    await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
-    await client.query(
-      `GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`,
-    );
-  });
+  await createOwnedDatabase(admin, name, ownerRole, marker(tenantUid));
   return name;
 }
 
@@ -86,15 +98,10 @@ export async function createRestoreDatabase(
 ): Promise<void> {
   if (name.startsWith(SCRATCH_PREFIX) || /^t_/.test(name))
     throw new Error(`${name}: names starting with t_ or ${SCRATCH_PREFIX} are the operator's own`);
-  await withAdmin(admin, async (client) => {
-    const q = quoteIdentifier(name);
-    await client.query(`CREATE DATABASE ${q} OWNER ${quoteIdentifier(ownerRole)}`);
-    await client.query(
-      `COMMENT ON DATABASE ${q} IS ${quoteLiteral(`tenant-operator restore of tenant uid ${tenantUid}`)}`,
-    );
-    await client.query(`REVOKE ALL ON DATABASE ${q} FROM PUBLIC`);
-    await client.query(
-      `GRANT CONNECT, TEMPORARY ON DATABASE ${q} TO ${quoteIdentifier(ownerRole)}`,
-    );
-  });
+  await createOwnedDatabase(
+    admin,
+    name,
+    ownerRole,
+    `tenant-operator restore of tenant uid ${tenantUid}`,
+  );
 }

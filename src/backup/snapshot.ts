@@ -28,19 +28,8 @@ const TABLES_QUERY = `
   ORDER BY 1, 2`;
 
 function connectionConfig(target: PgTarget): pg.ClientConfig {
-  return clientConfig(
-    {
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      ...(target.caCertificate !== undefined ? { caCertificate: target.caCertificate } : {}),
-      ...(target.plaintext ? { plaintext: true } : {}),
-    },
-    // Counting a large table takes a while; the snapshot must outlive pg_dump.
-    { statementTimeoutMs: 0, applicationName: 'tenant-operator-backup' },
-  );
+  // Counting a large table takes a while; the snapshot must outlive pg_dump.
+  return clientConfig(target, { statementTimeoutMs: 0, applicationName: 'tenant-operator-backup' });
 }
 
 /** Row counts of every table (and the number of large objects) as `client` sees them. */

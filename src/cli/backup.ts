@@ -112,26 +112,27 @@ async function storeOf(
   );
   const candidates = list.items.map((item) => {
     const parsed = backupStoreSpecSchema.safeParse(item.spec ?? {});
-    if (!parsed.success)
-      return { name: item.metadata.name, region: '\u0000invalid', spec: undefined };
-    return {
-      name: item.metadata.name,
-      region: parsed.data.region,
-      isDefault: parsed.data.default,
-      spec: parsed.data,
-    };
+    return parsed.success
+      ? {
+          name: item.metadata.name,
+          region: parsed.data.region,
+          isDefault: parsed.data.default,
+          spec: parsed.data,
+        }
+      : { name: item.metadata.name, problem: describeIssues(parsed.error, 'spec') };
   });
   const region = (tenant.spec as { region?: string } | undefined)?.region;
-  const chosen = selectStore(candidates, region, requested);
-  if (!chosen.spec) {
-    const parsed = backupStoreSpecSchema.safeParse(
-      list.items.find((i) => i.metadata.name === chosen.name)?.spec ?? {},
-    );
+  // A store whose spec does not parse is never picked by region; named, it says why.
+  const chosen = selectStore(
+    candidates.filter((c) => 'spec' in c || c.name === requested),
+    region,
+    requested,
+  );
+  if (!('spec' in chosen))
     throw new OperatorError(
       ERROR_CODES.INVALID_SPEC,
-      `BackupStore ${chosen.name}: ${parsed.success ? 'invalid' : describeIssues(parsed.error, 'spec')}`,
+      `BackupStore ${chosen.name}: ${chosen.problem}`,
     );
-  }
   const store = await openStore(chosen.spec, async (name) => {
     const secret = await ctx.kube.get<KubeObject & { data?: Record<string, string> }>(
       objectPath(RESOURCES.Secret, name, ctx.namespace),

@@ -32,17 +32,22 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 // Generous for CREATE DATABASE, which copies a template and checkpoints.
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
 
-export function clientConfig(
-  server: ServerConnection,
-  options: ConnectionOptions = {},
-): ClientConfig {
-  const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+/** A server without a CA is refused unless it says plaintext: a forgotten CA must not downgrade. */
+export function assertTlsDecided(server: ServerConnection): void {
   if (server.caCertificate === undefined && server.plaintext !== true) {
     throw new OperatorError(
       ERROR_CODES.INVALID_SPEC,
       `no CA for ${server.host}:${server.port}: connections to PostgreSQL use TLS with verify-full unless TLS is disabled explicitly`,
     );
   }
+}
+
+export function clientConfig(
+  server: ServerConnection,
+  options: ConnectionOptions = {},
+): ClientConfig {
+  const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  assertTlsDecided(server);
   return {
     host: server.host,
     port: server.port,

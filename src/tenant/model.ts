@@ -21,7 +21,8 @@ export function namespaceFor(tenantName: string): string {
   return `${NAMESPACE_PREFIX}${tenantName}`;
 }
 
-export function ownerReference(tenant: ValidTenant): OwnerReference {
+/** The Tenant as the controlling owner of what is made for it (only its name and uid are read). */
+export function ownerReference(tenant: Pick<ValidTenant, 'name' | 'uid'>): OwnerReference {
   return {
     apiVersion: API_VERSION,
     kind: 'Tenant',

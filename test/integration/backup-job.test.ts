@@ -23,7 +23,7 @@ import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
-import { adminClient, kubectl, requireEnv, waitForPhase } from '../support/cluster.ts';
+import { adminClient, requireEnv, serviceAccountToken, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 
@@ -58,21 +58,6 @@ async function removeLeftovers(name: string): Promise<void> {
   await new Transit(root).deleteKey(`tenant-${name}`);
 }
 
-function serviceAccountToken(name: string, audience?: string): string {
-  const created = kubectl([
-    'create',
-    'token',
-    name,
-    '-n',
-    NAMESPACE,
-    '--duration',
-    '10m',
-    ...(audience ? ['--audience', audience] : []),
-  ]);
-  assert.equal(created.status, 0, created.stderr);
-  return created.stdout.trim();
-}
-
 /** A kubeconfig that is the ServiceAccount: the pod's in-cluster credentials. */
 function kubeconfigOf(serviceAccount: string): string {
   const admin = new KubeConfig();
@@ -92,7 +77,7 @@ function kubeconfigOf(serviceAccount: string): string {
       clusters: [
         { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } },
       ],
-      users: [{ name: 'u', user: { token: serviceAccountToken(serviceAccount) } }],
+      users: [{ name: 'u', user: { token: serviceAccountToken(serviceAccount, NAMESPACE) } }],
       contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
       'current-context': 'x',
     }),
@@ -122,7 +107,9 @@ function runJob(cronJob: KubeObject, tenant: string) {
   assert.ok(container);
   assert.deepEqual(container.command, ['tenant-operator', 'backup', 'run', '--tenant', tenant]);
   const tokenFile = join(work, 'vault-token');
-  writeFileSync(tokenFile, serviceAccountToken(pod.serviceAccountName, 'vault'), { mode: 0o600 });
+  writeFileSync(tokenFile, serviceAccountToken(pod.serviceAccountName, NAMESPACE, 'vault'), {
+    mode: 0o600,
+  });
   const podEnv: Record<string, string> = {};
   for (const variable of container.env) {
     if (variable.value !== undefined) podEnv[variable.name] = variable.value;

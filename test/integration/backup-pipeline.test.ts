@@ -269,6 +269,19 @@ describe('tampering fails the restore and writes nothing', () => {
     }
   }
 
+  /** Puts `forged` in place of this tenant's manifest for `work`, then puts the original back. */
+  async function withForgedManifest(forged: unknown, work: () => Promise<void>): Promise<void> {
+    const key = manifestKey(tenant, uid, manifest.backupId);
+    const original = await store.getBytes(key);
+    assert.ok(original, 'the manifest is missing');
+    await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
+    try {
+      await work();
+    } finally {
+      await store.putBytes(key, original);
+    }
+  }
+
   async function withRestoredFile(
     path: string,
     change: (bytes: Buffer) => Buffer,
@@ -330,15 +343,10 @@ describe('tampering fails the restore and writes nothing', () => {
   });
 
   test("a manifest pointing at another tenant's data", async () => {
-    const key = manifestKey(tenant, uid, manifest.backupId);
-    const original = (await store.getBytes(key))!;
     const forged = { ...manifest, data: { ...otherManifest.data } };
-    await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
-    try {
+    await withForgedManifest(forged, async () => {
       await expectInvalid(attemptRestore(), /points at another object/);
-    } finally {
-      await store.putBytes(key, original);
-    }
+    });
     await nothingWritten();
   });
 
@@ -357,41 +365,29 @@ describe('tampering fails the restore and writes nothing', () => {
   });
 
   test("the wrong key: a data key wrapped by another tenant's Transit key", async () => {
-    const key = manifestKey(tenant, uid, manifest.backupId);
-    const original = (await store.getBytes(key))!;
     const forged = {
       ...manifest,
       encryption: { ...manifest.encryption, wrappedKey: otherManifest.encryption.wrappedKey },
     };
-    await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
-    try {
+    await withForgedManifest(forged, async () => {
       await expectInvalid(attemptRestore(), /does not unwrap|seal/i);
-    } finally {
-      await store.putBytes(key, original);
-    }
+    });
     await nothingWritten();
   });
 
   test('a manifest changed after sealing (row counts) fails its seal', async () => {
-    const key = manifestKey(tenant, uid, manifest.backupId);
-    const original = (await store.getBytes(key))!;
     const forged = {
       ...manifest,
       tables: manifest.tables.map((t) => ({ ...t, rows: t.rows + 1 })),
     };
-    await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
-    try {
+    await withForgedManifest(forged, async () => {
       await expectInvalid(attemptRestore(), /seal/i);
-    } finally {
-      await store.putBytes(key, original);
-    }
+    });
   });
 
   test('a backup whose counts differ from its restore fails verification, naming the table', async () => {
     // Re-sealed with the real data key (the test holds the root token): only
     // the comparison after the restore can catch this one.
-    const key = manifestKey(tenant, uid, manifest.backupId);
-    const original = (await store.getBytes(key))!;
     const dataKey = await transit.decryptDataKey(
       `tenant-${tenant}`,
       manifest.encryption.wrappedKey,
@@ -405,8 +401,7 @@ describe('tampering fails the restore and writes nothing', () => {
       },
       dataKey,
     );
-    await store.putBytes(key, Buffer.from(JSON.stringify(forged)));
-    try {
+    await withForgedManifest(forged, async () => {
       const opened = await openBackup(
         reader(store, `tenant-${tenant}`),
         tenant,
@@ -426,9 +421,7 @@ describe('tampering fails the restore and writes nothing', () => {
       } finally {
         opened.dispose();
       }
-    } finally {
-      await store.putBytes(key, original);
-    }
+    });
     const left = await adminRows(
       server,
       `SELECT datname FROM pg_database WHERE datname LIKE 'scratch%'`,

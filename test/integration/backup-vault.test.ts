@@ -29,7 +29,7 @@ import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
 import { policyOwnerUid, VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit, type DataKey } from '../../src/vault/transit.ts';
-import { kubectl, requireEnv } from '../support/cluster.ts';
+import { kubectl, requireEnv, serviceAccountToken } from '../support/cluster.ts';
 import { OPERATOR_NAMESPACE } from '../support/operator.ts';
 
 // A tenant's backup keys and the two narrow identities around them, against
@@ -63,27 +63,11 @@ async function rejectsForbidden(promise: Promise<unknown>, what: string): Promis
   );
 }
 
-/** A TokenRequest token of a ServiceAccount in the operator's namespace. */
-function serviceAccountToken(name: string, audience: string | undefined): string {
-  const created = kubectl([
-    'create',
-    'token',
-    name,
-    '-n',
-    OPERATOR_NAMESPACE,
-    '--duration',
-    '10m',
-    ...(audience === undefined ? [] : ['--audience', audience]),
-  ]);
-  assert.equal(created.status, 0, `kubectl create token ${name}: ${created.stderr}`);
-  return created.stdout.trim();
-}
-
 /** The backup job of `tenant`, logged in as it would be in its pod. */
 async function backupJobClient(tenant: BackupTenant): Promise<VaultClient> {
   const login = await new KubernetesAuth(root.withoutToken()).loginWithKubernetes(
     backupAuthRoleName(tenant.name),
-    serviceAccountToken(backupServiceAccountName(tenant.name), 'vault'),
+    serviceAccountToken(backupServiceAccountName(tenant.name), OPERATOR_NAMESPACE, 'vault'),
   );
   assert.deepEqual([...login.policies].sort(), [backupPolicyName(tenant.name), 'default']);
   return root.withToken(login.clientToken);
@@ -104,7 +88,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'backup-vault-'));
   const login = await new KubernetesAuth(root.withoutToken()).loginWithKubernetes(
     'tenant-operator',
-    serviceAccountToken('tenant-operator', 'vault'),
+    serviceAccountToken('tenant-operator', OPERATOR_NAMESPACE, 'vault'),
   );
   assert.deepEqual([...login.policies].sort(), ['default', 'tenant-operator']);
   op = new VaultClient({
@@ -264,14 +248,14 @@ describe('backup keys and identities', () => {
     await rejectsForbidden(
       anonymous.loginWithKubernetes(
         backupAuthRoleName(A.name),
-        serviceAccountToken(backupServiceAccountName(B.name), 'vault'),
+        serviceAccountToken(backupServiceAccountName(B.name), OPERATOR_NAMESPACE, 'vault'),
       ),
       "B's ServiceAccount logging in to A's role",
     );
     await rejectsForbidden(
       anonymous.loginWithKubernetes(
         backupAuthRoleName(A.name),
-        serviceAccountToken(backupServiceAccountName(A.name), undefined),
+        serviceAccountToken(backupServiceAccountName(A.name), OPERATOR_NAMESPACE),
       ),
       "A's ServiceAccount token without the vault audience",
     );

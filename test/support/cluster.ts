@@ -61,6 +61,26 @@ export function kubectl(
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * A 10-minute TokenRequest token of a ServiceAccount (audience: the API
+ * server's unless given, e.g. 'vault' for Vault's Kubernetes auth). Throws
+ * when kubectl fails.
+ */
+export function serviceAccountToken(name: string, namespace: string, audience?: string): string {
+  const created = kubectl([
+    'create',
+    'token',
+    name,
+    '-n',
+    namespace,
+    '--duration',
+    '10m',
+    ...(audience === undefined ? [] : ['--audience', audience]),
+  ]);
+  if (created.status !== 0) throw new Error(`kubectl create token ${name}: ${created.stderr}`);
+  return created.stdout.trim();
+}
+
 export function tenantManifest(name: string, spec: Record<string, unknown> = {}): TenantObject {
   return {
     apiVersion: 'tenancy.io/v1alpha1',
