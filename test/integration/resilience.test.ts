@@ -117,6 +117,30 @@ async function firstNamespaceOf(names: string[]): Promise<void> {
   );
 }
 
+/**
+ * Freezes the operator (SIGSTOP) at a moment when at least one of these
+ * tenants is mid-reconcile, and answers their states as frozen. A reconcile
+ * without a database takes a few milliseconds, so a single look can fall
+ * between two of them: look, freeze, look again, and thaw to retry when the
+ * freeze came too late. Each freeze is far shorter than the lease.
+ */
+async function freezeMidReconcile(operator: OperatorProcess, names: string[]) {
+  for (;;) {
+    await waitFor(
+      'a tenant to be mid-reconcile',
+      async () => (await tenantStates(names)).some((t) => t.begun && !t.ready),
+      { intervalMs: 5, timeoutMs: 30_000 },
+    );
+    operator.signal('SIGSTOP');
+    const frozen = await tenantStates(names);
+    if (frozen.some((t) => t.begun && !t.ready)) return frozen;
+    operator.signal('SIGCONT');
+    if (frozen.every((t) => t.ready)) {
+      throw new Error(`every tenant was ready before one could be frozen mid-reconcile`);
+    }
+  }
+}
+
 async function tenantEvents(names: string[]): Promise<KubeObject[]> {
   const list = await client.request<KubeList<KubeObject>>(
     'GET',
@@ -260,10 +284,9 @@ describe('crash and restart', () => {
     await first.waitUntilLeader();
     const names = Array.from({ length: 8 }, (_, i) => `crash-${i + 1}`);
     await newTenants(names);
-    await firstNamespaceOf(names);
+    // Frozen, then killed: nothing else writes these tenants, so this is their state at the kill.
+    const atKill = await freezeMidReconcile(first, names);
     await first.kill('SIGKILL');
-    // Nothing else writes these tenants: this is their state at the kill.
-    const atKill = await tenantStates(names);
     assert.ok(
       atKill.some((t) => t.begun && !t.ready),
       `no tenant was mid-reconcile at the kill: ${JSON.stringify(atKill)}`,
@@ -288,10 +311,8 @@ describe('a leader that loses its lease', () => {
     const b = await startOperator({ identity: 'fenced-b' });
     await b.waitUntilReady();
     await newTenants(names, { quota: { pods: 50 } });
-    await firstNamespaceOf(names);
-    a.signal('SIGSTOP');
+    const atPause = await freezeMidReconcile(a, names);
     try {
-      const atPause = await tenantStates(names);
       assert.ok(
         atPause.some((t) => t.begun && !t.ready),
         `no reconcile was under way at the pause: ${JSON.stringify(atPause)}`,
