@@ -17,6 +17,8 @@ export const LABEL_TENANT = `${GROUP}/tenant`;
  * is not ours and is never adopted, changed or deleted.
  */
 export const LABEL_TENANT_UID = `${GROUP}/tenant-uid`;
+/** On an on-demand backup Job: the TenantBackup it fills in. */
+export const LABEL_TENANT_BACKUP = `${GROUP}/tenant-backup`;
 /** ClusterRoles carrying this label are folded into tenant-admin by aggregation. */
 export const LABEL_AGGREGATE_TO_TENANT_ADMIN = `${GROUP}/aggregate-to-tenant-admin`;
 

@@ -203,6 +203,10 @@ const lastBackupSchema = z.object({
   time: z.string().meta({ description: "When the dump's snapshot was taken." }),
   ...storedBackupFields,
   store: z.string().optional().meta({ description: 'The BackupStore it was written to.' }),
+  durationSeconds: z
+    .number()
+    .optional()
+    .meta({ description: 'How long the run took, from start to the manifest written.' }),
 });
 
 const verifiedBackupSchema = z.object({
@@ -228,6 +232,19 @@ const backupStatusSchema = z.object({
     .string()
     .optional()
     .meta({ description: "When the tenant's Transit key last got a new version." }),
+  store: z
+    .string()
+    .optional()
+    .meta({ description: "The BackupStore the tenant's next backups go to." }),
+  failuresSinceSuccess: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'Backup runs that failed since the last one that succeeded.' }),
+  nextVerification: z
+    .string()
+    .optional()
+    .meta({ description: 'When the latest backup is next restored and checked.' }),
 });
 
 export const tenantStatusSchema = z.object({

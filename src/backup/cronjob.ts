@@ -50,7 +50,7 @@ export interface ContainerResources {
 
 export type EnvVar =
   | { name: string; value: string }
-  | { name: string; valueFrom: { fieldRef: { fieldPath: string } } };
+  | { name: string; valueFrom: { fieldRef: { apiVersion?: string; fieldPath: string } } };
 
 export const DEFAULT_BACKUP_RESOURCES: ContainerResources = {
   requests: { cpu: '100m', memory: '256Mi' },
@@ -125,9 +125,25 @@ function environment(tenant: BackupJobTenant, config: BackupJobConfig): EnvVar[]
       : [{ name: 'VAULT_AUTH_MOUNT', value: config.vaultAuthMount }]),
     { name: 'VAULT_AUTH_ROLE', value: backupAuthRoleName(tenant.name) },
     { name: 'VAULT_K8S_TOKEN_FILE', value: PROJECTED_TOKEN_FILE },
-    { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    {
+      name: 'POD_NAMESPACE',
+      valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+    },
     ...(config.extraEnv ?? []),
   ];
+}
+
+/**
+ * Kubernetes' own default: Always for an image without a tag or tagged
+ * latest, else IfNotPresent. Written out, like every default below, so that
+ * the CronJob we build is exactly the one the API server keeps and a
+ * restarted operator finds nothing to write.
+ */
+function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  if (image.includes('@')) return 'IfNotPresent';
+  const lastPart = image.slice(image.lastIndexOf('/') + 1);
+  const tag = lastPart.includes(':') ? lastPart.slice(lastPart.indexOf(':') + 1) : 'latest';
+  return tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
 function podSpec(tenant: BackupJobTenant, config: BackupJobConfig) {
@@ -135,7 +151,12 @@ function podSpec(tenant: BackupJobTenant, config: BackupJobConfig) {
     serviceAccountName: backupServiceAccountName(tenant.name),
     // The job reads its Tenant and BackupStore and writes its TenantBackup.
     automountServiceAccountToken: true,
+    // The deprecated alias the API server fills in from serviceAccountName.
+    serviceAccount: backupServiceAccountName(tenant.name),
     restartPolicy: 'Never',
+    terminationGracePeriodSeconds: 30,
+    dnsPolicy: 'ClusterFirst',
+    schedulerName: 'default-scheduler',
     securityContext: {
       runAsNonRoot: true,
       runAsUser: RUN_AS,
@@ -148,9 +169,9 @@ function podSpec(tenant: BackupJobTenant, config: BackupJobConfig) {
       {
         name: 'backup',
         image: config.image,
-        ...(config.imagePullPolicy === undefined
-          ? {}
-          : { imagePullPolicy: config.imagePullPolicy }),
+        imagePullPolicy: config.imagePullPolicy ?? defaultPullPolicy(config.image),
+        terminationMessagePath: '/dev/termination-log',
+        terminationMessagePolicy: 'File',
         command: ['tenant-operator', 'backup', 'run', '--tenant', tenant.name],
         env: environment(tenant, config),
         resources: config.resources ?? DEFAULT_BACKUP_RESOURCES,
@@ -170,6 +191,8 @@ function podSpec(tenant: BackupJobTenant, config: BackupJobConfig) {
       {
         name: 'vault-token',
         projected: {
+          // The API server's default, written out so the object we build is the one it keeps.
+          defaultMode: 0o644,
           sources: [
             {
               serviceAccountToken: {

@@ -1,3 +1,4 @@
+import type { Condition } from '../api/common.ts';
 import { API_VERSION, managedLabels } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
@@ -23,6 +24,8 @@ export interface TenantBackupStatus {
   keyVersion?: number;
   pgDumpVersion?: string;
   message?: string;
+  /** Set by verification (history.ts VERIFIED_CONDITION). */
+  conditions?: Condition[];
 }
 
 export interface TenantBackupObject extends KubeObject {

@@ -257,6 +257,8 @@ export async function ensureTenantBackupKeys(
 export async function removeTenantBackupVault(
   objects: BackupVaultObjects,
   tenant: BackupTenant,
+  /** Access cut only: the key stays, so the backups stay restorable until the purge. */
+  options: { keepKey?: boolean } = {},
 ): Promise<string[]> {
   const state = await readTenantBackupVault(objects, tenant.name);
   const foreign = new Set(foreignBackupObjects(state, tenant));
@@ -275,7 +277,7 @@ export async function removeTenantBackupVault(
       deleted.push(`Vault policy ${name}`);
     }
   }
-  if (state.key) {
+  if (state.key && !options.keepKey) {
     await objects.transit.deleteKey(transitKeyName(tenant.name));
     deleted.push(`Transit key ${transitKeyName(tenant.name)}`);
   }
@@ -297,10 +299,12 @@ export async function rotateIfDue(
   name: string,
   intervalMs: number,
   now: Date,
-): Promise<{ version: number; rotated: boolean }> {
+  /** The key as just read (by ensureTenantBackupKeys): saves a read. */
+  known?: TransitKeyInfo,
+): Promise<{ version: number; rotated: boolean; rotatedAt: Date }> {
   if (!Number.isFinite(intervalMs) || intervalMs <= 0)
     throw new OperatorError(ERROR_CODES.INVALID_SPEC, `key rotation interval must be positive`);
-  const key = requireKey(await transit.keyInfo(name), name);
+  const key = known ?? requireKey(await transit.keyInfo(name), name);
   const created = key.versionCreated.get(key.latestVersion);
   if (!created)
     throw new OperatorError(
@@ -308,9 +312,13 @@ export async function rotateIfDue(
       `Transit key ${name}: Vault gave no creation time for version ${key.latestVersion}`,
     );
   if (now.getTime() - created.getTime() < intervalMs)
-    return { version: key.latestVersion, rotated: false };
+    return { version: key.latestVersion, rotated: false, rotatedAt: created };
   const rotated = await transit.rotateKey(name);
-  return { version: rotated.latestVersion, rotated: true };
+  return {
+    version: rotated.latestVersion,
+    rotated: true,
+    rotatedAt: rotated.versionCreated.get(rotated.latestVersion) ?? now,
+  };
 }
 
 /**

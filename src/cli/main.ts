@@ -54,6 +54,9 @@ operator options (environment variable in brackets):
                           the internet. Give every range, IPv4 and IPv6.
   --min-rotation-interval SEC
                           shortest spec.database.rotationInterval accepted (60; tests use 1)
+  --backup-image IMAGE    the image backup jobs run: this operator's own [BACKUP_IMAGE]
+                          (tenant-operator:latest; the chart sets the exact tag)
+  --verify-concurrency N  backup verifications (scratch restores) at once, 1-64 (1)
 
 Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESPACE,
 VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
@@ -139,6 +142,12 @@ async function runOperator(args: string[]): Promise<void> {
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
     clusterCidrs: options.clusterCidrs,
     minRotationIntervalMs: options.minRotationIntervalSeconds * 1000,
+    backup: {
+      image: options.backupImage,
+      verifyConcurrency: options.verifyConcurrency,
+      ...(process.env.VAULT_ADDR ? { vaultAddr: process.env.VAULT_ADDR } : {}),
+      ...(process.env.VAULT_TRANSIT_MOUNT ? { transitMount: process.env.VAULT_TRANSIT_MOUNT } : {}),
+    },
     onLostLeadership: () => {
       // Another replica may already be writing: stop at once, let the
       // Deployment restart us as a standby.

@@ -27,6 +27,10 @@ export interface OperatorCliOptions {
   /** The cluster's pod, service and node ranges (flags and CLUSTER_CIDRS together). */
   clusterCidrs: string[];
   minRotationIntervalSeconds: number;
+  /** The image the backup jobs run: the operator's own. */
+  backupImage: string;
+  /** Backup verifications (restores into a scratch database) run at once. */
+  verifyConcurrency: number;
 }
 
 const OPERATOR_FLAGS = {
@@ -39,10 +43,14 @@ const OPERATOR_FLAGS = {
   identity: { type: 'string' },
   'cluster-cidr': { type: 'string', multiple: true },
   'min-rotation-interval': { type: 'string' },
+  'backup-image': { type: 'string' },
+  'verify-concurrency': { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 /** Node timers overflow past 2^31-1 ms; a longer resync would fire at once, over and over. */
 const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+/** What the chart's image is called; the chart passes the exact tag with BACKUP_IMAGE. */
+export const DEFAULT_BACKUP_IMAGE = 'tenant-operator:latest';
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /**
@@ -139,6 +147,20 @@ export function parseOperatorOptions(
     undefined,
     '60',
   );
+  const backupImage = pick(
+    'backup-image',
+    values['backup-image'],
+    env,
+    'BACKUP_IMAGE',
+    DEFAULT_BACKUP_IMAGE,
+  );
+  const verifyConcurrency = pick(
+    'verify-concurrency',
+    values['verify-concurrency'],
+    env,
+    undefined,
+    '1',
+  );
   const clusterCidrs = [
     ...new Set([
       ...(values['cluster-cidr'] ?? []),
@@ -162,5 +184,7 @@ export function parseOperatorOptions(
     clusterCidrs,
     // Below a second, rotation would run on every reconcile and flood PostgreSQL and Vault.
     minRotationIntervalSeconds: wholeNumber(minRotation.source, minRotation.raw, 1, 31_536_000),
+    backupImage: nonEmpty(backupImage.source, backupImage.raw),
+    verifyConcurrency: wholeNumber(verifyConcurrency.source, verifyConcurrency.raw, 1, 64),
   };
 }

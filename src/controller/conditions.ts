@@ -10,6 +10,9 @@ export const CONDITION = {
   QuotaApplied: 'QuotaApplied',
   DatabaseReady: 'DatabaseReady',
   CredentialsStored: 'CredentialsStored',
+  BackupScheduled: 'BackupScheduled',
+  LastBackupSucceeded: 'LastBackupSucceeded',
+  BackupVerified: 'BackupVerified',
   // DatabaseServer
   Reachable: 'Reachable',
   TLSVerified: 'TLSVerified',
@@ -54,6 +57,19 @@ export const REASON = {
   PostgresError: 'PostgresError',
   KubernetesUnavailable: 'KubernetesUnavailable',
   KubernetesError: 'KubernetesError',
+  // Backups
+  BackupScheduled: 'Scheduled',
+  BackupsOff: 'BackupsOff',
+  NoDatabase: 'NoDatabase',
+  NoBackupStore: 'NoBackupStore',
+  NoBackupYet: 'NoBackupYet',
+  BackupSucceeded: 'BackupSucceeded',
+  BackupFailed: 'BackupFailed',
+  NotYetVerified: 'NotYetVerified',
+  Verified: 'Verified',
+  VerificationFailed: 'VerificationFailed',
+  BackupKeyRotated: 'BackupKeyRotated',
+  BackupsExpired: 'BackupsExpired',
   /** Event: a Ready tenant whose Ready condition came back to True. */
   Recovered: 'Recovered',
   /** Event: the tenant reached Ready from another phase. */

@@ -18,6 +18,8 @@ export type ChangeHandler<T> = (object: T, change: ChangeType) => void;
 
 export interface InformerOptions {
   labelSelector?: string;
+  /** Only this namespace's objects (namespaced kinds); unset: every namespace. */
+  namespace?: string;
   /** How long the server keeps one watch open; the informer reopens it after. */
   watchTimeoutSeconds?: number;
   log: Logger;
@@ -134,12 +136,16 @@ export class Informer<T extends KubeObject> {
     this.options.onConnectionChange?.(connected);
   }
 
+  private collection(): string {
+    return collectionPath(this.type, this.options.namespace);
+  }
+
   private async relist(signal: AbortSignal): Promise<void> {
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
     let listVersion = '';
     do {
-      const page = await this.client.request<KubeList<T>>('GET', collectionPath(this.type), {
+      const page = await this.client.request<KubeList<T>>('GET', this.collection(), {
         query: {
           labelSelector: this.options.labelSelector,
           limit: PAGE_SIZE,
@@ -179,7 +185,7 @@ export class Informer<T extends KubeObject> {
   private async watchOnce(signal: AbortSignal): Promise<void> {
     const timeout = this.options.watchTimeoutSeconds ?? 240 + Math.floor(Math.random() * 60);
     const events = await this.client.watch<T>(
-      collectionPath(this.type),
+      this.collection(),
       {
         labelSelector: this.options.labelSelector,
         resourceVersion: this.resourceVersion,

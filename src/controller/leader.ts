@@ -221,7 +221,8 @@ export class LeaderElector {
 
   private async release(): Promise<void> {
     const path = objectPath(RESOURCES.Lease, this.options.name, this.options.namespace);
-    const timeoutMs = this.options.renewDeadlineMs;
+    // Whole milliseconds: AbortSignal.timeout refuses a fraction (a 4 s lease gives 2666.67).
+    const timeoutMs = Math.floor(this.options.renewDeadlineMs);
     try {
       const lease = await this.client.get<Lease>(path, { timeoutMs });
       if (lease?.spec?.holderIdentity !== this.options.identity) return;

@@ -4,7 +4,20 @@ import type { Logger } from 'pino';
 import { FIELD_MANAGER, LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import { KubeClient } from '../k8s/client.ts';
-import { objectPath, RESOURCES, resourceOfPath } from '../k8s/resources.ts';
+import { objectPath, RESOURCES, resourceFor, resourceOfPath } from '../k8s/resources.ts';
+import {
+  buildBackupJobClusterRole,
+  buildBackupJobClusterRoleBinding,
+  buildBackupJobSecretsRole,
+  buildBackupJobSecretsRoleBinding,
+} from '../backup/rbac.ts';
+import type { TenantBackupObject } from '../backup/records.ts';
+import { StoreAccess, type BackupStoreObject } from '../backup/store-access.ts';
+import { BackupVerifier } from '../backup/verifier.ts';
+import type { BackupDeps } from '../tenant/backup.ts';
+import { backupFactsOf } from '../tenant/backup-status.ts';
+import type { DatabaseDeps } from '../tenant/database.ts';
+import { Transit } from '../vault/transit.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
@@ -66,6 +79,16 @@ export interface OperatorOptions {
   clusterCidrs: string[];
   /** Shortest database rotation interval a Tenant may ask for. */
   minRotationIntervalMs?: number;
+  /** Backups (they need Vault too): the image the backup jobs run, and more. */
+  backup?: BackupOptions;
+}
+
+export interface BackupOptions {
+  image: string;
+  /** Vault's address as the backup pods reach it; default: the operator's. */
+  vaultAddr?: string;
+  transitMount?: string;
+  verifyConcurrency?: number;
 }
 
 /**
@@ -92,12 +115,20 @@ export class Operator {
   private resyncTimer: NodeJS.Timeout | undefined;
   private serverQueue: WorkQueue | undefined;
   private connections: DatabaseServerConnections | undefined;
+  private backupStores: Informer<BackupStoreObject> | undefined;
+  private storeAccess: StoreAccess | undefined;
+  private verifier: BackupVerifier | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
-    this.metrics = createMetrics(
-      () => this.tenants?.list().map((t) => t.status?.phase ?? 'Unknown') ?? [],
-    );
+    this.metrics = createMetrics({
+      tenantPhases: () => this.tenants?.list().map((t) => t.status?.phase ?? 'Unknown') ?? [],
+      tenantBackups: () =>
+        this.tenants?.list().flatMap((t) => {
+          const facts = backupFactsOf(t);
+          return facts ? [facts] : [];
+        }) ?? [],
+    });
   }
 
   /**
@@ -146,11 +177,13 @@ export class Operator {
     const informer = <T extends KubeObject>(
       kind: keyof typeof RESOURCES,
       labelSelector?: string,
+      namespace?: string,
     ) => {
       const type = RESOURCES[kind];
       const created = new Informer<T>(this.client, type, {
         log: log.child({ informer: type.plural }),
         ...(labelSelector ? { labelSelector } : {}),
+        ...(namespace ? { namespace } : {}),
         onConnectionChange: (connected) =>
           this.metrics.watchConnected.set({ resource: type.plural }, connected ? 1 : 0),
       });
@@ -204,6 +237,14 @@ export class Operator {
           ? {}
           : { minRotationIntervalMs: this.options.minRotationIntervalMs }),
       };
+      if (this.options.backup) {
+        deps.backup = this.backupDeps(
+          this.options.backup,
+          this.options.vault,
+          deps.database,
+          informer,
+        );
+      }
       const connections = this.connections;
       const serverDeps: ServerStatusDeps = {
         client: this.client,
@@ -270,6 +311,19 @@ export class Operator {
     };
     namespaces.onChange(enqueueOwner);
     for (const kind of CHILD_KINDS) children[kind].onChange(enqueueOwner);
+    if (deps.backup) {
+      deps.backup.cronJobs.onChange(enqueueOwner);
+      deps.backup.serviceAccounts.onChange(enqueueOwner);
+      // A backup run that started, ended or was verified changes its tenant's status.
+      deps.backup.records.onChange((record) => {
+        if (record.spec?.tenant) this.queue.add(record.spec.tenant);
+      });
+      // Which store a tenant uses, and the job's Secrets Role, follow the stores.
+      this.backupStores?.onChange(() => {
+        if (this.leader.holdsLease()) this.checkSharedObjects();
+        for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
+      });
+    }
 
     const signal = this.abort.signal;
     this.running = this.informers.map((i) => i.run(signal));
@@ -289,6 +343,7 @@ export class Operator {
         this.metrics.leader.set(0);
         this.queue.stop();
         this.serverQueue?.stop();
+        this.verifier?.stop();
         this.options.onLostLeadership();
       },
     );
@@ -316,6 +371,7 @@ export class Operator {
     await this.applySharedObjects();
     this.queue.start();
     this.serverQueue?.start();
+    this.verifier?.start();
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.options.resyncPeriodMs);
     this.resyncTimer.unref();
@@ -324,17 +380,90 @@ export class Operator {
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
   resyncAll(): void {
     // No watch follows the shared roles (they change about never): the resync checks them.
-    if (this.leader?.holdsLease()) {
-      this.applySharedObjects().catch((err: unknown) =>
-        this.options.log.warn(
-          { err: toOperatorError(err).message },
-          'could not check the shared ClusterRoles',
-        ),
-      );
-    }
+    if (this.leader?.holdsLease()) this.checkSharedObjects();
     for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
     for (const server of this.deps?.database?.servers.list() ?? [])
       this.serverQueue?.add(server.metadata.name);
+  }
+
+  private checkSharedObjects(): void {
+    this.applySharedObjects().catch((err: unknown) =>
+      this.options.log.warn(
+        { err: toOperatorError(err).message },
+        'could not check the shared roles',
+      ),
+    );
+  }
+
+  /** The backup step's dependencies, and the caches it reads. */
+  private backupDeps(
+    options: BackupOptions,
+    vault: VaultClient,
+    database: DatabaseDeps,
+    informer: <T extends KubeObject>(
+      kind: keyof typeof RESOURCES,
+      labelSelector?: string,
+      namespace?: string,
+    ) => Informer<T>,
+  ): BackupDeps {
+    const namespace = this.options.namespace;
+    const stores = informer<BackupStoreObject>('BackupStore');
+    this.backupStores = stores;
+    this.storeAccess = new StoreAccess(this.client, namespace, stores);
+    const transitMount = options.transitMount ?? 'transit';
+    this.verifier = new BackupVerifier({
+      kube: this.client,
+      vault,
+      kvMount: this.options.vaultKvMount ?? 'secret',
+      transitMount,
+      stores: this.storeAccess,
+      connections: database.connections,
+      log: this.options.log,
+      concurrency: options.verifyConcurrency ?? 1,
+      canStart: () => this.leader.holdsLease(),
+      onRecorded: (tenant) => this.queue.add(tenant),
+      onResult: (_tenant, ok, durationMs) => {
+        this.metrics.backupVerifications.inc({ result: ok ? 'passed' : 'failed' });
+        this.metrics.backupVerificationDuration.observe(durationMs / 1000);
+      },
+    });
+    return {
+      vault: {
+        transit: new Transit(vault, transitMount),
+        policies: database.policies,
+        kubernetesAuth: database.kubernetesAuth,
+        kv: database.kv,
+        operatorNamespace: namespace,
+        ...(this.options.vaultAudience ? { audience: this.options.vaultAudience } : {}),
+      },
+      job: {
+        namespace,
+        image: options.image,
+        vaultAddr: options.vaultAddr ?? vault.address,
+        ...(this.options.vaultAudience ? { vaultAudience: this.options.vaultAudience } : {}),
+        ...(process.env.VAULT_AUTH_MOUNT ? { vaultAuthMount: process.env.VAULT_AUTH_MOUNT } : {}),
+      },
+      cronJobs: informer<KubeObject>('CronJob', MANAGED_SELECTOR, namespace),
+      serviceAccounts: informer<KubeObject>('ServiceAccount', MANAGED_SELECTOR, namespace),
+      records: informer<TenantBackupObject>('TenantBackup'),
+      servers: database.servers,
+      stores: this.storeAccess,
+      verifier: this.verifier,
+      events: database.events,
+      log: this.options.log,
+    };
+  }
+
+  /** The backup jobs' shared RBAC: what every job may read, and the stores' Secrets. */
+  private backupRbac(): KubeObject[] {
+    if (!this.storeAccess) return [];
+    const namespace = this.options.namespace;
+    return [
+      buildBackupJobClusterRole(),
+      buildBackupJobClusterRoleBinding(namespace),
+      buildBackupJobSecretsRole(namespace, this.storeAccess.validSpecs()),
+      buildBackupJobSecretsRoleBinding(namespace),
+    ];
   }
 
   /**
@@ -345,8 +474,12 @@ export class Operator {
    * first, so a restart or a resync writes nothing.
    */
   private async applySharedObjects(): Promise<void> {
-    for (const role of buildSharedClusterRoles()) {
-      const path = objectPath(RESOURCES.ClusterRole, role.metadata.name);
+    for (const role of [...buildSharedClusterRoles(), ...this.backupRbac()]) {
+      const path = objectPath(
+        resourceFor(role.apiVersion, role.kind),
+        role.metadata.name,
+        role.metadata.namespace,
+      );
       const live = await this.client.get<KubeObject>(path);
       if (!live) {
         await this.client.apply(role);
@@ -362,10 +495,10 @@ export class Operator {
       const body = replacementFor(role, live);
       if (aggregated && live.rules !== undefined) body.rules = live.rules;
       await this.client.request('PUT', path, { body, query: { fieldManager: FIELD_MANAGER } });
-      this.metrics.driftRepairs.inc({ kind: 'ClusterRole' });
+      this.metrics.driftRepairs.inc({ kind: role.kind });
       this.options.log.warn(
-        { clusterRole: role.metadata.name },
-        'shared ClusterRole was changed: put back',
+        { kind: role.kind, name: role.metadata.name },
+        'shared role was changed: put back',
       );
     }
   }
@@ -389,6 +522,9 @@ export class Operator {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue?.stop();
     this.serverQueue?.stop();
+    // A verification under way is not waited for: it is minutes long, and
+    // its scratch database is dropped by the next one (dropLeftoverScratch).
+    this.verifier?.stop();
     const active = (this.queue?.activeCount ?? 0) + (this.serverQueue?.activeCount ?? 0);
     if (active > 0) {
       log.info({ active }, 'waiting for reconciles under way to finish');
@@ -406,6 +542,7 @@ export class Operator {
     await new Promise<void>((resolve) =>
       this.server ? this.server.close(() => resolve()) : resolve(),
     );
+    this.storeAccess?.close();
     await this.connections?.closeAll();
     await this.client?.close();
     await this.leaseClient?.close();

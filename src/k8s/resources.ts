@@ -24,11 +24,13 @@ export const RESOURCES = {
   BackupStore: resource(API_VERSION, 'BackupStore', 'backupstores', false),
   TenantBackup: resource(API_VERSION, 'TenantBackup', 'tenantbackups', false),
   CronJob: resource('batch/v1', 'CronJob', 'cronjobs', true),
+  Job: resource('batch/v1', 'Job', 'jobs', true),
   ServiceAccount: resource('v1', 'ServiceAccount', 'serviceaccounts', true),
   Secret: resource('v1', 'Secret', 'secrets', true),
   Namespace: resource('v1', 'Namespace', 'namespaces', false),
   NetworkPolicy: resource('networking.k8s.io/v1', 'NetworkPolicy', 'networkpolicies', true),
   RoleBinding: resource('rbac.authorization.k8s.io/v1', 'RoleBinding', 'rolebindings', true),
+  Role: resource('rbac.authorization.k8s.io/v1', 'Role', 'roles', true),
   ClusterRole: resource('rbac.authorization.k8s.io/v1', 'ClusterRole', 'clusterroles', false),
   ClusterRoleBinding: resource(
     'rbac.authorization.k8s.io/v1',

@@ -5,8 +5,52 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const PREFIX = 'tenant_operator_';
 
-/** `tenantPhases` lists the phase of every known tenant; read at scrape time. */
-export function createMetrics(tenantPhases: () => Iterable<string> = () => []) {
+/** What a tenant's status says about its backups, read at scrape time. */
+export interface TenantBackupFacts {
+  tenant: string;
+  /** Seconds since the epoch: when the latest good backup's data is from. */
+  lastSuccess?: number | undefined;
+  lastBytes?: number | undefined;
+  lastDurationSeconds?: number | undefined;
+  failuresSinceSuccess?: number | undefined;
+  lastVerified?: number | undefined;
+  /** 1: the latest verification passed; 0: it failed; absent: none yet. */
+  verified?: 0 | 1 | undefined;
+}
+
+export interface MetricSources {
+  /** The phase of every known tenant. */
+  tenantPhases?: () => Iterable<string>;
+  /** Backup facts of every tenant that has backups. */
+  tenantBackups?: () => Iterable<TenantBackupFacts>;
+}
+
+/** A gauge per tenant, filled at scrape time from `facts`. */
+function perTenantGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  facts: () => Iterable<TenantBackupFacts>,
+  value: (fact: TenantBackupFacts) => number | undefined,
+) {
+  return new Gauge({
+    name: `${PREFIX}${name}`,
+    help,
+    labelNames: ['tenant'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const fact of facts()) {
+        const v = value(fact);
+        if (v !== undefined) this.set({ tenant: fact.tenant }, v);
+      }
+    },
+  });
+}
+
+export function createMetrics(sources: MetricSources = {}) {
+  const tenantPhases = sources.tenantPhases ?? (() => []);
+  const tenantBackups = sources.tenantBackups ?? (() => []);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const metric = { registers: [registry] };
@@ -66,6 +110,60 @@ export function createMetrics(tenantPhases: () => Iterable<string> = () => []) {
     leader: new Gauge({
       name: `${PREFIX}leader`,
       help: '1 while this replica holds the leader lease.',
+      ...metric,
+    }),
+    backupLastSuccess: perTenantGauge(
+      registry,
+      'backup_last_success_timestamp_seconds',
+      "When the data of the tenant's latest good backup is from (Unix seconds).",
+      tenantBackups,
+      (f) => f.lastSuccess,
+    ),
+    backupLastBytes: perTenantGauge(
+      registry,
+      'backup_last_bytes',
+      "Size of the tenant's latest good backup as stored (encrypted).",
+      tenantBackups,
+      (f) => f.lastBytes,
+    ),
+    backupLastDuration: perTenantGauge(
+      registry,
+      'backup_last_duration_seconds',
+      "How long the tenant's latest good backup took.",
+      tenantBackups,
+      (f) => f.lastDurationSeconds,
+    ),
+    backupFailures: perTenantGauge(
+      registry,
+      'backup_failures',
+      'Backup runs of the tenant that failed since its last good one.',
+      tenantBackups,
+      (f) => f.failuresSinceSuccess,
+    ),
+    backupLastVerified: perTenantGauge(
+      registry,
+      'backup_last_verified_timestamp_seconds',
+      'When a backup of the tenant was last restored and checked successfully (Unix seconds).',
+      tenantBackups,
+      (f) => f.lastVerified,
+    ),
+    backupVerified: perTenantGauge(
+      registry,
+      'backup_verified',
+      "1 when the tenant's latest backup verification passed, 0 when it failed.",
+      tenantBackups,
+      (f) => f.verified,
+    ),
+    backupVerifications: new Counter({
+      name: `${PREFIX}backup_verifications_total`,
+      help: 'Backup verifications run by this replica, by result (passed, failed).',
+      labelNames: ['result'] as const,
+      ...metric,
+    }),
+    backupVerificationDuration: new Histogram({
+      name: `${PREFIX}backup_verification_duration_seconds`,
+      help: 'Time one backup verification (restore into a scratch database and check) took.',
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
       ...metric,
     }),
   };

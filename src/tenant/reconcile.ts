@@ -12,6 +12,9 @@ import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
 import { ServerAnswers } from '../k8s/server-answers.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
+import { removeTenantBackupVault } from '../backup/vault-access.ts';
+import { reconcileBackup, type BackupDeps } from './backup.ts';
+import type { BackupOutcome } from './backup-status.ts';
 import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { cutTenantAccess } from './access-cut.ts';
 import { desiredChildren } from './children.ts';
@@ -53,6 +56,8 @@ export interface ReconcileDeps {
   egress: EgressConfig;
   /** Absent when the operator has no Vault: tenants that want a database wait. */
   database?: DatabaseDeps;
+  /** Absent when the operator runs no backups (no Vault, or --backup-image unset). */
+  backup?: BackupDeps;
   client: KubeClient;
   tenants: Informer<TenantObject>;
   namespaces: Informer<KubeObject>;
@@ -128,6 +133,23 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
       database = { ready: false, conditions: [failureCondition(CONDITION.DatabaseReady, err)] };
     }
   }
+  let backup: BackupOutcome | undefined;
+  if (namespaceActive && deps.backup) {
+    try {
+      backup = await reconcileBackup(
+        deps.backup,
+        syncDeps(deps),
+        current,
+        valid,
+        database.ready,
+        planned,
+        now(deps),
+      );
+    } catch (err: unknown) {
+      failure ??= err;
+      backup = { conditions: [failureCondition(CONDITION.BackupScheduled, err)], fields: {} };
+    }
+  }
 
   database = withPlatformEgress(database, egress, valid);
   const status = computeStatus({
@@ -135,6 +157,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     valid,
     namespace: namespace.state,
     database,
+    backup,
     specProblems: desired.specProblems ?? [],
     now: now(deps),
   });
@@ -147,6 +170,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
         ? undefined
         : NAMESPACE_DELETION_POLL_MS,
     database.requeueAfterMs,
+    backup?.requeueAfterMs,
   ].filter((ms): ms is number => ms !== undefined);
   return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : undefined;
 }
@@ -351,6 +375,17 @@ async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promi
 async function cutAccess(deps: ReconcileDeps, tenant: TenantObject): Promise<void> {
   if (!deps.database) return;
   const { cut } = await cutTenantAccess(deps.database, tenant);
+  if (deps.backup) {
+    // The backup job's and the restore identity's way in; the Transit key,
+    // and so the backups, stay until the purge.
+    cut.push(
+      ...(await removeTenantBackupVault(
+        deps.backup.vault,
+        { name: tenant.metadata.name, uid: tenant.metadata.uid ?? '' },
+        { keepKey: true },
+      )),
+    );
+  }
   if (cut.length > 0) {
     await deps.events.record(tenant, 'Normal', REASON.AccessCut, `access cut: ${cut.join('; ')}`);
   }

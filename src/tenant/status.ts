@@ -11,6 +11,7 @@ import {
 } from '../controller/conditions.ts';
 import type { EventType } from '../controller/events.ts';
 import { isUnavailable, toOperatorError } from '../errors.ts';
+import { BACKUP_CONDITIONS, type BackupOutcome } from './backup-status.ts';
 import type { DatabaseOutcome } from './database.ts';
 import type { TenantObject, ValidTenant } from './model.ts';
 
@@ -45,6 +46,8 @@ export interface StatusInput {
   valid: ValidTenant;
   namespace: NamespaceState;
   database: DatabaseOutcome;
+  /** What the backup step found; absent: it did not run, and status keeps what it said. */
+  backup?: BackupOutcome | undefined;
   /** Problems with the spec that the CRD schema cannot see (from the builders of children). */
   specProblems: readonly string[];
   now: Date;
@@ -214,6 +217,23 @@ function phaseAndReady(
   };
 }
 
+/**
+ * Backup conditions do not make the tenant ready or not (a failed backup
+ * does not take its namespace or database away): they stand beside Ready.
+ * Those the backup step did not report this time are kept as they were.
+ */
+function backupConditions(
+  previous: Condition[] | undefined,
+  backup: BackupOutcome | undefined,
+): ConditionInput[] {
+  const reported = backup?.conditions ?? [];
+  const kept = (previous ?? [])
+    .filter((c) => BACKUP_CONDITIONS.includes(c.type))
+    .filter((c) => !reported.some((r) => r.type === c.type))
+    .map(({ type, status, reason, message }) => ({ type, status, reason, message }));
+  return [...reported, ...kept];
+}
+
 export function computeStatus(input: StatusInput): TenantStatus {
   const { tenant, valid, namespace, database, now } = input;
   const steps =
@@ -225,11 +245,12 @@ export function computeStatus(input: StatusInput): TenantStatus {
     ...tenant.status,
     ...(database.database ? { database: database.database } : {}),
     ...(database.vaultPath ? { vaultPath: database.vaultPath } : {}),
+    ...input.backup?.fields,
     phase,
     observedGeneration: tenant.metadata.generation,
     conditions: mergeConditions(
       tenant.status?.conditions,
-      [ready, ...steps],
+      [ready, ...steps, ...backupConditions(tenant.status?.conditions, input.backup)],
       tenant.metadata.generation,
       now,
     ),
@@ -319,6 +340,71 @@ export function statusEvents(before: TenantStatus | undefined, after: TenantStat
       message: `tenant recovered from ${readyBefore.reason}: ${readyAfter.message}`,
     });
   }
+  events.push(...backupEvents(before, after));
+  return events;
+}
+
+function conditionOf(status: TenantStatus | undefined, type: string): Condition | undefined {
+  return status?.conditions?.find((c) => c.type === type);
+}
+
+/** A condition that turned False, or stayed False with a new message (a new failure). */
+function newFailure(
+  before: TenantStatus | undefined,
+  after: TenantStatus,
+  type: string,
+): Condition | undefined {
+  const now = conditionOf(after, type);
+  if (now?.status !== 'False') return undefined;
+  const then = conditionOf(before, type);
+  return then?.status === 'False' && then.message === now.message && then.reason === now.reason
+    ? undefined
+    : now;
+}
+
+/** One Event per backup stored, failed, verified or failing verification, and per key rotation. */
+function backupEvents(before: TenantStatus | undefined, after: TenantStatus): StatusEvent[] {
+  const events: StatusEvent[] = [];
+  const last = after.lastBackup;
+  if (last && last.id !== before?.lastBackup?.id)
+    events.push({
+      type: 'Normal',
+      reason: REASON.BackupSucceeded,
+      message: `backup ${last.id} stored in ${last.store ?? ''}: ${last.bytes ?? 0} bytes, key version ${last.keyVersion ?? ''}`,
+    });
+  const failed = newFailure(before, after, CONDITION.LastBackupSucceeded);
+  if (failed)
+    events.push({ type: 'Warning', reason: REASON.BackupFailed, message: failed.message });
+  const storeMissing = newFailure(before, after, CONDITION.BackupScheduled);
+  if (storeMissing?.reason === REASON.NoBackupStore)
+    events.push({ type: 'Warning', reason: REASON.NoBackupStore, message: storeMissing.message });
+  const verified = after.lastVerifiedBackup;
+  if (
+    verified &&
+    (verified.id !== before?.lastVerifiedBackup?.id ||
+      verified.time !== before.lastVerifiedBackup.time)
+  )
+    events.push({
+      type: 'Normal',
+      reason: REASON.Verified,
+      message:
+        conditionOf(after, CONDITION.BackupVerified)?.message ?? `backup ${verified.id} verified`,
+    });
+  const unverified = newFailure(before, after, CONDITION.BackupVerified);
+  if (unverified)
+    events.push({
+      type: 'Warning',
+      reason: REASON.VerificationFailed,
+      message: unverified.message,
+    });
+  const version = after.backup?.transitKeyVersion;
+  const previousVersion = before?.backup?.transitKeyVersion;
+  if (version !== undefined && previousVersion !== undefined && version > previousVersion)
+    events.push({
+      type: 'Normal',
+      reason: REASON.BackupKeyRotated,
+      message: `backup key rotated to version ${version}: new backups use it, older versions still decrypt`,
+    });
   return events;
 }
 

@@ -1,19 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
-import { buildBackupCronJob, buildBackupServiceAccount } from '../../src/backup/cronjob.ts';
 import {
-  buildBackupJobClusterRole,
-  buildBackupJobClusterRoleBinding,
-} from '../../src/backup/rbac.ts';
+  backupCronJobName,
+  buildBackupCronJob,
+  buildBackupServiceAccount,
+} from '../../src/backup/cronjob.ts';
 import type { TenantBackupObject } from '../../src/backup/records.ts';
-import { ensureTenantBackupKeys } from '../../src/backup/vault-access.ts';
+import { backupServiceAccountName } from '../../src/backup/vault-access.ts';
+import { DEFAULT_BACKUP_IMAGE } from '../../src/cli/options.ts';
+import { ownedFieldsEqual } from '../../src/k8s/owned-fields.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
@@ -23,16 +24,17 @@ import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
-import { adminClient, requireEnv, serviceAccountToken, waitForPhase } from '../support/cluster.ts';
+import { runBackupCommandAsAdmin, runBackupPod } from '../support/backup-job.ts';
+import { adminClient, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { waitFor } from '../support/wait.ts';
 
 // The backup CronJob's command, run as a local process exactly as the pod
 // would run it (there is no kubelet): its arguments and environment come
 // from the CronJob object, its Kubernetes and Vault identities are tokens of
-// the job's own ServiceAccount. Until the operator applies the backup
-// objects itself, this file makes the tenant's backup keys and roles the way
-// the operator will (ensureTenantBackupKeys) and applies the built objects.
+// the job's own ServiceAccount. The CronJob, its ServiceAccount, the keys
+// and roles are the operator's, made for a tenant with a database.
 
 const REPO = join(import.meta.dirname, '..', '..');
 const NAMESPACE = 'tenant-system';
@@ -56,91 +58,6 @@ async function removeLeftovers(name: string): Promise<void> {
   await new VaultPolicies(root).deletePolicy(`restore-${name}`);
   await new KubernetesAuth(root).deleteKubernetesRole(`backup-${name}`);
   await new Transit(root).deleteKey(`tenant-${name}`);
-}
-
-/** A kubeconfig that is the ServiceAccount: the pod's in-cluster credentials. */
-function kubeconfigOf(serviceAccount: string): string {
-  const admin = new KubeConfig();
-  admin.loadFromFile(requireEnv('KUBECONFIG'));
-  const cluster = admin.getCurrentCluster();
-  assert.ok(cluster);
-  const ca =
-    cluster.caData ??
-    (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
-  assert.ok(ca, 'no cluster CA');
-  const file = join(work, `${serviceAccount}.kubeconfig`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } },
-      ],
-      users: [{ name: 'u', user: { token: serviceAccountToken(serviceAccount, NAMESPACE) } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'x',
-    }),
-    { mode: 0o600 },
-  );
-  return file;
-}
-
-async function apply(object: KubeObject): Promise<void> {
-  await client.apply(object);
-}
-
-interface Container {
-  command: string[];
-  env: { name: string; value?: string; valueFrom?: unknown }[];
-}
-
-/** Runs the CronJob's container command as a local process with the pod's environment. */
-function runJob(cronJob: KubeObject, tenant: string) {
-  const spec = cronJob.spec as {
-    jobTemplate: {
-      spec: { template: { spec: { containers: Container[]; serviceAccountName: string } } };
-    };
-  };
-  const pod = spec.jobTemplate.spec.template.spec;
-  const container = pod.containers[0];
-  assert.ok(container);
-  assert.deepEqual(container.command, ['tenant-operator', 'backup', 'run', '--tenant', tenant]);
-  const tokenFile = join(work, 'vault-token');
-  writeFileSync(tokenFile, serviceAccountToken(pod.serviceAccountName, NAMESPACE, 'vault'), {
-    mode: 0o600,
-  });
-  const podEnv: Record<string, string> = {};
-  for (const variable of container.env) {
-    if (variable.value !== undefined) podEnv[variable.name] = variable.value;
-    else if (variable.name === 'POD_NAMESPACE') podEnv[variable.name] = NAMESPACE;
-    else assert.fail(`unexpected env ${variable.name}`);
-  }
-  // The one path that differs: the projected token's mount.
-  podEnv.VAULT_K8S_TOKEN_FILE = tokenFile;
-  const result = spawnSync(process.execPath, ['src/cli/main.ts', ...container.command.slice(1)], {
-    cwd: REPO,
-    env: { PATH: process.env.PATH, KUBECONFIG: kubeconfigOf(pod.serviceAccountName), ...podEnv },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return result;
-}
-
-/** The operator-side commands (verify, restore), run with the operator's rights. */
-function runAsOperator(args: string[]) {
-  return spawnSync(process.execPath, ['src/cli/main.ts', 'backup', ...args], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH,
-      KUBECONFIG: requireEnv('KUBECONFIG'),
-      VAULT_ADDR: requireEnv('VAULT_ADDR'),
-      VAULT_TOKEN: requireEnv('VAULT_TOKEN'),
-      POD_NAMESPACE: NAMESPACE,
-    },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
 }
 
 async function tenantCredentials(name: string): Promise<StoredCredentials> {
@@ -183,13 +100,7 @@ before(async () => {
   storeDir = mkdtempSync(join(tmpdir(), 'bkjob-store-'));
   await removeLeftovers('bkjob-a');
   env = await TestEnvironment.start('bkjob');
-  for (const object of [buildBackupJobClusterRole(), buildBackupJobClusterRoleBinding(NAMESPACE)]) {
-    await apply(object);
-    const type =
-      object.kind === 'ClusterRole' ? RESOURCES.ClusterRole : RESOURCES.ClusterRoleBinding;
-    cleanups.push(() => client.delete(objectPath(type, object.metadata.name)));
-  }
-  await apply({
+  await client.apply({
     apiVersion: 'tenancy.io/v1alpha1',
     kind: 'BackupStore',
     metadata: { name: STORE },
@@ -223,17 +134,11 @@ test("the CronJob's command backs up, and the backup verifies and restores ident
     `INSERT INTO items (label) SELECT '${MARKER}-' || g FROM generate_series(1, 500) g`,
   );
 
-  // What the operator will do for a tenant with backups (not wired yet).
-  const root = VaultClient.fromEnv();
-  await ensureTenantBackupKeys(
-    {
-      transit: new Transit(root),
-      policies: new VaultPolicies(root),
-      kubernetesAuth: new KubernetesAuth(root),
-      kv: new KvV2(root),
-      operatorNamespace: NAMESPACE,
-    },
-    { name, uid },
+  // The operator's own CronJob, exactly as built for this tenant.
+  const cronJob = await waitFor(
+    "the operator's backup CronJob",
+    () => client.get<KubeObject>(objectPath(RESOURCES.CronJob, backupCronJobName(name), NAMESPACE)),
+    { timeoutMs: 30_000 },
   );
   const jobTenant = {
     name,
@@ -244,20 +149,28 @@ test("the CronJob's command backs up, and the backup verifies and restores ident
       backup: { enabled: true, schedule: 'H 2 * * *' },
     },
   };
-  const serviceAccount = buildBackupServiceAccount(jobTenant, { namespace: NAMESPACE });
-  await apply(serviceAccount);
-  cleanups.push(() =>
-    client.delete(objectPath(RESOURCES.ServiceAccount, serviceAccount.metadata.name, NAMESPACE)),
-  );
-  const cronJob = buildBackupCronJob(jobTenant, {
+  const expected = buildBackupCronJob(jobTenant, {
     namespace: NAMESPACE,
-    image: 'tenant-operator:test',
+    image: DEFAULT_BACKUP_IMAGE,
     vaultAddr: requireEnv('VAULT_ADDR'),
+    vaultAudience: 'vault',
   });
-  // The object itself is accepted by the real API server as it is.
-  await client.apply(cronJob, { dryRun: true });
+  assert.ok(
+    ownedFieldsEqual(expected, cronJob),
+    `the CronJob differs from what is built:\n${JSON.stringify(cronJob.spec)}`,
+  );
+  const serviceAccount = await client.get<KubeObject>(
+    objectPath(RESOURCES.ServiceAccount, backupServiceAccountName(name), NAMESPACE),
+  );
+  assert.ok(serviceAccount, 'no backup ServiceAccount');
+  assert.ok(
+    ownedFieldsEqual(
+      buildBackupServiceAccount(jobTenant, { namespace: NAMESPACE }),
+      serviceAccount,
+    ),
+  );
 
-  const run = runJob(cronJob, name);
+  const run = runBackupPod(cronJob, work);
   assert.equal(run.status, 0, `backup run failed:\n${run.stderr}\n${run.stdout}`);
   const records = (
     await client.request<KubeList<TenantBackupObject>>(
@@ -286,12 +199,12 @@ test("the CronJob's command backs up, and the backup verifies and restores ident
   for (const text of [run.stdout, run.stderr, JSON.stringify(records)])
     assert.ok(!text.includes(creds.password), 'the password leaked into output or the record');
 
-  const verified = runAsOperator(['verify', '--tenant', name]);
+  const verified = runBackupCommandAsAdmin(['verify', '--tenant', name]);
   assert.equal(verified.status, 0, verified.stderr);
   assert.match(verified.stdout, new RegExp(`"verified":true.*"backupId":"${status.backupId}"`));
 
   await query(creds, `DELETE FROM items WHERE id > 100`);
-  const restored = runAsOperator(['restore', '--tenant', name, '--clean']);
+  const restored = runBackupCommandAsAdmin(['restore', '--tenant', name, '--clean']);
   assert.equal(restored.status, 0, restored.stderr);
   const rows = await query(creds, `SELECT count(*)::int AS n, min(label) AS first FROM items`);
   assert.deepEqual(rows, [{ n: 500, first: `${MARKER}-1` }]);

@@ -373,20 +373,20 @@ describe('backup keys and identities', () => {
   test('rotation: new data keys use the new version; old ones decrypt until the minimum passes them', async () => {
     const transit = new Transit(op);
     const keyA = transitKeyName(A.name);
-    assert.deepEqual(await rotateIfDue(transit, keyA, 90 * 86_400_000, new Date()), {
-      version: 1,
-      rotated: false,
+    const versionOf = ({ version, rotated }: { version: number; rotated: boolean }) => ({
+      version,
+      rotated,
     });
+    const first = await rotateIfDue(transit, keyA, 90 * 86_400_000, new Date());
+    assert.deepEqual(versionOf(first), { version: 1, rotated: false });
     await sleep(1_100);
-    assert.deepEqual(await rotateIfDue(transit, keyA, 1_000, new Date()), {
-      version: 2,
-      rotated: true,
-    });
+    const second = await rotateIfDue(transit, keyA, 1_000, new Date());
+    assert.deepEqual(versionOf(second), { version: 2, rotated: true });
+    assert.ok(second.rotatedAt > first.rotatedAt, 'the new version is younger than the first');
     const writes = operatorWrites;
-    assert.deepEqual(await rotateIfDue(transit, keyA, 60_000, new Date()), {
-      version: 2,
-      rotated: false,
-    });
+    const third = await rotateIfDue(transit, keyA, 60_000, new Date());
+    assert.deepEqual(versionOf(third), { version: 2, rotated: false });
+    assert.equal(third.rotatedAt.getTime(), second.rotatedAt.getTime());
     assert.equal(operatorWrites, writes, 'a rotation not due writes nothing');
 
     const job = await backupJobClient(A);

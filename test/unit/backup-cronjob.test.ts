@@ -77,8 +77,12 @@ test('the CronJob of tenant acme is exactly this', () => {
             metadata: { labels: LABELS },
             spec: {
               serviceAccountName: 'backup-acme',
+              serviceAccount: 'backup-acme',
               automountServiceAccountToken: true,
               restartPolicy: 'Never',
+              terminationGracePeriodSeconds: 30,
+              dnsPolicy: 'ClusterFirst',
+              schedulerName: 'default-scheduler',
               securityContext: {
                 runAsNonRoot: true,
                 runAsUser: 65532,
@@ -90,6 +94,9 @@ test('the CronJob of tenant acme is exactly this', () => {
                 {
                   name: 'backup',
                   image: 'registry.example/tenant-operator:1.2.3',
+                  imagePullPolicy: 'IfNotPresent',
+                  terminationMessagePath: '/dev/termination-log',
+                  terminationMessagePolicy: 'File',
                   command: ['tenant-operator', 'backup', 'run', '--tenant', 'acme'],
                   env: [
                     { name: 'VAULT_ADDR', value: 'https://vault.example:8200' },
@@ -98,7 +105,9 @@ test('the CronJob of tenant acme is exactly this', () => {
                     { name: 'VAULT_K8S_TOKEN_FILE', value: '/var/run/secrets/tokens/vault-token' },
                     {
                       name: 'POD_NAMESPACE',
-                      valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } },
+                      valueFrom: {
+                        fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' },
+                      },
                     },
                   ],
                   resources: {
@@ -121,6 +130,7 @@ test('the CronJob of tenant acme is exactly this', () => {
                 {
                   name: 'vault-token',
                   projected: {
+                    defaultMode: 0o644,
                     sources: [
                       {
                         serviceAccountToken: {

@@ -77,8 +77,15 @@ describe('operator command-line input', () => {
         '10.0.0.0/16',
         '--min-rotation-interval',
         '1',
+        '--verify-concurrency',
+        '2',
       ],
-      { METRICS_PORT: '9000', POD_NAMESPACE: 'ops', CLUSTER_CIDRS: '10.96.0.0/12, 10.0.0.0/16' },
+      {
+        METRICS_PORT: '9000',
+        POD_NAMESPACE: 'ops',
+        CLUSTER_CIDRS: '10.96.0.0/12, 10.0.0.0/16',
+        BACKUP_IMAGE: 'registry.example/tenant-operator:1.2.3',
+      },
     );
     assert.deepEqual(options, {
       namespace: 'ops',
@@ -90,8 +97,11 @@ describe('operator command-line input', () => {
       leaseDurationSeconds: 4,
       clusterCidrs: ['10.0.0.0/16', '10.96.0.0/12'],
       minRotationIntervalSeconds: 1,
+      backupImage: 'registry.example/tenant-operator:1.2.3',
+      verifyConcurrency: 2,
     });
     assert.equal(parseOperatorOptions([], { METRICS_PORT: '9000' }).metricsPort, 9000);
+    assert.equal(parseOperatorOptions([], {}).backupImage, 'tenant-operator:latest');
   });
 
   test('the parser throws a UsageError, which main turns into status 2', () => {
