@@ -3,12 +3,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { ListMultipartUploadsCommand, ListPartsCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  ListPartsCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
@@ -584,3 +590,111 @@ describe('a backup run killed mid-upload', () => {
     await crashThenRecover(s3Store, 's3');
   });
 });
+
+// What a tenant's cleanup may abort is confined to its prefix: "tenants/a/"
+// must not reach "tenants/ab/", and a write younger than the cut-off stays.
+// Leftovers are made the way a crash leaves them: an S3 multipart upload with
+// a part and no completion, a temporary file beside its key.
+describe('removeAbandonedWrites stays inside its prefix and spares young writes', () => {
+  const keys = [
+    'tenants/a/u1/20261123T020000Z-000001/data',
+    'tenants/ab/u2/20261123T020000Z-000002/data',
+  ];
+
+  test('filesystem store', async () => {
+    const root = mkdtempSync(join(tmpdir(), `${PREFIX}-abandoned-`));
+    try {
+      const store = new FilesystemStore({ root });
+      const hourAgo = new Date(Date.now() - 3600_000);
+      for (const key of keys) {
+        const directory = join(root, key.replace(/\/data$/, ''));
+        await mkdir(directory, { recursive: true });
+        const temp = join(directory, '.data.tmp-0123456789ab');
+        await writeFile(temp, 'half a backup');
+        await utimes(temp, hourAgo, hourAgo);
+      }
+      // Written to an hour ago: younger than a two-hour cut-off.
+      assert.deepEqual(
+        await store.removeAbandonedWrites('tenants/a/', new Date(Date.now() - 2 * 3600_000)),
+        [],
+      );
+      const removed = await store.removeAbandonedWrites('tenants/a/', new Date());
+      assert.deepEqual(
+        removed.map((w) => w.key),
+        ['tenants/a/u1/20261123T020000Z-000001/.data.tmp-0123456789ab'],
+      );
+      assert.deepEqual(await filesystemPending(root, 'tenants/'), [keys[1]]);
+      // The emptied directories went with it.
+      await assert.rejects(stat(join(root, 'tenants/a')), /ENOENT/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('S3 store (Versity Gateway)', async () => {
+    const prefix = `${PREFIX}-abandoned-${randomBytes(4).toString('hex')}`;
+    const bucket = requireEnv('S3_BUCKET');
+    const store = new S3Store({
+      endpoint: requireEnv('S3_ENDPOINT'),
+      region: requireEnv('S3_REGION'),
+      bucket,
+      prefix,
+      forcePathStyle: true,
+      credentials: s3Credentials(),
+      listPageSize: 1,
+    });
+    const pending = async (): Promise<string[]> =>
+      (
+        (
+          await rawS3.send(
+            new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}/` }),
+          )
+        ).Uploads ?? []
+      )
+        .map((u) => (u.Key ?? '').slice(prefix.length + 1))
+        .sort();
+    try {
+      for (const key of keys) {
+        const started = await rawS3.send(
+          new CreateMultipartUploadCommand({ Bucket: bucket, Key: `${prefix}/${key}` }),
+        );
+        await rawS3.send(
+          new UploadPartCommand({
+            Bucket: bucket,
+            Key: `${prefix}/${key}`,
+            UploadId: started.UploadId,
+            PartNumber: 1,
+            Body: randomBytes(5 * MiB),
+          }),
+        );
+      }
+      assert.deepEqual(await pending(), keys);
+      assert.deepEqual(
+        await store.removeAbandonedWrites('tenants/a/', new Date(Date.now() - 3600_000)),
+        [],
+      );
+      const removed = await store.removeAbandonedWrites(
+        'tenants/a/',
+        new Date(Date.now() + 60_000),
+      );
+      assert.deepEqual(
+        removed.map((w) => w.key),
+        [keys[0]],
+      );
+      assert.deepEqual(await pending(), [keys[1]]);
+      assert.equal(
+        (await store.removeAbandonedWrites('', new Date(Date.now() + 60_000))).length,
+        1,
+      );
+      assert.deepEqual(await pending(), []);
+    } finally {
+      store.destroy();
+    }
+  });
+});
+
+async function filesystemPending(root: string, prefix: string): Promise<string[]> {
+  return (await walkFiles(root, prefix.replace(/\/$/, '')))
+    .map((path) => /^(.*\/)\.([^/]+)\.tmp-[0-9a-f]+$/.exec(path))
+    .flatMap((m) => (m ? [`${m[1]}${m[2]}`] : []));
+}
