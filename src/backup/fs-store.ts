@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { assertSafeKey, assertSafePrefix, normalizeStorePrefix } from './keys.ts';
-import type { BackupObjectStore, StoredObject } from './store.ts';
+import type { AbandonedWrite, BackupObjectStore, StoredObject } from './store.ts';
 
 // A BackupStore on a mounted filesystem (a PersistentVolume, an NFS share).
 // An object is a file at <root>/<prefix>/<key>. It appears only complete: it
@@ -214,34 +214,56 @@ export class FilesystemStore implements BackupObjectStore {
 
   /** Removes temporary files left by writes that crashed, older than `olderThanMs`. */
   async cleanupTemporaryFiles(olderThanMs: number): Promise<number> {
-    return await removeTemporaryFiles(this.base, Date.now() - olderThanMs);
+    return (await this.removeAbandonedWrites('', new Date(Date.now() - olderThanMs))).length;
   }
-}
 
-async function removeTemporaryFiles(directory: string, before: number): Promise<number> {
-  let removed = 0;
-  let entries;
-  try {
-    entries = await opendir(directory);
-  } catch {
-    return 0;
+  /**
+   * Temporary files under `prefix` not written to since `before`: a writer
+   * that is alive keeps its file's mtime fresh, so an old one is a crash's.
+   */
+  async removeAbandonedWrites(prefix: string, before: Date): Promise<AbandonedWrite[]> {
+    assertSafePrefix(prefix);
+    const slash = prefix.lastIndexOf('/');
+    const start = slash < 0 ? '' : prefix.slice(0, slash + 1);
+    const removed: AbandonedWrite[] = [];
+    for await (const found of this.temporaryFiles(start)) {
+      if (!found.key.startsWith(prefix) || found.at.getTime() >= before.getTime()) continue;
+      try {
+        await unlink(join(this.base, found.key));
+      } catch (err: unknown) {
+        if (errnoCode(err) === 'ENOENT') continue; // its writer finished or removed it meanwhile
+        throw storeError('removing the temporary file', found.key, err);
+      }
+      removed.push(found);
+      await this.removeEmptyParents(dirname(join(this.base, found.key)));
+    }
+    return removed;
   }
-  for await (const entry of entries) {
-    const path = join(directory, entry.name);
-    if (entry.isDirectory()) removed += await removeTemporaryFiles(path, before);
-    else if (entry.isFile() && isTemporaryName(entry.name)) {
-      const mtime = (await stat(path).catch(() => undefined))?.mtimeMs;
-      if (mtime === undefined || mtime >= before) continue;
-      if (
-        await unlink(path).then(
-          () => true,
-          () => false,
-        )
-      )
-        removed += 1;
+
+  private async *temporaryFiles(directoryKey: string): AsyncGenerator<AbandonedWrite> {
+    let entries;
+    try {
+      entries = await opendir(join(this.base, directoryKey));
+    } catch (err: unknown) {
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+      throw storeError('listing', directoryKey || '/', err);
+    }
+    const found: { name: string; directory: boolean }[] = [];
+    for await (const entry of entries) {
+      if (entry.isDirectory()) found.push({ name: entry.name, directory: true });
+      else if (entry.isFile() && isTemporaryName(entry.name))
+        found.push({ name: entry.name, directory: false });
+    }
+    for (const { name, directory } of found) {
+      const key = `${directoryKey}${name}`;
+      if (directory) {
+        yield* this.temporaryFiles(`${key}/`);
+        continue;
+      }
+      const info = await stat(join(this.base, key)).catch(() => undefined);
+      if (info !== undefined) yield { key, at: info.mtime };
     }
   }
-  return removed;
 }
 
 /** fsync on a directory makes a rename in it durable. */

@@ -1,8 +1,10 @@
 import { Agent } from 'node:https';
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -11,7 +13,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import { assertSafeKey, assertSafePrefix, normalizeStorePrefix } from './keys.ts';
-import type { BackupObjectStore, StoredObject } from './store.ts';
+import type { AbandonedWrite, BackupObjectStore, StoredObject } from './store.ts';
 
 // A BackupStore in an S3-compatible bucket. Large objects go up as streaming
 // multipart uploads: 8 MiB parts, two in flight, so memory stays near 24 MiB
@@ -226,6 +228,64 @@ export class S3Store implements BackupObjectStore {
           `S3 delete of ${failed.length} object(s) in s3://${this.bucket}/${this.prefix} failed; first ${first.Key ?? '?'}: ${first.Code ?? 'error'}`,
         );
     }
+  }
+
+  /**
+   * Multipart uploads under `prefix` initiated before `before` and never
+   * completed (the writer was killed before it could abort them): aborted,
+   * which frees their parts. Paged like list().
+   */
+  async removeAbandonedWrites(prefix: string, before: Date): Promise<AbandonedWrite[]> {
+    assertSafePrefix(prefix);
+    const stale: { key: string; uploadId: string; at: Date }[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: `${this.prefix}${prefix}`,
+            MaxUploads: this.listPageSize,
+            ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+            ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+          }),
+        );
+      } catch (err: unknown) {
+        throw this.error('list of multipart uploads in', prefix, err);
+      }
+      for (const { Key, UploadId, Initiated } of page.Uploads ?? []) {
+        if (Key === undefined || UploadId === undefined || Initiated === undefined)
+          throw new OperatorError(
+            ERROR_CODES.API_ERROR,
+            `S3 list of multipart uploads in s3://${this.bucket}/${this.prefix}${prefix}: an entry without key, upload id or time`,
+          );
+        if (Initiated.getTime() < before.getTime())
+          stale.push({ key: Key.slice(this.prefix.length), uploadId: UploadId, at: Initiated });
+      }
+      const more = page.IsTruncated === true;
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    const removed: AbandonedWrite[] = [];
+    for (const upload of stale) {
+      try {
+        await this.client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: this.objectKey(upload.key),
+            UploadId: upload.uploadId,
+          }),
+        );
+      } catch (err: unknown) {
+        // Completed or aborted by its writer meanwhile: nothing left to remove.
+        if (err instanceof S3ServiceException && err.name === 'NoSuchUpload') continue;
+        throw this.error('abort of the multipart upload to', upload.key, err);
+      }
+      removed.push({ key: upload.key, at: upload.at });
+    }
+    return removed;
   }
 
   /** Closes the client's connections. */

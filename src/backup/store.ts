@@ -12,6 +12,14 @@ export interface StoredObject {
   lastModified: Date;
 }
 
+/** A write begun and never finished: an S3 multipart upload, a filesystem temporary file. */
+export interface AbandonedWrite {
+  /** The key it was being written to (S3), or the temporary file's own path (filesystem). */
+  key: string;
+  /** When the upload was initiated (S3), or when the file was last written (filesystem). */
+  at: Date;
+}
+
 export interface BackupObjectStore {
   /** For status and logs, never with credentials: "s3://bucket/prefix" or "file:///path". */
   readonly location: string;
@@ -32,4 +40,12 @@ export interface BackupObjectStore {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Deletes these keys; missing ones count as deleted. */
   delete(keys: readonly string[]): Promise<void>;
+  /**
+   * Removes writes under `prefix` (a whole-segment prefix, ending in '/')
+   * that a crashed writer left behind and that are older than `before`:
+   * aborts S3 multipart uploads, deletes temporary files. They are invisible
+   * to list(), but hold storage (and on S3, cost) until removed. Answers what
+   * it removed. Optional: a store whose writes leave nothing behind has none.
+   */
+  removeAbandonedWrites?(prefix: string, before: Date): Promise<AbandonedWrite[]>;
 }

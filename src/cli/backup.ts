@@ -3,6 +3,13 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { backupStoreSpecSchema, type BackupStoreSpec } from '../api/backupstore.ts';
 import { describeIssues } from '../api/validate.ts';
 import { listTenantBackups } from '../backup/catalog.ts';
+import {
+  cleanLeftovers,
+  DEFAULT_LEFTOVER_GRACE_MS,
+  ensureTenantLabel,
+  hasLeftovers,
+  type LeftoverReport,
+} from '../backup/leftovers.ts';
 import { newBackupId } from '../backup/layout.ts';
 import type { PgTarget } from '../backup/pg-tools.ts';
 import {
@@ -33,6 +40,7 @@ import type { VaultClient } from '../vault/client.ts';
 import { KvV2 } from '../vault/kv.ts';
 import { Transit } from '../vault/transit.ts';
 import type { OperatorVault } from '../vault/identity.ts';
+import { durationToMs } from '../api/duration.ts';
 import { UsageError } from './options.ts';
 
 // `tenant-operator backup run|list|restore|verify --tenant NAME`: what the
@@ -44,9 +52,14 @@ import { UsageError } from './options.ts';
 // restore role, obtained through the token role).
 
 export const BACKUP_USAGE = `backup commands (the Vault identity comes from the environment, as for the operator):
-  backup run --tenant NAME [--record TENANTBACKUP]
+  backup run --tenant NAME [--record TENANTBACKUP] [--leftover-grace DURATION]
                  dump, encrypt and store one backup; records it as a TenantBackup
-                 (--record: the on-demand TenantBackup to fill in)
+                 (--record: the on-demand TenantBackup to fill in). First removes what
+                 interrupted runs of the tenant left: backups without a manifest, unfinished
+                 uploads and temporary files, and marks their TenantBackups Failed, once older
+                 than --leftover-grace (default 7h, past the backup Job's 6h deadline, so a
+                 run still under way is never touched; 0s: everything, for tests and repairs
+                 when no other run of the tenant is under way)
   backup list --tenant NAME
                  the tenant's backups in its store, newest last
   backup restore --tenant NAME [--backup ID] [--into DATABASE] [--clean]
@@ -81,6 +94,7 @@ function parse(args: string[]) {
         clean: { type: 'boolean', default: false },
         namespace: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'leftover-grace': { type: 'string' },
       },
       strict: true,
     }).values;
@@ -171,6 +185,65 @@ async function tenantLogin(vault: VaultClient, kvMount: string, tenant: string):
   };
 }
 
+/** --leftover-grace: a duration such as 7h; 0s is allowed here (nothing is young enough to keep). */
+function leftoverGraceMs(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_LEFTOVER_GRACE_MS;
+  if (/^0+[smhd]$/.test(value)) return 0;
+  try {
+    return durationToMs(value);
+  } catch (err: unknown) {
+    throw new UsageError(`backup run: --leftover-grace: ${(err as Error).message}`);
+  }
+}
+
+/** Never throws: a cleanup that fails must not cost the tenant its backup. */
+async function cleanLeftoversOf(
+  ctx: CommandContext,
+  chosen: ChosenStore,
+  tenant: TenantObject,
+  graceMs: number,
+  exceptRecord: string | undefined,
+): Promise<LeftoverReport> {
+  const log = createLogger();
+  const tenantName = tenant.metadata.name;
+  let report: LeftoverReport;
+  try {
+    report = await cleanLeftovers(ctx.kube, {
+      store: chosen.store,
+      storeName: chosen.name,
+      tenant: tenantName,
+      tenantUid: uidOf(tenant),
+      graceMs,
+      now: new Date(),
+      ...(exceptRecord === undefined ? {} : { exceptRecord }),
+    });
+  } catch (err: unknown) {
+    report = {
+      removedBackups: [],
+      abandonedWrites: [],
+      failedRecords: [],
+      problems: [`cleaning leftovers: ${toOperatorError(err).message}`],
+    };
+  }
+  if (hasLeftovers(report))
+    log.info(
+      {
+        tenant: tenantName,
+        store: chosen.name,
+        removedBackups: report.removedBackups,
+        abandonedWrites: report.abandonedWrites.map((w) => w.key),
+        failedRecords: report.failedRecords,
+      },
+      'leftovers of interrupted backup runs cleaned',
+    );
+  if (report.problems.length > 0)
+    log.warn(
+      { tenant: tenantName, store: chosen.name, problems: report.problems },
+      'leftovers of interrupted backup runs not (all) cleaned; backing up anyway',
+    );
+  return report;
+}
+
 function uidOf(tenant: TenantObject): string {
   const uid = tenant.metadata.uid;
   if (!uid)
@@ -181,7 +254,8 @@ function uidOf(tenant: TenantObject): string {
 async function commandRun(
   ctx: CommandContext,
   tenantName: string,
-  recordArg?: string,
+  recordArg: string | undefined,
+  leftoverGrace: number,
 ): Promise<void> {
   const log = createLogger();
   const tenant = await getTenant(ctx.kube, tenantName);
@@ -205,7 +279,10 @@ async function commandRun(
       );
   }
   const chosen = await storeOf(ctx, tenant, record?.spec.store);
+  // Before this run's own backup id exists, so it can never be taken for a leftover.
+  const leftovers = await cleanLeftoversOf(ctx, chosen, tenant, leftoverGrace, recordArg);
   const backupId = newBackupId();
+  if (record) record = await ensureTenantLabel(ctx.kube, record);
   record ??= await createScheduledRecord(ctx.kube, tenantName, backupId, chosen.name);
   const startedAt = new Date().toISOString();
   record = await writeRecordStatus(ctx.kube, record, {
@@ -231,9 +308,16 @@ async function commandRun(
       },
       backupId,
     );
+    const succeeded = succeededStatus(manifest, chosen.name, chosen.store.location);
     await writeRecordStatus(ctx.kube, record, {
-      ...succeededStatus(manifest, chosen.name, chosen.store.location),
+      ...succeeded,
       startedAt,
+      // Reported where people look; the details (no credentials) are in the job's log.
+      ...(leftovers.problems.length === 0
+        ? {}
+        : {
+            message: `${succeeded.message ?? ''}; leftovers of interrupted runs not cleaned (${leftovers.problems.length} problem(s), see the job's log)`,
+          }),
     });
     log.info({ tenant: tenantName, backupId, bytes: manifest.data.bytes }, 'backup stored');
   } catch (err: unknown) {
@@ -370,6 +454,9 @@ export async function runBackupCommand(args: string[], env: BackupCommandEnv): P
     throw new UsageError(
       'backup restore: --into must be a plain database name ([a-z_][a-z0-9_]*, at most 63)',
     );
+  if (sub !== 'run' && values['leftover-grace'] !== undefined)
+    throw new UsageError(`backup ${sub}: --leftover-grace is an option of backup run`);
+  const leftoverGrace = leftoverGraceMs(values['leftover-grace']);
   const vault = await env.vaultFromEnv();
   if (!vault) throw new UsageError('backup commands need Vault: set VAULT_ADDR');
   const kube = await KubeClient.create(env.loadKubeConfig());
@@ -383,7 +470,7 @@ export async function runBackupCommand(args: string[], env: BackupCommandEnv): P
   try {
     switch (sub) {
       case 'run':
-        return await commandRun(ctx, tenant, values.record);
+        return await commandRun(ctx, tenant, values.record, leftoverGrace);
       case 'list':
         return await commandList(ctx, tenant, values.json ?? false);
       case 'restore':
