@@ -11,7 +11,6 @@ import {
   type LeftoverReport,
 } from '../backup/leftovers.ts';
 import { newBackupId } from '../backup/layout.ts';
-import type { PgTarget } from '../backup/pg-tools.ts';
 import {
   createScheduledRecord,
   readRecord,
@@ -21,6 +20,7 @@ import {
 } from '../backup/records.ts';
 import { openBackup, restoreBackup } from '../backup/restore.ts';
 import { runBackup } from '../backup/run.ts';
+import { tenantLogin } from '../backup/tenant-login.ts';
 import { openStore } from '../backup/store-factory.ts';
 import { selectStore } from '../backup/store-selection.ts';
 import type { BackupObjectStore } from '../backup/store.ts';
@@ -34,9 +34,7 @@ import type { KubeList, KubeObject } from '../k8s/types.ts';
 import { createLogger } from '../log.ts';
 import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
 import type { TenantObject } from '../tenant/model.ts';
-import { credentialsPath } from '../tenant/database-vault.ts';
 import { DatabaseServerConnections } from '../tenant/database-servers.ts';
-import type { VaultClient } from '../vault/client.ts';
 import { KvV2 } from '../vault/kv.ts';
 import { Transit } from '../vault/transit.ts';
 import type { OperatorVault } from '../vault/identity.ts';
@@ -166,25 +164,6 @@ async function storeOf(
   return { name: chosen.name, spec: chosen.spec, store };
 }
 
-/** The tenant's own login, from its credentials in Vault (host, port, TLS included). */
-async function tenantLogin(vault: VaultClient, kvMount: string, tenant: string): Promise<PgTarget> {
-  const secret = await new KvV2(vault, kvMount).readSecret(credentialsPath(tenant));
-  const data = secret?.data;
-  if (!data?.username || !data.password || !data.host || !data.dbname)
-    throw new OperatorError(
-      ERROR_CODES.API_NOT_FOUND,
-      `tenant ${tenant} has no database credentials in Vault (is spec.database.enabled, and is it Ready?)`,
-    );
-  return {
-    host: data.host,
-    port: Number(data.port ?? '5432'),
-    user: data.username,
-    password: data.password,
-    database: data.dbname,
-    ...(data.ca ? { caCertificate: data.ca } : { plaintext: true }),
-  };
-}
-
 /** --leftover-grace: a duration such as 7h; 0s is allowed here (nothing is young enough to keep). */
 function leftoverGraceMs(value: string | undefined): number {
   if (value === undefined) return DEFAULT_LEFTOVER_GRACE_MS;
@@ -278,7 +257,20 @@ async function commandRun(
         `TenantBackup ${recordArg} has already run (${record.status.phase})`,
       );
   }
-  const chosen = await storeOf(ctx, tenant, record?.spec.store);
+  let chosen: ChosenStore;
+  try {
+    chosen = await storeOf(ctx, tenant, record?.spec.store);
+  } catch (err: unknown) {
+    // An on-demand record says why it never ran, rather than staying Pending.
+    const error = toOperatorError(err);
+    if (record)
+      await writeRecordStatus(ctx.kube, record, {
+        phase: 'Failed',
+        completedAt: new Date().toISOString(),
+        message: error.message,
+      }).catch(() => undefined);
+    throw error;
+  }
   // Before this run's own backup id exists, so it can never be taken for a leftover.
   const leftovers = await cleanLeftoversOf(ctx, chosen, tenant, leftoverGrace, recordArg);
   const backupId = newBackupId();

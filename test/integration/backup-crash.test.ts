@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,24 +15,15 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
-import { backupStoreSpecSchema } from '../../src/api/backupstore.ts';
 import { listTenantBackups } from '../../src/backup/catalog.ts';
-import { buildBackupCronJob, buildBackupServiceAccount } from '../../src/backup/cronjob.ts';
+import { backupCronJobName } from '../../src/backup/cronjob.ts';
 import { FilesystemStore } from '../../src/backup/fs-store.ts';
 import { dataKey, tenantPrefix } from '../../src/backup/layout.ts';
-import {
-  buildBackupJobClusterRole,
-  buildBackupJobClusterRoleBinding,
-  buildBackupJobSecretsRole,
-  buildBackupJobSecretsRoleBinding,
-} from '../../src/backup/rbac.ts';
 import type { TenantBackupObject } from '../../src/backup/records.ts';
 import { S3Store } from '../../src/backup/s3-store.ts';
 import type { BackupObjectStore } from '../../src/backup/store.ts';
-import { ensureTenantBackupKeys } from '../../src/backup/vault-access.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import {
   collectionPath,
@@ -48,14 +39,14 @@ import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
 import {
-  adminClient,
-  kubectl,
-  requireEnv,
-  serviceAccountToken,
-  waitForPhase,
-} from '../support/cluster.ts';
+  backupPodInvocation,
+  runBackupCommandAsAdmin,
+  runBackupPod,
+} from '../support/backup-job.ts';
+import { adminClient, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { waitFor } from '../support/wait.ts';
 
 // "Crash mid-upload leaves no visible backup; the next run succeeds." The
 // backup CronJob's command runs as a local process with the job's own
@@ -103,97 +94,6 @@ function s3Credentials() {
     accessKeyId: requireEnv('S3_ACCESS_KEY_ID'),
     secretAccessKey: requireEnv('S3_SECRET_ACCESS_KEY'),
   };
-}
-
-/** A kubeconfig that is the ServiceAccount: the pod's in-cluster credentials. */
-function kubeconfigOf(serviceAccount: string): string {
-  const admin = new KubeConfig();
-  admin.loadFromFile(requireEnv('KUBECONFIG'));
-  const cluster = admin.getCurrentCluster();
-  assert.ok(cluster);
-  const ca =
-    cluster.caData ??
-    (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
-  assert.ok(ca, 'no cluster CA');
-  const file = join(work, `${serviceAccount}.kubeconfig`);
-  writeFileSync(
-    file,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } },
-      ],
-      users: [{ name: 'u', user: { token: serviceAccountToken(serviceAccount, NAMESPACE) } }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'x',
-    }),
-    { mode: 0o600 },
-  );
-  return file;
-}
-
-interface Container {
-  command: string[];
-  env: { name: string; value?: string }[];
-}
-
-/** The CronJob's container command and the pod's environment, for a local process. */
-function jobInvocation(cronJob: KubeObject, tenant: string, extraArgs: string[] = []) {
-  const spec = cronJob.spec as {
-    jobTemplate: {
-      spec: { template: { spec: { containers: Container[]; serviceAccountName: string } } };
-    };
-  };
-  const pod = spec.jobTemplate.spec.template.spec;
-  const container = pod.containers[0];
-  assert.ok(container);
-  assert.deepEqual(container.command, ['tenant-operator', 'backup', 'run', '--tenant', tenant]);
-  const tokenFile = join(work, `${tenant}-vault-token`);
-  writeFileSync(tokenFile, serviceAccountToken(pod.serviceAccountName, NAMESPACE, 'vault'), {
-    mode: 0o600,
-  });
-  const podEnv: Record<string, string> = {};
-  for (const variable of container.env) {
-    if (variable.value !== undefined) podEnv[variable.name] = variable.value;
-    else if (variable.name === 'POD_NAMESPACE') podEnv[variable.name] = NAMESPACE;
-    else assert.fail(`unexpected env ${variable.name}`);
-  }
-  podEnv.VAULT_K8S_TOKEN_FILE = tokenFile;
-  return {
-    args: ['src/cli/main.ts', ...container.command.slice(1), ...extraArgs],
-    env: {
-      PATH: process.env.PATH ?? '',
-      KUBECONFIG: kubeconfigOf(pod.serviceAccountName),
-      ...podEnv,
-    },
-  };
-}
-
-function runJobToEnd(cronJob: KubeObject, tenant: string, extraArgs: string[] = []) {
-  const { args, env: jobEnv } = jobInvocation(cronJob, tenant, extraArgs);
-  return spawnSync(process.execPath, args, {
-    cwd: REPO,
-    env: jobEnv,
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
-}
-
-/** The operator-side commands (list, verify), with the operator's rights (root Vault token). */
-function runAsOperator(args: string[]) {
-  return spawnSync(process.execPath, ['src/cli/main.ts', 'backup', ...args], {
-    cwd: REPO,
-    env: {
-      PATH: process.env.PATH,
-      KUBECONFIG: requireEnv('KUBECONFIG'),
-      VAULT_ADDR: requireEnv('VAULT_ADDR'),
-      VAULT_TOKEN: requireEnv('VAULT_TOKEN'),
-      POD_NAMESPACE: NAMESPACE,
-    },
-    encoding: 'utf8',
-    timeout: 180_000,
-  });
 }
 
 async function tenantCredentials(name: string): Promise<StoredCredentials> {
@@ -349,21 +249,8 @@ before(async () => {
   for (const name of [`${PREFIX}-fs`, `${PREFIX}-s3`]) await removeVaultAndDatabase(name);
   env = await TestEnvironment.start(PREFIX);
 
-  // The Role that lets backup jobs read the S3 store's credentials (RESOURCES has no Role: kubectl).
-  const secretsRole = buildBackupJobSecretsRole(NAMESPACE, [
-    backupStoreSpecSchema.parse(s3Store.spec()),
-  ]);
-  const roleApplied = kubectl(['apply', '-f', '-'], JSON.stringify(secretsRole));
-  assert.equal(roleApplied.status, 0, roleApplied.stderr);
-  cleanups.push(() => {
-    const deleted = kubectl(['delete', 'role', '-n', NAMESPACE, secretsRole.metadata.name]);
-    assert.equal(deleted.status, 0, deleted.stderr);
-    return Promise.resolve();
-  });
+  // The backup jobs' RBAC (the stores' Secrets included) is the operator's.
   const applied: [ResourceType, KubeObject][] = [
-    [RESOURCES.ClusterRole, buildBackupJobClusterRole()],
-    [RESOURCES.ClusterRoleBinding, buildBackupJobClusterRoleBinding(NAMESPACE)],
-    [RESOURCES.RoleBinding, buildBackupJobSecretsRoleBinding(NAMESPACE)],
     [
       RESOURCES.Secret,
       {
@@ -423,41 +310,17 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
   const creds = await tenantCredentials(name);
   await fillWithRandomData(creds, DATABASE_MIB);
 
-  const root = VaultClient.fromEnv();
-  await ensureTenantBackupKeys(
-    {
-      transit: new Transit(root),
-      policies: new VaultPolicies(root),
-      kubernetesAuth: new KubernetesAuth(root),
-      kv: new KvV2(root),
-      operatorNamespace: NAMESPACE,
-    },
-    { name, uid },
+  // The operator's own CronJob for this tenant.
+  const cronJob = await waitFor(
+    "the operator's backup CronJob",
+    () => client.get<KubeObject>(objectPath(RESOURCES.CronJob, backupCronJobName(name), NAMESPACE)),
+    { timeoutMs: 30_000 },
   );
-  const jobTenant = {
-    name,
-    uid,
-    spec: {
-      state: 'Active' as const,
-      database: { enabled: true },
-      backup: { enabled: true, schedule: 'H 2 * * *' },
-    },
-  };
-  const serviceAccount = buildBackupServiceAccount(jobTenant, { namespace: NAMESPACE });
-  await client.apply(serviceAccount);
-  cleanups.push(() =>
-    client.delete(objectPath(RESOURCES.ServiceAccount, serviceAccount.metadata.name, NAMESPACE)),
-  );
-  const cronJob = buildBackupCronJob(jobTenant, {
-    namespace: NAMESPACE,
-    image: 'tenant-operator:test',
-    vaultAddr: requireEnv('VAULT_ADDR'),
-  });
   const prefix = tenantPrefix(name, uid);
   const ours = store.open();
   try {
     // 1. The run, killed while the store shows its data object half uploaded.
-    const { args, env: jobEnv } = jobInvocation(cronJob, name);
+    const { args, env: jobEnv } = backupPodInvocation(cronJob, work);
     const child = spawn(process.execPath, args, { cwd: REPO, env: jobEnv, stdio: 'ignore' });
     const exited = once(child, 'exit');
     let midUpload: PendingWrite | undefined;
@@ -483,7 +346,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     const crashedId = interrupted.status.backupId;
     assert.ok(crashedId);
     assert.equal(midUpload.key, dataKey(name, uid, crashedId));
-    const listed = runAsOperator(['list', '--tenant', name, '--json']);
+    const listed = runBackupCommandAsAdmin(['list', '--tenant', name, '--json']);
     assert.equal(listed.status, 0, listed.stderr);
     // Log lines share stdout (the static VAULT_TOKEN warning): the listing is the one array line.
     const listing = listed.stdout.split('\n').filter((line) => line.startsWith('['));
@@ -503,7 +366,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
 
     // 3. The next scheduled run, default grace: the leftover is young (a run
     //    could be at it), so it is left alone; the backup succeeds.
-    const second = runJobToEnd(cronJob, name);
+    const second = runBackupPod(cronJob, work);
     assert.equal(second.status, 0, `second run failed:\n${second.stderr}\n${second.stdout}`);
     assert.doesNotMatch(second.stdout, /leftovers of interrupted backup runs/);
     let records = await tenantRecords(name);
@@ -519,7 +382,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     );
 
     // 4. A run told that nothing is young any more cleans the leftover up, and backs up.
-    const third = runJobToEnd(cronJob, name, ['--leftover-grace=0s']);
+    const third = runBackupPod(cronJob, work, ['--leftover-grace=0s']);
     assert.equal(third.status, 0, `third run failed:\n${third.stderr}\n${third.stdout}`);
     const cleanedLog = third.stdout
       .split('\n')
@@ -573,7 +436,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     );
 
     // 5. The new backup restores and checks out.
-    const verified = runAsOperator(['verify', '--tenant', name]);
+    const verified = runBackupCommandAsAdmin(['verify', '--tenant', name]);
     assert.equal(verified.status, 0, verified.stderr);
     assert.match(verified.stdout, new RegExp(`"verified":true.*"backupId":"${thirdId}"`));
   } finally {

@@ -11,7 +11,7 @@ import { requireEnv, serviceAccountToken } from './cluster.ts';
 // the pod's ServiceAccount and its Vault identity a projected token of the
 // same account (audience vault), exactly as the pod would mount them.
 
-const REPO = join(import.meta.dirname, '..', '..');
+export const REPO = join(import.meta.dirname, '..', '..');
 export const OPERATOR_NAMESPACE = 'tenant-system';
 
 interface Container {
@@ -68,12 +68,12 @@ export function podSpecOf(object: KubeObject): PodSpec {
   return pod;
 }
 
-/** Runs the pod's container command as a local process with the pod's environment. */
-export function runBackupPod(
+/** The pod's container command and environment, for a local process (`extraArgs` appended). */
+export function backupPodInvocation(
   object: KubeObject,
   workDir: string,
-  extraEnv: Record<string, string> = {},
-): SpawnSyncReturns<string> {
+  extraArgs: string[] = [],
+): { args: string[]; env: Record<string, string> } {
   const pod = podSpecOf(object);
   const container = pod.containers[0];
   assert.ok(container);
@@ -92,14 +92,26 @@ export function runBackupPod(
   }
   // The one path that differs: the projected token's mount.
   podEnv.VAULT_K8S_TOKEN_FILE = tokenFile;
-  return spawnSync(process.execPath, ['src/cli/main.ts', ...container.command.slice(1)], {
-    cwd: REPO,
+  return {
+    args: ['src/cli/main.ts', ...container.command.slice(1), ...extraArgs],
     env: {
-      PATH: process.env.PATH,
+      PATH: process.env.PATH ?? '',
       KUBECONFIG: kubeconfigOf(pod.serviceAccountName, workDir),
       ...podEnv,
-      ...extraEnv,
     },
+  };
+}
+
+/** Runs the pod's container command to its end as a local process with the pod's environment. */
+export function runBackupPod(
+  object: KubeObject,
+  workDir: string,
+  extraArgs: string[] = [],
+): SpawnSyncReturns<string> {
+  const { args, env } = backupPodInvocation(object, workDir, extraArgs);
+  return spawnSync(process.execPath, args, {
+    cwd: REPO,
+    env,
     encoding: 'utf8',
     timeout: 180_000,
   });
