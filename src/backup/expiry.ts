@@ -3,7 +3,7 @@ import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { Transit } from '../vault/transit.ts';
 import type { StoredBackup } from './catalog.ts';
-import { dataKey, manifestKey } from './layout.ts';
+import { BACKUP_ID_PATTERN, dataKey, manifestKey } from './layout.ts';
 import type { TenantBackupObject } from './records.ts';
 import { planRetention } from './retention.ts';
 import type { StoreAccess } from './store-access.ts';
@@ -48,7 +48,9 @@ function candidates(records: TenantBackupObject[], tenant: ExpiryTenant): Candid
   return records.flatMap((record) => {
     const status = record.status;
     const id = status?.backupId;
-    if (!id || (status.phase !== 'Succeeded' && status.phase !== 'Failed')) return [];
+    // Only ids of ours name objects: anything else is never a key to delete.
+    if (!id || !BACKUP_ID_PATTERN.test(id)) return [];
+    if (status.phase !== 'Succeeded' && status.phase !== 'Failed') return [];
     return [
       {
         record,

@@ -1,4 +1,6 @@
 import type { Condition } from '../api/common.ts';
+import { backupIdTime } from './catalog.ts';
+import { BACKUP_ID_PATTERN } from './layout.ts';
 import type { TenantBackupObject } from './records.ts';
 
 // A tenant's backups as its TenantBackup records tell them: the latest good
@@ -36,9 +38,19 @@ export interface HistoryTenant {
   creationTimestamp: string | undefined;
 }
 
-/** Records sort by backup id (which starts with its UTC time), then by creation. */
+/**
+ * Records sort by time: a backup id's own (when its run began), else the
+ * record's creation (a run that failed before it had an id). Both as ISO
+ * text, so the two kinds compare; the name breaks ties.
+ */
 function sortKey(record: TenantBackupObject): string {
-  return record.status?.backupId ?? record.metadata.creationTimestamp ?? '';
+  const id = record.status?.backupId;
+  // An id that is not one (a record written by hand) sorts by creation, never throws.
+  const time =
+    id && BACKUP_ID_PATTERN.test(id)
+      ? backupIdTime(id).toISOString()
+      : (record.metadata.creationTimestamp ?? '');
+  return `${time.replace(/\.\d+Z$/, 'Z')} ${record.metadata.name}`;
 }
 
 function verificationOf(record: TenantBackupObject): Condition | undefined {

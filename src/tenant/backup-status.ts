@@ -1,5 +1,6 @@
 import type { TenantStatus } from '../api/tenant.ts';
 import { backupIdTime } from '../backup/catalog.ts';
+import { BACKUP_ID_PATTERN } from '../backup/layout.ts';
 import type { BackupHistory } from '../backup/history.ts';
 import { CONDITION, REASON, type ConditionInput } from '../controller/conditions.ts';
 import type { TenantBackupFacts } from '../metrics/registry.ts';
@@ -124,7 +125,9 @@ export function backupOutcome(facts: BackupFacts): Omit<BackupOutcome, 'requeueA
     fields.lastBackup = {
       id: succeeded.backupId,
       // The id's time is when the run began, just before its snapshot: the point the data is from.
-      time: iso(backupIdTime(succeeded.backupId)),
+      time: BACKUP_ID_PATTERN.test(succeeded.backupId)
+        ? iso(backupIdTime(succeeded.backupId))
+        : (succeeded.completedAt ?? ''),
       ...(succeeded.bytes === undefined ? {} : { bytes: succeeded.bytes }),
       ...(succeeded.sha256 === undefined ? {} : { sha256: succeeded.sha256 }),
       ...(succeeded.keyVersion === undefined ? {} : { keyVersion: succeeded.keyVersion }),
