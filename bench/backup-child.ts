@@ -25,6 +25,8 @@ export interface ChildReport {
   workMs: number;
   /** This process's own peak RSS (VmHWM), KiB. */
   peakKib: number;
+  /** Its peak RSS once its modules were loaded, before any work: what the work itself adds is the difference. */
+  loadedKib: number;
   backupId: string;
   storedBytes?: number;
   dumpBytes?: number;
@@ -41,6 +43,10 @@ function required(value: string | undefined, what: string): string {
   return value;
 }
 
+// Imports are evaluated before this module's body: this is the cost of node
+// and the code alone (type stripping included, as deployed).
+const loadedKib = await ownPeakKib();
+
 async function main(argv: string[]): Promise<ChildReport> {
   const [mode, kind, root, database, tenantUid, backupId] = argv;
   const store = openBenchStore(storeKind(kind), required(root, 'store root'));
@@ -56,6 +62,7 @@ async function main(argv: string[]): Promise<ChildReport> {
     return {
       workMs: performance.now() - start,
       peakKib: await ownPeakKib(),
+      loadedKib,
       backupId: manifest.backupId,
       storedBytes: manifest.data.bytes,
       dumpBytes: manifest.data.plaintextBytes,
@@ -79,7 +86,12 @@ async function main(argv: string[]): Promise<ChildReport> {
     } finally {
       opened.dispose();
     }
-    return { workMs: performance.now() - start, peakKib: await ownPeakKib(), backupId: id };
+    return {
+      workMs: performance.now() - start,
+      peakKib: await ownPeakKib(),
+      loadedKib,
+      backupId: id,
+    };
   }
   throw new Error(`mode must be backup or restore, not ${mode}`);
 }

@@ -59,7 +59,13 @@ export interface SourceDatabase {
 }
 
 async function connect(target: PgTarget): Promise<pg.Client> {
-  const client = new pg.Client(clientConfig(target, { statementTimeoutMs: 0 }));
+  // No statement timeout, and no client-side read timeout either (which
+  // clientConfig sets to the statement timeout plus 5 s, so 5 s here): one
+  // batch of inserts, or the VACUUM, takes longer.
+  const client = new pg.Client({
+    ...clientConfig(target, { statementTimeoutMs: 0 }),
+    query_timeout: 0,
+  });
   await client.connect();
   return client;
 }
