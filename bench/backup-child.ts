@@ -9,7 +9,7 @@ import {
   TRANSIT_KEY,
   type StoreKind,
 } from './backup-stack.ts';
-import { ownPeakKib } from './process-memory.ts';
+import { ownPeakKib } from './process-usage.ts';
 
 // One backup or one restore, in a process of its own, so that its memory is
 // measured the way it runs when deployed (the backup CronJob's process), not

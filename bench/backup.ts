@@ -23,7 +23,7 @@ import {
   TRANSIT_KEY,
   type StoreKind,
 } from './backup-stack.ts';
-import { watchPeakMemory } from './process-memory.ts';
+import { watchProcessTree, type ProcessUsage } from './process-usage.ts';
 import { printTable } from './support.ts';
 
 // Our encrypted backup of a ~1 GB database (pg_dump -Fc, AES-256-GCM chunks
@@ -43,13 +43,13 @@ const STORES: StoreKind[] = ['filesystem', 's3'];
 
 interface Measured {
   wallMs: number;
-  /** Peak RSS per command name, KiB. */
-  peaks: Map<string, number>;
+  usage: ProcessUsage;
   stdout: string;
 }
 
-/** Runs a command to completion, timing it and sampling its process tree's memory. */
+/** Runs a command to completion, timing it and sampling its process tree (itself filed as `rootName`). */
 function runMeasured(
+  rootName: string,
   command: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -57,7 +57,7 @@ function runMeasured(
 ): Promise<Measured> {
   const start = performance.now();
   const child = spawn(command, args, { env, stdio: ['ignore', stdoutTo, 'pipe'] });
-  const watch = watchPeakMemory(child.pid ?? -1);
+  const watch = watchProcessTree(child.pid ?? -1, rootName);
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (text: string) => (stdout += text));
@@ -66,24 +66,25 @@ function runMeasured(
     child.once('error', reject);
     child.once('close', (code, signal) => {
       const wallMs = performance.now() - start;
-      void watch.stop().then((peaks) => {
-        if (code === 0) resolve({ wallMs, peaks, stdout });
+      void watch.stop().then((usage) => {
+        if (code === 0) resolve({ wallMs, usage, stdout });
         else reject(new Error(`${command} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`));
       });
     });
   });
 }
 
-function peakOf(measured: Measured, name: string): number {
-  const kib = measured.peaks.get(name);
-  if (kib === undefined) throw new Error(`no memory sample of ${name}`);
-  return kib;
+function sampled(figures: Map<string, number>, name: string): number {
+  const value = figures.get(name);
+  if (value === undefined) throw new Error(`no sample of ${name}`);
+  return value;
 }
 
 async function rawDump(target: PgTarget, output: number): Promise<Measured> {
   const environment = await pgEnvironment(target);
   try {
     return await runMeasured(
+      'pg_dump',
       'pg_dump',
       ['--format=custom', '--no-password'],
       environment.env,
@@ -98,6 +99,7 @@ async function rawRestore(target: PgTarget, file: string): Promise<Measured> {
   const environment = await pgEnvironment(target);
   try {
     return await runMeasured(
+      'pg_restore',
       'pg_restore',
       ['--no-password', `--dbname=${target.database}`, file],
       environment.env,
@@ -115,6 +117,7 @@ interface OursRun {
 
 async function ours(args: string[]): Promise<OursRun> {
   const measured = await runMeasured(
+    'node',
     process.execPath,
     [join(import.meta.dirname, 'backup-child.ts'), ...args],
     process.env,
@@ -151,7 +154,21 @@ interface Side {
   work: Figure;
   nodePeak: Figure;
   nodeLoaded: Figure;
+  nodeCpu: Figure;
   toolPeak: Figure;
+  toolCpu: Figure;
+}
+
+/** The figures of one run of pg_dump or pg_restore (`tool`), and of our node process if any. */
+function record(figures: Side, measured: Measured, tool: string, report?: ChildReport): void {
+  figures.time.add(measured.wallMs);
+  figures.toolPeak.add(sampled(measured.usage.peakKib, tool));
+  figures.toolCpu.add(sampled(measured.usage.cpuMs, tool));
+  if (!report) return;
+  figures.work.add(report.workMs);
+  figures.nodePeak.add(Math.max(report.peakKib, sampled(measured.usage.peakKib, 'node')));
+  figures.nodeLoaded.add(report.loadedKib);
+  figures.nodeCpu.add(sampled(measured.usage.cpuMs, 'node'));
 }
 
 function side(): Side {
@@ -160,8 +177,46 @@ function side(): Side {
     work: new Figure(),
     nodePeak: new Figure(),
     nodeLoaded: new Figure(),
+    nodeCpu: new Figure(),
     toolPeak: new Figure(),
+    toolCpu: new Figure(),
   };
+}
+
+const cpu = (f: Figure) => `${(f.median() / 1000).toFixed(1)} s`;
+
+/** Raw against ours, for each store: time, in-process time, peak RSS, CPU and the ratio. */
+function comparison(
+  rawLabel: string,
+  tool: string,
+  raw: Side,
+  ours: Map<StoreKind, Side>,
+  oursLabel: string,
+): [string, string][] {
+  const rows: [string, string][] = [
+    [
+      rawLabel,
+      `${seconds(raw.time)}; ${tool} peak RSS ${mib(raw.toolPeak.max())}, CPU ${cpu(raw.toolCpu)}`,
+    ],
+  ];
+  for (const [store, f] of ours) {
+    rows.push(
+      [
+        `ours: ${oursLabel} ${store}`,
+        `${seconds(f.time)}; in-process ${(f.work.median() / 1000).toFixed(1)} s`,
+      ],
+      [
+        '  peak RSS',
+        `node ${mib(f.nodePeak.max())} (${mib(f.nodeLoaded.max())} of it once loaded), ${tool} ${mib(f.toolPeak.max())}`,
+      ],
+      ['  CPU', `node ${cpu(f.nodeCpu)}, ${tool} ${cpu(f.toolCpu)}`],
+      [
+        `  ours / raw ${tool}`,
+        `${ratio(f.time, raw.time)}${tool === 'pg_dump' ? ' (aim < 1.2)' : ''}`,
+      ],
+    );
+  }
+  return rows;
 }
 
 /** Alternates the order run by run: forwards, then backwards. */
@@ -206,21 +261,14 @@ export async function benchBackup(): Promise<boolean> {
         if (who === 'raw') {
           const devNull = openSync('/dev/null', 'w');
           try {
-            const m = await rawDump(source, devNull);
-            rawBackup.time.add(m.wallMs);
-            rawBackup.toolPeak.add(peakOf(m, 'pg_dump'));
+            record(rawBackup, await rawDump(source, devNull), 'pg_dump');
           } finally {
             closeSync(devNull);
           }
           continue;
         }
         const { measured, report } = await ours(['backup', who, storeRoot, SOURCE_DB, tenantUid]);
-        const figures = oursBackup.get(who)!;
-        figures.time.add(measured.wallMs);
-        figures.work.add(report.workMs);
-        figures.nodePeak.add(Math.max(report.peakKib, measured.peaks.get('node') ?? 0));
-        figures.nodeLoaded.add(report.loadedKib);
-        figures.toolPeak.add(peakOf(measured, 'pg_dump'));
+        record(oursBackup.get(who)!, measured, 'pg_dump', report);
         stored = { bytes: report.storedBytes ?? 0, dumpBytes: report.dumpBytes ?? 0 };
         if (!backupIds.has(who)) backupIds.set(who, report.backupId);
         if (JSON.stringify(report.tables) !== JSON.stringify(expected.counts))
@@ -235,9 +283,7 @@ export async function benchBackup(): Promise<boolean> {
       for (const who of inOrder(['raw', ...STORES] as const, run)) {
         await createDatabase(admin, RESTORE_DB);
         if (who === 'raw') {
-          const m = await rawRestore(restoreTarget, dumpFile);
-          rawRestoreSide.time.add(m.wallMs);
-          rawRestoreSide.toolPeak.add(peakOf(m, 'pg_restore'));
+          record(rawRestoreSide, await rawRestore(restoreTarget, dumpFile), 'pg_restore');
         } else {
           const { measured, report } = await ours([
             'restore',
@@ -247,12 +293,7 @@ export async function benchBackup(): Promise<boolean> {
             tenantUid,
             backupIds.get(who)!,
           ]);
-          const figures = oursRestore.get(who)!;
-          figures.time.add(measured.wallMs);
-          figures.work.add(report.workMs);
-          figures.nodePeak.add(Math.max(report.peakKib, measured.peaks.get('node') ?? 0));
-          figures.nodeLoaded.add(report.loadedKib);
-          figures.toolPeak.add(peakOf(measured, 'pg_restore'));
+          record(oursRestore.get(who)!, measured, 'pg_restore', report);
         }
         if ((await fingerprint(restoreTarget)).text !== expected.text)
           problems.push(
@@ -273,43 +314,15 @@ export async function benchBackup(): Promise<boolean> {
         `raw -Fc ${mb(rawDumpBytes)}; ours ${mb(stored.dumpBytes)} plaintext, ${mb(stored.bytes)} stored`,
       ],
       ['runs (order alternated)', String(RUNS)],
-      [
-        'raw pg_dump -Fc > /dev/null',
-        `${seconds(rawBackup.time)}, pg_dump peak ${mib(rawBackup.toolPeak.max())}`,
-      ],
+      ...comparison('raw pg_dump -Fc > /dev/null', 'pg_dump', rawBackup, oursBackup, 'backup to'),
+      ...comparison(
+        'raw pg_restore -d (dump file)',
+        'pg_restore',
+        rawRestoreSide,
+        oursRestore,
+        'restore (reads twice) from',
+      ),
     ];
-    for (const store of STORES) {
-      const f = oursBackup.get(store)!;
-      rows.push(
-        [
-          `ours: backup to ${store}`,
-          `${seconds(f.time)}, in-process ${(f.work.median() / 1000).toFixed(1)} s`,
-        ],
-        [
-          `  peak RSS (${store})`,
-          `node ${mib(f.nodePeak.max())} (${mib(f.nodeLoaded.max())} once loaded), pg_dump ${mib(f.toolPeak.max())}`,
-        ],
-        [`  ours / raw pg_dump (${store})`, `${ratio(f.time, rawBackup.time)} (aim < 1.2)`],
-      );
-    }
-    rows.push([
-      'raw pg_restore -d (dump file)',
-      `${seconds(rawRestoreSide.time)}, pg_restore peak ${mib(rawRestoreSide.toolPeak.max())}`,
-    ]);
-    for (const store of STORES) {
-      const f = oursRestore.get(store)!;
-      rows.push(
-        [
-          `ours: restore from ${store} (reads twice)`,
-          `${seconds(f.time)}, in-process ${(f.work.median() / 1000).toFixed(1)} s`,
-        ],
-        [
-          `  peak RSS (${store})`,
-          `node ${mib(f.nodePeak.max())} (${mib(f.nodeLoaded.max())} once loaded), pg_restore ${mib(f.toolPeak.max())}`,
-        ],
-        [`  ours / raw pg_restore (${store})`, ratio(f.time, rawRestoreSide.time)],
-      );
-    }
     const restores = RUNS * (STORES.length + 1);
     rows.push([
       'restored databases equal to the source',
