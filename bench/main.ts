@@ -1,7 +1,13 @@
+import { benchBackup } from './backup.ts';
 import { benchDatabases } from './database.ts';
 import { benchDrift } from './drift.ts';
 import { benchProvisioning } from './provision.ts';
 
 // `npm run bench`: every benchmark, one after the other on one local stack.
-const results = [await benchProvisioning(), await benchDatabases(), await benchDrift()];
+const results = [
+  await benchProvisioning(),
+  await benchDatabases(),
+  await benchDrift(),
+  await benchBackup(),
+];
 if (results.includes(false)) process.exitCode = 1;
