@@ -8,8 +8,16 @@
 //
 //   after-credentials-write   right after new database credentials reach Vault,
 //                             before the Tenant's status records them
+//   after-on-demand-job       right after an on-demand backup's Job is created,
+//                             before its TenantBackup records it
+//   after-expiry-manifest     right after retention deleted an expired backup's
+//                             manifest, before its data and its record
 
-export const FAILPOINTS = ['after-credentials-write'] as const;
+export const FAILPOINTS = [
+  'after-credentials-write',
+  'after-on-demand-job',
+  'after-expiry-manifest',
+] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 export const FAILPOINTS_ENV = 'TENANT_OPERATOR_FAILPOINTS';

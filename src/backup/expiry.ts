@@ -1,4 +1,5 @@
 import { isNotFound } from '../errors.ts';
+import { failpoint } from '../failpoints.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { Transit } from '../vault/transit.ts';
@@ -93,8 +94,11 @@ export async function expireBackups(
     const storeName = backup.record.status?.store;
     if (storeName) {
       const store = await deps.stores.get(storeName);
-      // Manifest first: one delete each, in this order, never together.
-      for (const key of backup.keys) await store.delete([key]);
+      // Manifest first, on its own: from then on the backup does not exist.
+      const [manifest, ...rest] = backup.keys;
+      if (manifest) await store.delete([manifest]);
+      failpoint('after-expiry-manifest');
+      await store.delete(rest);
     }
     await deps.kube
       .request('DELETE', objectPath(RESOURCES.TenantBackup, backup.record.metadata.name), {

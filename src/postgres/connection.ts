@@ -66,8 +66,9 @@ export function clientConfig(
           },
     connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     statement_timeout: statementTimeout,
-    // A query the server never answers (a dead peer) fails on our side too.
-    query_timeout: statementTimeout + 5_000,
+    // A query the server never answers (a dead peer) fails on our side too;
+    // 0 (no limit, the dump's row counts on a big table) means none here too.
+    ...(statementTimeout === 0 ? {} : { query_timeout: statementTimeout + 5_000 }),
     lock_timeout: statementTimeout,
     idle_in_transaction_session_timeout: statementTimeout,
     application_name: options.applicationName ?? 'tenant-operator',

@@ -26,6 +26,7 @@ import { REASON } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import { isConflict } from '../errors.ts';
+import { failpoint } from '../failpoints.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import { syncChild, type ChildSyncDeps } from './child-sync.ts';
@@ -138,6 +139,7 @@ async function startOnDemand(
       // Made by an earlier reconcile that stopped before recording it.
       if (!isConflict(err)) throw err;
     }
+    failpoint('after-on-demand-job');
     const updated = await writeRecordStatus(sync.client, record, {
       phase: 'Pending',
       message: `Job ${deps.job.namespace}/${onDemandJobName(record.metadata.name)} started`,

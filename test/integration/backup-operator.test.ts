@@ -33,6 +33,7 @@ import { Transit } from '../../src/vault/transit.ts';
 import { OPERATOR_NAMESPACE, REPO, runBackupPod } from '../support/backup-job.ts';
 import { adminClient, getTenant, kubectl, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import { OperatorProcess } from '../support/operator.ts';
 import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -48,6 +49,8 @@ const STORE = 'bkop-fs';
 const TENANT_BACKUPS = collectionPath(RESOURCES.TenantBackup);
 
 let env: TestEnvironment;
+/** Operators started after the fixture's own, stopped after it. */
+const replacements: OperatorProcess[] = [];
 let client: KubeClient;
 let storeDir: string;
 let work: string;
@@ -116,13 +119,16 @@ async function tenantWhere(
   }
 }
 
+/** Events about this Tenant object (by uid: an earlier run's Tenant of the same name had others). */
 async function tenantEvents(name: string): Promise<KubeObject[]> {
+  const tenant = await getTenant(client, name);
+  assert.ok(tenant?.metadata.uid, `Tenant ${name} is gone`);
   const list = await client.request<KubeList<KubeObject>>(
     'GET',
     collectionPath(RESOURCES.Event, 'default'),
   );
   return list.items.filter(
-    (e) => (e.involvedObject as { name?: string } | undefined)?.name === name,
+    (e) => (e.involvedObject as { uid?: string } | undefined)?.uid === tenant.metadata.uid,
   );
 }
 
@@ -175,6 +181,7 @@ after(async () => {
     if (record.spec.tenant.startsWith(`${PREFIX}-`))
       await client.delete(objectPath(RESOURCES.TenantBackup, record.metadata.name));
   await env[Symbol.asyncDispose]();
+  for (const operator of replacements) await operator.stop();
   await client.delete(objectPath(RESOURCES.BackupStore, STORE));
   await removeVaultLeftovers(`${PREFIX}-a`);
   rmSync(work, { recursive: true, force: true });
@@ -538,5 +545,80 @@ describe('the operator runs a tenant’s backups', () => {
       'backups on again',
       (t) => condition(t, 'BackupScheduled')?.status === 'True',
     );
+  });
+
+  test('an operator killed after starting a Job, or after expiring a manifest, is finished by the next', async () => {
+    const path = objectPath(RESOURCES.Tenant, name);
+    await env.operator.stop();
+
+    // 1. Killed between creating the on-demand Job and recording it.
+    const first = await OperatorProcess.start({
+      env: { TENANT_OPERATOR_FAILPOINTS: 'after-on-demand-job' },
+      extraArgs: ['--resync-period', '3'],
+    });
+    replacements.push(first);
+    await first.waitUntilLeader();
+    const recordName = `${name}-third`;
+    await client.create(TENANT_BACKUPS, {
+      apiVersion: 'tenancy.io/v1alpha1',
+      kind: 'TenantBackup',
+      metadata: { name: recordName },
+      spec: { tenant: name },
+    });
+    await waitFor('the failpoint to kill the operator', () => !first.alive, { timeoutMs: 30_000 });
+    const jobPath = objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE);
+    const job = await client.get<KubeObject>(jobPath);
+    assert.ok(job, 'the Job was not created before the kill');
+    const unrecorded = await client.get<TenantBackupObject>(
+      objectPath(RESOURCES.TenantBackup, recordName),
+    );
+    assert.equal(unrecorded?.status?.phase, undefined, 'the record was written before the kill');
+
+    // 2. The next leader records the Job it finds (one Job, not two) and is
+    //    killed after deleting an expired backup's manifest.
+    const second = await OperatorProcess.start({
+      env: { TENANT_OPERATOR_FAILPOINTS: 'after-expiry-manifest' },
+      extraArgs: ['--resync-period', '3'],
+    });
+    replacements.push(second);
+    await second.waitUntilLeader();
+    const pending = await waitFor('the record to be Pending', async () => {
+      const r = await client.get<TenantBackupObject>(
+        objectPath(RESOURCES.TenantBackup, recordName),
+      );
+      return r?.status?.phase === 'Pending' ? r : undefined;
+    });
+    assert.match(pending.status?.message ?? '', new RegExp(onDemandJobName(recordName)));
+    assert.equal((await client.get<KubeObject>(jobPath))?.metadata.uid, job.metadata.uid);
+    const run = runBackupPod(job, work);
+    assert.equal(run.status, 0, run.stderr);
+    const [older] = (await tenantRecords(name)).filter(
+      (r) => r.status?.phase === 'Succeeded' && r.metadata.name !== recordName,
+    );
+    assert.ok(older, 'no older good backup to expire');
+    const olderId = older.status?.backupId as string;
+    await client.mergePatch(path, { spec: { backup: { retention: '1s' } } });
+    await waitFor('the failpoint to kill the operator', () => !second.alive, { timeoutMs: 30_000 });
+    assert.ok(!existsSync(join(storeDir, manifestKey(name, uid, olderId))), 'manifest still there');
+    assert.ok(existsSync(join(storeDir, dataKey(name, uid, olderId))), 'data went with the kill');
+    assert.ok(await client.get(objectPath(RESOURCES.TenantBackup, older.metadata.name)));
+
+    // 3. A plain leader finishes: the data and the record go, the newest stays.
+    const third = await OperatorProcess.start({ extraArgs: ['--resync-period', '3'] });
+    replacements.push(third);
+    await third.waitUntilLeader();
+    await waitFor(
+      'the expired record to go',
+      async () =>
+        (await client.get(objectPath(RESOURCES.TenantBackup, older.metadata.name))) === undefined,
+      { timeoutMs: 30_000 },
+    );
+    assert.ok(!existsSync(join(storeDir, dataKey(name, uid, olderId))), 'data left behind');
+    const newest = await client.get<TenantBackupObject>(
+      objectPath(RESOURCES.TenantBackup, recordName),
+    );
+    assert.equal(newest?.status?.phase, 'Succeeded');
+    assert.ok(existsSync(join(storeDir, manifestKey(name, uid, newest.status?.backupId ?? ''))));
+    await client.mergePatch(path, { spec: { backup: { retention: '35d' } } });
   });
 });

@@ -60,4 +60,12 @@ describe('connection settings', () => {
     assert.throws(() => clientConfig(server), /no CA for db\.example\.com:5432/);
     assert.equal(clientConfig({ ...server, plaintext: true }).ssl, false);
   });
+
+  test('no statement limit means no client-side read limit either (long row counts)', () => {
+    const unlimited = clientConfig({ ...server, plaintext: true }, { statementTimeoutMs: 0 });
+    assert.equal(unlimited.statement_timeout, 0);
+    assert.equal(unlimited.query_timeout, undefined);
+    const limited = clientConfig({ ...server, plaintext: true }, { statementTimeoutMs: 1_000 });
+    assert.equal(limited.query_timeout, 6_000);
+  });
 });
