@@ -154,7 +154,7 @@ const backupSchema = z
     ),
     retention: durationSchema.default('35d').meta({
       description:
-        'Backups older than this are deleted; the newest good backup is always kept while the tenant is active.',
+        "Backups older than this are deleted; the newest good backup is always kept, and a Closed tenant's backups stay until its purge.",
     }),
     verifySchedule: cronScheduleSchema(
       'H H * * 0',

@@ -117,18 +117,16 @@ async function startOnDemand(
   sync: ChildSyncDeps,
   deps: BackupDeps,
   tenant: TenantObject,
-  valid: ValidTenant,
   cronJob: KubeObject,
   history: BackupHistory,
-  running: boolean,
+  schedule: Schedule,
 ): Promise<void> {
   for (const record of history.awaitingRun) {
-    if (!running) {
-      const { message } = whyNotRunning(valid);
+    if (!schedule.running) {
       await writeRecordStatus(sync.client, record, {
         phase: 'Failed',
         completedAt: new Date().toISOString(),
-        message: `not run: ${message}`,
+        message: `not run: ${schedule.message}`,
       });
       continue;
     }
@@ -239,12 +237,16 @@ export async function reconcileBackup(
     };
   }
 
-  await startOnDemand(sync, deps, tenant, valid, cronJob, history, schedule.running);
+  await startOnDemand(sync, deps, tenant, cronJob, history, schedule);
 
-  const tenantRef = { name: valid.name, uid: valid.uid, active: valid.spec.state === 'Active' };
+  // The newest good backup is kept while the tenant exists (Suspended
+  // included: losing it then is a restore that can never happen); a Closed
+  // tenant's backups all stay until its purge erases every one of them.
+  const tenantRef = { name: valid.name, uid: valid.uid, active: true };
   const retentionMs = durationToMs(valid.spec.backup.retention);
   let records = history.records;
-  if (dueForExpiry(records, tenantRef, retentionMs, now).length > 0) {
+  const closed = valid.spec.state === 'Closed';
+  if (!closed && dueForExpiry(records, tenantRef, retentionMs, now).length > 0) {
     const expired = await expireBackups(
       { kube: sync.client, stores: deps.stores, transit: deps.vault.transit },
       tenantRef,
