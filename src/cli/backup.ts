@@ -183,7 +183,7 @@ async function cleanLeftoversOf(
   graceMs: number,
   exceptRecord: string | undefined,
 ): Promise<LeftoverReport> {
-  const log = createLogger();
+  const log = createLogger(undefined, 'stderr');
   const tenantName = tenant.metadata.name;
   let report: LeftoverReport;
   try {
@@ -236,7 +236,7 @@ async function commandRun(
   recordArg: string | undefined,
   leftoverGrace: number,
 ): Promise<void> {
-  const log = createLogger();
+  const log = createLogger(undefined, 'stderr');
   const tenant = await getTenant(ctx.kube, tenantName);
   let record: TenantBackupObject | undefined;
   if (recordArg !== undefined) {

@@ -216,9 +216,10 @@ async function main(argv: string[]): Promise<void> {
     case 'install-crds':
       return runInstallCrds(rest);
     case 'backup': {
-      // The backup job's own log lines (JSON, like the operator's); no fence:
-      // a job is not a leader, and its writes are its own records.
-      const log = createLogger();
+      // The backup job's own log lines (JSON, like the operator's) on stderr,
+      // so stdout is the command's answer. No fence: a job is not a leader,
+      // and its writes are its own records.
+      const log = createLogger(undefined, 'stderr');
       return runBackupCommand(rest, {
         loadKubeConfig,
         vaultFromEnv: () => vaultFromEnv(log, () => undefined),

@@ -348,10 +348,8 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     assert.equal(midUpload.key, dataKey(name, uid, crashedId));
     const listed = runBackupCommandAsAdmin(['list', '--tenant', name, '--json']);
     assert.equal(listed.status, 0, listed.stderr);
-    // Log lines share stdout (the static VAULT_TOKEN warning): the listing is the one array line.
-    const listing = listed.stdout.split('\n').filter((line) => line.startsWith('['));
-    assert.equal(listing.length, 1, listed.stdout);
-    const listedBackups = JSON.parse(listing[0] ?? '') as { backupId: string; complete: boolean }[];
+    // Logs go to stderr: stdout is the listing, whole.
+    const listedBackups = JSON.parse(listed.stdout) as { backupId: string; complete: boolean }[];
     assert.deepEqual(
       listedBackups.filter((b) => b.complete),
       [],
@@ -368,7 +366,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     //    could be at it), so it is left alone; the backup succeeds.
     const second = runBackupPod(cronJob, work);
     assert.equal(second.status, 0, `second run failed:\n${second.stderr}\n${second.stdout}`);
-    assert.doesNotMatch(second.stdout, /leftovers of interrupted backup runs/);
+    assert.doesNotMatch(second.stderr, /leftovers of interrupted backup runs/);
     let records = await tenantRecords(name);
     assert.equal(records.length, 2);
     assert.equal(records[0]?.metadata.name, interrupted.metadata.name);
@@ -384,10 +382,11 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     // 4. A run told that nothing is young any more cleans the leftover up, and backs up.
     const third = runBackupPod(cronJob, work, ['--leftover-grace=0s']);
     assert.equal(third.status, 0, `third run failed:\n${third.stderr}\n${third.stdout}`);
-    const cleanedLog = third.stdout
+    // The job logs to stderr (its stdout is the command's answer).
+    const cleanedLog = third.stderr
       .split('\n')
       .filter((line) => line.includes('leftovers of interrupted backup runs cleaned'));
-    assert.equal(cleanedLog.length, 1, third.stdout);
+    assert.equal(cleanedLog.length, 1, third.stderr);
     const cleaned = JSON.parse(cleanedLog[0] ?? '') as {
       abandonedWrites: string[];
       failedRecords: { name: string; backupId: string }[];
@@ -397,7 +396,7 @@ async function crashThenRecover(store: StoreUnderTest, suffix: string): Promise<
     ]);
     assert.equal(cleaned.abandonedWrites.length, 1);
     assert.ok(cleaned.abandonedWrites[0]?.includes(`${prefix}${crashedId}/`));
-    assert.doesNotMatch(third.stdout, /not \(all\) cleaned/);
+    assert.doesNotMatch(third.stderr, /not \(all\) cleaned/);
     for (const output of [second.stdout, second.stderr, third.stdout, third.stderr]) {
       assert.ok(!output.includes(creds.password), 'the database password leaked into the log');
       assert.ok(!output.includes(s3Credentials().secretAccessKey), 'the S3 secret leaked');
