@@ -503,6 +503,17 @@ describe('the operator runs a tenant’s backups', () => {
     // Three resync periods (3 s each).
     await new Promise((resolve) => setTimeout(resolve, 10_000));
     assert.equal(await snapshot(), before);
+
+    // A restarted operator (another replica taking over) writes nothing either:
+    // the CronJob it builds is the one the API server keeps, defaults and all.
+    await env.operator.stop();
+    const restarted = await OperatorProcess.start({ extraArgs: ['--resync-period', '3'] });
+    replacements.push(restarted);
+    await restarted.waitUntilLeader();
+    await restarted.waitUntilIdle();
+    await new Promise((resolve) => setTimeout(resolve, 7_000));
+    assert.equal(await snapshot(), before, 'the restarted operator wrote');
+    assert.equal(await restarted.writes(), 0, 'the restarted operator counted writes');
   });
 
   test('a suspended tenant’s CronJob is suspended and on-demand backups are refused', async () => {
@@ -550,6 +561,7 @@ describe('the operator runs a tenant’s backups', () => {
   test('an operator killed after starting a Job, or after expiring a manifest, is finished by the next', async () => {
     const path = objectPath(RESOURCES.Tenant, name);
     await env.operator.stop();
+    for (const operator of replacements) await operator.stop();
 
     // 1. Killed between creating the on-demand Job and recording it.
     const first = await OperatorProcess.start({
