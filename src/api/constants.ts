@@ -17,6 +17,13 @@ export const LABEL_TENANT = `${GROUP}/tenant`;
  * is not ours and is never adopted, changed or deleted.
  */
 export const LABEL_TENANT_UID = `${GROUP}/tenant-uid`;
+/**
+ * On a closed Tenant, set by the operator: when it was closed. Kept in the
+ * object's metadata so that the retention clock survives a lost status (a
+ * cluster restored without status, a Tenant re-applied from Git): status is
+ * rebuilt from it, never restarted.
+ */
+export const ANNOTATION_CLOSED_AT = `${GROUP}/closed-at`;
 /** On an on-demand backup Job: the TenantBackup it fills in. */
 export const LABEL_TENANT_BACKUP = `${GROUP}/tenant-backup`;
 /** ClusterRoles carrying this label are folded into tenant-admin by aggregation. */

@@ -125,6 +125,31 @@ export async function ensureTenantVaultAccess(
   }
 }
 
+/**
+ * A closed tenant's Vault access, cut: the policy first, which takes the
+ * reads away from tokens already issued, then the auth role, so no new
+ * login. Called only once the objects are known to be this Tenant's. The
+ * secret stays (the data is kept until the purge); re-opening puts both back.
+ * Answers what was removed ([] when nothing was left).
+ */
+export async function cutTenantVaultAccess(
+  vault: VaultObjects,
+  state: TenantVaultState,
+  tenant: Pick<ValidTenant, 'name'>,
+): Promise<string[]> {
+  const name = vaultObjectName(tenant.name);
+  const cut: string[] = [];
+  if (state.policy !== undefined) {
+    await vault.policies.deletePolicy(name);
+    cut.push(`Vault policy ${name}`);
+  }
+  if (state.role !== undefined) {
+    await vault.kubernetesAuth.deleteKubernetesRole(name);
+    cut.push(`Vault Kubernetes auth role ${name}`);
+  }
+  return cut;
+}
+
 function sameRole(desired: KubernetesRole, live: KubernetesRole): boolean {
   return (
     JSON.stringify(desired.boundServiceAccountNames) ===

@@ -29,6 +29,7 @@ import {
 import {
   claimCredentialsPath,
   credentialsPath,
+  cutTenantVaultAccess,
   ensureTenantVaultAccess,
   foreignVaultObjects,
   readTenantVault,
@@ -359,8 +360,21 @@ async function provision(context: Context): Promise<DatabaseOutcome> {
   );
 
   // 6. Vault access for the tenant's workloads: their service accounts read
-  //    their own path, nothing else, with tokens of bounded life.
-  await ensureTenantVaultAccess(deps, context.vault, valid);
+  //    their own path, nothing else, with tokens of bounded life. A closed
+  //    tenant has none: its policy goes first (tokens already issued stop
+  //    reading), then its auth role.
+  if (valid.spec.state === 'Closed') {
+    const cut = await cutTenantVaultAccess(deps, context.vault, valid);
+    if (cut.length > 0)
+      await deps.events.record(
+        tenant,
+        'Normal',
+        REASON.AccessCut,
+        `tenant closed: ${cut.join('; ')} removed`,
+      );
+  } else {
+    await ensureTenantVaultAccess(deps, context.vault, valid);
+  }
 
   // Come back for the next rotation, or sooner to retire the previous role.
   // A tenant that may not log in is not rotated: only the retirement counts.

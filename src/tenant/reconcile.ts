@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
+import { ANNOTATION_CLOSED_AT, FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
 import { describeIssues } from '../api/validate.ts';
 import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
@@ -88,7 +88,11 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     return;
   }
 
-  const current = await ensureFinalizer(deps, tenant);
+  const current = await ensureClosedAt(
+    deps,
+    await ensureFinalizer(deps, tenant),
+    parsed.data.state,
+  );
   const valid: ValidTenant = {
     name,
     uid: tenant.metadata.uid ?? '',
@@ -349,6 +353,50 @@ async function updateStatus(
   deps.tenants.upsert(updated);
   for (const event of statusEvents(tenant.status, next))
     await deps.events.record(tenant, event.type, event.reason, event.message);
+}
+
+/** `metadata.annotations` keys are JSON-pointer escaped: '/' is '~1'. */
+const CLOSED_AT_POINTER = `/metadata/annotations/${ANNOTATION_CLOSED_AT.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+
+/**
+ * The closure time, in the Tenant's own metadata while it is Closed (see
+ * ANNOTATION_CLOSED_AT): taken from the annotation if there, else from
+ * status, else now; removed when the tenant is re-opened. Guarded by the
+ * resourceVersion like the finalizer, and touching no other annotation.
+ */
+async function ensureClosedAt(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  state: string,
+): Promise<TenantObject> {
+  const annotations = tenant.metadata.annotations;
+  const live = annotations?.[ANNOTATION_CLOSED_AT];
+  // A value that is not a time (a hand edit) is replaced, never trusted.
+  const usable = live !== undefined && Number.isFinite(Date.parse(live)) ? live : undefined;
+  const wanted =
+    state === 'Closed' ? (usable ?? tenant.status?.closedAt ?? isoSeconds(now(deps))) : undefined;
+  if (live === wanted) return tenant;
+  const test = {
+    op: 'test',
+    path: '/metadata/resourceVersion',
+    value: tenant.metadata.resourceVersion,
+  };
+  const change =
+    wanted === undefined
+      ? { op: 'remove', path: CLOSED_AT_POINTER }
+      : annotations
+        ? { op: 'add', path: CLOSED_AT_POINTER, value: wanted }
+        : { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_CLOSED_AT]: wanted } };
+  const updated = await deps.client.jsonPatch<TenantObject>(
+    objectPath(RESOURCES.Tenant, tenant.metadata.name),
+    [test, change],
+  );
+  deps.tenants.upsert(updated);
+  return updated;
+}
+
+function isoSeconds(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promise<TenantObject> {

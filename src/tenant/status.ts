@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Condition } from '../api/common.ts';
+import { ANNOTATION_CLOSED_AT } from '../api/constants.ts';
 import { durationToMs } from '../api/duration.ts';
 import type { TenantPhase, TenantStatus } from '../api/tenant.ts';
 import {
@@ -262,7 +263,12 @@ export function computeStatus(input: StatusInput): TenantStatus {
   if (valid.spec.state === 'Closed') {
     // The retention clock starts at the first reconcile that sees the closure
     // and is kept as absolute times, so restarts and long delays don't move it.
-    const closedAt = tenant.status?.closedAt ?? isoSeconds(now);
+    // The annotation first: it survives a lost status (see ANNOTATION_CLOSED_AT).
+    const annotated = tenant.metadata.annotations?.[ANNOTATION_CLOSED_AT];
+    const closedAt =
+      (annotated !== undefined && Number.isFinite(Date.parse(annotated)) ? annotated : undefined) ??
+      tenant.status?.closedAt ??
+      isoSeconds(now);
     status.closedAt = closedAt;
     status.purgeAfter = isoSeconds(
       new Date(Date.parse(closedAt) + durationToMs(valid.spec.retention.afterClosure)),

@@ -238,3 +238,41 @@ describe('events', () => {
     assert.deepEqual(reasons(first, again), []);
   });
 });
+
+describe('the retention clock', () => {
+  const closed = valid({ state: 'Closed', retention: { afterClosure: '60d' } });
+  const annotated = (value: string, status?: TenantStatus): TenantObject => ({
+    ...tenantWith(status),
+    metadata: { ...tenantWith(status).metadata, annotations: { 'tenancy.io/closed-at': value } },
+  });
+
+  test('a lost status is rebuilt from the closed-at annotation, never restarted', () => {
+    const status = computeStatus(
+      input({ tenant: annotated('2026-03-01T00:00:00Z'), valid: closed }),
+    );
+    assert.equal(status.closedAt, '2026-03-01T00:00:00Z');
+    assert.equal(status.purgeAfter, '2026-04-30T00:00:00Z');
+  });
+
+  test('the annotation wins over status; a value that is not a time does not count', () => {
+    const fromStatus = { closedAt: '2026-02-01T00:00:00Z' } as TenantStatus;
+    assert.equal(
+      computeStatus(input({ tenant: annotated('2026-03-01T00:00:00Z', fromStatus), valid: closed }))
+        .closedAt,
+      '2026-03-01T00:00:00Z',
+    );
+    assert.equal(
+      computeStatus(input({ tenant: annotated('yesterday', fromStatus), valid: closed })).closedAt,
+      '2026-02-01T00:00:00Z',
+    );
+  });
+
+  test('a 60-day clock is 60 days, not a timer that overflows', () => {
+    const status = computeStatus(input({ valid: closed }));
+    assert.equal(status.closedAt, '2026-05-01T10:00:00Z');
+    assert.equal(
+      Date.parse(status.purgeAfter ?? '') - Date.parse(status.closedAt ?? ''),
+      60 * 86_400_000,
+    );
+  });
+});
