@@ -12,11 +12,19 @@
 //                             before its TenantBackup records it
 //   after-expiry-manifest     right after retention deleted an expired backup's
 //                             manifest, before its data and its record
+//   purge-after-<step>        right after a purge step is recorded in status,
+//                             before the next (see src/tenant/purge.ts)
 
 export const FAILPOINTS = [
   'after-credentials-write',
   'after-on-demand-job',
   'after-expiry-manifest',
+  'purge-after-access',
+  'purge-after-database',
+  'purge-after-backups',
+  'purge-after-secrets',
+  'purge-after-key',
+  'purge-after-namespace',
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 

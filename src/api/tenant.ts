@@ -271,7 +271,21 @@ export const tenantStatusSchema = z.object({
   purgeAfter: z.string().optional(),
   erasure: z
     .object({
-      completedAt: z.string().optional(),
+      startedAt: z.string().optional().meta({ description: 'When the purge began.' }),
+      completedAt: z
+        .string()
+        .optional()
+        .meta({ description: 'When the last trace was gone; unset while anything is left.' }),
+      steps: z
+        .array(
+          z.object({
+            name: z.string(),
+            completedAt: z.string(),
+            removed: z.array(z.string()).meta({ description: 'What this step deleted.' }),
+          }),
+        )
+        .optional()
+        .meta({ description: 'Each purge step as it finished, in order.' }),
       certificate: z.record(z.string(), z.string()).optional(),
     })
     .optional(),

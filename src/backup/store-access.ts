@@ -54,6 +54,11 @@ export class StoreAccess {
       .flatMap((parsed) => (parsed.success ? [parsed.data] : []));
   }
 
+  /** Every store's name (a purge looks in all of them, whatever the region). */
+  names(): string[] {
+    return this.stores.list().map((s) => s.metadata.name);
+  }
+
   /** The store a tenant of `region` backs up to, or why there is none. */
   choose(region: string | undefined): StoreChoice {
     const candidates = this.stores.list().flatMap((item) => {

@@ -35,6 +35,8 @@ export const REASON = {
   Suspended: 'Suspended',
   Closed: 'Closed',
   Deleting: 'Deleting',
+  Purging: 'Purging',
+  Purged: 'Purged',
   ApplyFailed: 'ApplyFailed',
   Disabled: 'Disabled',
   NoServerInRegion: 'NoServerInRegion',

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { ANNOTATION_CLOSED_AT, FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
+import { purgeTenant } from './purge.ts';
 import { describeIssues } from '../api/validate.ts';
 import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import type { ReconcileResult } from '../controller/queue.ts';
-import { isNotFound, toOperatorError } from '../errors.ts';
+import { durationToMs } from '../api/duration.ts';
+import { ERROR_CODES, isNotFound, OperatorError, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
 import { ServerAnswers } from '../k8s/server-answers.ts';
@@ -99,6 +101,16 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     spec: parsed.data,
     namespace: namespaceFor(name),
   };
+  // A purged tenant is only its record; a closed one past its time is purged.
+  if (current.status?.erasure?.completedAt) return keepPurgedRecord(deps, current, valid);
+  if (valid.spec.state === 'Closed') {
+    const due = purgeDueAt(current, valid);
+    const held = valid.spec.retention.legalHold;
+    if (current.status?.erasure?.startedAt || (!held && due !== undefined && due <= now(deps))) {
+      return purgeStep(deps, current, valid);
+    }
+  }
+
   const egress = await platformEgress(
     { egress: deps.egress, servers: deps.database?.servers },
     current,
@@ -175,6 +187,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
         : NAMESPACE_DELETION_POLL_MS,
     database.requeueAfterMs,
     backup?.requeueAfterMs,
+    closedPurgeWait(current, valid, now(deps)),
   ].filter((ms): ms is number => ms !== undefined);
   return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : undefined;
 }
@@ -198,6 +211,97 @@ async function databaseStep(
       },
     ],
   };
+}
+
+/** When a closed tenant's data is due for erasure (from its status, which the annotation rebuilds). */
+function purgeDueAt(tenant: TenantObject, valid: ValidTenant): Date | undefined {
+  const closedAt =
+    tenant.metadata.annotations?.[ANNOTATION_CLOSED_AT] ?? tenant.status?.closedAt ?? undefined;
+  const closed = closedAt === undefined ? NaN : Date.parse(closedAt);
+  if (!Number.isFinite(closed)) return undefined;
+  return new Date(closed + durationToMs(valid.spec.retention.afterClosure));
+}
+
+/**
+ * How long until a closed tenant's purge is due: the queue wakes it then
+ * (timers longer than Node's 24.8-day limit are re-armed in steps by the
+ * queue, so a 60-day clock never fires on day 0). Held: no wake-up.
+ */
+function closedPurgeWait(tenant: TenantObject, valid: ValidTenant, at: Date): number | undefined {
+  if (valid.spec.state !== 'Closed' || valid.spec.retention.legalHold) return undefined;
+  const due = purgeDueAt(tenant, valid);
+  return due === undefined ? undefined : Math.max(0, due.getTime() - at.getTime());
+}
+
+async function purgeStep(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  valid: ValidTenant,
+): Promise<ReconcileResult> {
+  if (!deps.database || !deps.backup)
+    throw new OperatorError(
+      ERROR_CODES.INVALID_SPEC,
+      `tenant ${valid.name} is due for erasure, and the purge needs the operator's Vault (VAULT_ADDR) and backups`,
+    );
+  let latest = tenant;
+  const record = async (erasure: NonNullable<TenantStatus['erasure']>) => {
+    const done = (erasure.steps ?? []).map((s) => s.name);
+    const next: TenantStatus = {
+      ...latest.status,
+      phase: erasure.completedAt ? 'Purged' : 'Purging',
+      erasure,
+      conditions: mergeConditions(
+        latest.status?.conditions,
+        [
+          erasure.completedAt
+            ? {
+                type: CONDITION.Ready,
+                status: 'False',
+                reason: REASON.Purged,
+                message: `erased at ${erasure.completedAt}: ${done.join(', ')}`,
+              }
+            : {
+                type: CONDITION.Ready,
+                status: 'False',
+                reason: REASON.Purging,
+                message: `erasing${done.length > 0 ? `; done: ${done.join(', ')}` : ''}`,
+              },
+        ],
+        latest.metadata.generation,
+        now(deps),
+      ),
+    };
+    latest = await updateStatusReturning(deps, latest, next);
+  };
+  const progress = await purgeTenant(
+    { client: deps.client, database: deps.database, backup: deps.backup },
+    tenant,
+    valid,
+    () => now(deps),
+    record,
+  );
+  return progress.requeueAfterMs === undefined
+    ? undefined
+    : { requeueAfterMs: progress.requeueAfterMs };
+}
+
+/** A purged tenant stays as the record of its erasure; re-opening it is refused. */
+async function keepPurgedRecord(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  valid: ValidTenant,
+): Promise<ReconcileResult> {
+  if (valid.spec.state === 'Closed') return;
+  const message = `tenant was erased at ${tenant.status?.erasure?.completedAt ?? ''} and cannot be re-opened: set spec.state back to Closed, or create a Tenant of another name`;
+  await updateStatus(deps, tenant, {
+    ...tenant.status,
+    conditions: mergeConditions(
+      tenant.status?.conditions,
+      [{ type: CONDITION.Ready, status: 'False', reason: REASON.InvalidSpec, message }],
+      tenant.metadata.generation,
+      now(deps),
+    ),
+  });
 }
 
 function now(deps: ReconcileDeps): Date {
@@ -337,7 +441,16 @@ async function updateStatus(
   tenant: TenantObject,
   next: TenantStatus,
 ): Promise<void> {
-  if (sameStatus(tenant.status, next)) return;
+  await updateStatusReturning(deps, tenant, next);
+}
+
+/** updateStatus, answering the Tenant as the server now has it. */
+async function updateStatusReturning(
+  deps: ReconcileDeps,
+  tenant: TenantObject,
+  next: TenantStatus,
+): Promise<TenantObject> {
+  if (sameStatus(tenant.status, next)) return tenant;
   const cleared = Object.fromEntries(
     Object.keys(tenant.status ?? {})
       .filter((key) => !(key in next))
@@ -353,6 +466,7 @@ async function updateStatus(
   deps.tenants.upsert(updated);
   for (const event of statusEvents(tenant.status, next))
     await deps.events.record(tenant, event.type, event.reason, event.message);
+  return updated;
 }
 
 /** `metadata.annotations` keys are JSON-pointer escaped: '/' is '~1'. */

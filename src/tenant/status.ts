@@ -321,7 +321,8 @@ export function statusEvents(before: TenantStatus | undefined, after: TenantStat
       Ready: [REASON.Provisioned, `tenant is ready in namespace ${after.namespace ?? ''}`],
       Suspended: ['Suspended', 'tenant suspended: all network traffic denied'],
       Closed: ['Closed', `tenant closed: access cut; data kept until ${after.purgeAfter ?? ''}`],
-      Purging: ['Deleting', 'tenant deleted: removing its namespace'],
+      Purging: ['Purging', 'erasing the tenant: every trace of it is being removed'],
+      Purged: ['Purged', `tenant erased at ${after.erasure?.completedAt ?? ''}`],
     };
     const found = after.phase ? entry[after.phase] : undefined;
     if (found) events.push({ type: 'Normal', reason: found[0], message: found[1] });

@@ -1,0 +1,240 @@
+import type { TenantStatus } from '../api/tenant.ts';
+import { tenantPrefix } from '../backup/layout.ts';
+import type { TenantBackupObject } from '../backup/records.ts';
+import { backupCronJobName } from '../backup/cronjob.ts';
+import {
+  backupServiceAccountName,
+  removeTenantBackupVault,
+  transitKeyName,
+} from '../backup/vault-access.ts';
+import { tenantRecords } from '../backup/history.ts';
+import { isNotFound } from '../errors.ts';
+import { failpoint, type Failpoint } from '../failpoints.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { objectPath, RESOURCES } from '../k8s/resources.ts';
+import type { KubeObject } from '../k8s/types.ts';
+import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
+import { ownershipMarker } from '../postgres/ownership.ts';
+import { dropTenantDatabase } from '../postgres/tenant-database.ts';
+import { cutTenantAccess } from './access-cut.ts';
+import type { BackupDeps } from './backup.ts';
+import type { DatabaseDeps } from './database.ts';
+import { credentialsClaimed, credentialsPath, readTenantVault } from './database-vault.ts';
+import { namespaceFor, type TenantObject, type ValidTenant } from './model.ts';
+import { isTenantNamespace } from './namespace.ts';
+
+// The purge of a closed tenant whose retention time has passed: every trace
+// of it, in an order where each step is safe to repeat and a crash between
+// any two is finished by the next leader. Each finished step is recorded in
+// status (status.erasure.steps) before the next begins, with what it
+// removed: that record is what the erasure certificate is made from.
+//
+//   access        the tenant's and its backup job's Vault policies and auth
+//                 roles, database login revoked and sessions ended
+//   database      the database and its roles, sessions terminated
+//   backups       every object under the tenant's prefix in every store, and
+//                 its TenantBackup records
+//   secrets       the credentials in Vault KV: every version and the metadata
+//   key           the tenant's Transit key: any copy of a backup left
+//                 anywhere is unreadable from now on
+//   namespace     deleted, and waited for until it is gone
+
+export const PURGE_STEPS = [
+  'access',
+  'database',
+  'backups',
+  'secrets',
+  'key',
+  'namespace',
+] as const;
+export type PurgeStep = (typeof PURGE_STEPS)[number];
+
+type Erasure = NonNullable<TenantStatus['erasure']>;
+
+export interface PurgeDeps {
+  client: KubeClient;
+  database: DatabaseDeps;
+  backup: BackupDeps;
+}
+
+export interface PurgeProgress {
+  erasure: Erasure;
+  /** The namespace is still going away: look again after this long. */
+  requeueAfterMs?: number;
+}
+
+const NAMESPACE_POLL_MS = 2_000;
+
+function iso(date: Date): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+async function purgeAccess(deps: PurgeDeps, tenant: TenantObject, valid: ValidTenant) {
+  const { cut } = await cutTenantAccess(deps.database, tenant);
+  const backupAccess = await removeTenantBackupVault(deps.backup.vault, valid, { keepKey: true });
+  // The backup job's CronJob and ServiceAccount in the operator's namespace.
+  const jobObjects: string[] = [];
+  const namespace = deps.backup.job.namespace;
+  for (const [informer, kind, name] of [
+    [deps.backup.cronJobs, 'CronJob', backupCronJobName(valid.name)],
+    [deps.backup.serviceAccounts, 'ServiceAccount', backupServiceAccountName(valid.name)],
+  ] as const) {
+    const live = informer.get(`${namespace}/${name}`);
+    if (!live) continue;
+    await deps.client
+      .request('DELETE', objectPath(RESOURCES[kind], name, namespace), {
+        body: { preconditions: { uid: live.metadata.uid } },
+      })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+    jobObjects.push(`${kind} ${namespace}/${name}`);
+  }
+  return [...cut, ...backupAccess, ...jobObjects];
+}
+
+async function purgeDatabase(deps: PurgeDeps, tenant: TenantObject, valid: ValidTenant) {
+  const serverName = tenant.status?.database?.server;
+  if (!serverName) return [];
+  const server = deps.database.servers.get(serverName);
+  if (!server)
+    throw new Error(
+      `DatabaseServer ${serverName} is gone: the tenant's database on it cannot be dropped`,
+    );
+  const handle = await deps.database.connections.get(server);
+  const ids = databaseIdentifiersFor(valid.name);
+  const dropped = await dropTenantDatabase(
+    handle.admin,
+    ids,
+    ownershipMarker(valid.name, valid.uid),
+  );
+  return dropped
+    ? [
+        `database ${ids.database} and roles ${[ids.ownerRole, ...ids.loginRoles].join(', ')} on ${serverName}`,
+      ]
+    : [];
+}
+
+async function purgeBackups(deps: PurgeDeps, tenant: TenantObject, valid: ValidTenant) {
+  const prefix = tenantPrefix(valid.name, valid.uid);
+  const removed: string[] = [];
+  for (const storeName of deps.backup.stores.names()) {
+    const store = await deps.backup.stores.get(storeName);
+    await store.removeAbandonedWrites?.(prefix, new Date(Date.now() + 60_000));
+    const keys: string[] = [];
+    for await (const object of store.list(prefix)) keys.push(object.key);
+    if (keys.length === 0) continue;
+    await store.delete(keys);
+    const ids = new Set(keys.map((key) => key.slice(prefix.length).split('/')[0]));
+    removed.push(
+      `${ids.size} backup(s) (${keys.length} objects) in BackupStore ${storeName}: ${[...ids].sort().join(', ')}`,
+    );
+  }
+  const records: TenantBackupObject[] = tenantRecords(deps.backup.records.list(), {
+    name: valid.name,
+    creationTimestamp: tenant.metadata.creationTimestamp,
+  });
+  for (const record of records) {
+    await deps.client
+      .request('DELETE', objectPath(RESOURCES.TenantBackup, record.metadata.name), {
+        body: { preconditions: { uid: record.metadata.uid } },
+      })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  }
+  if (records.length > 0) removed.push(`${records.length} TenantBackup record(s)`);
+  return removed;
+}
+
+async function purgeSecrets(deps: PurgeDeps, valid: ValidTenant) {
+  const state = await readTenantVault(deps.database, valid);
+  if (!state.credentialsMetadata) return [];
+  // Someone else's secret at this path is left alone (never ours to erase).
+  if (!credentialsClaimed(state, valid)) return [];
+  await deps.database.kv.deleteSecretAllVersions(credentialsPath(valid.name));
+  return [`Vault secret ${deps.database.kv.dataPath(credentialsPath(valid.name))}, every version`];
+}
+
+async function purgeKey(deps: PurgeDeps, valid: ValidTenant) {
+  const name = transitKeyName(valid.name);
+  const key = await deps.backup.vault.transit.keyInfo(name);
+  if (!key) return [];
+  await deps.backup.vault.transit.deleteKey(name);
+  return [`Transit key ${name} (${key.latestVersion} version(s))`];
+}
+
+/** Answers what was deleted, or undefined while the namespace is still going away. */
+async function purgeNamespace(deps: PurgeDeps, valid: ValidTenant) {
+  const name = namespaceFor(valid.name);
+  const path = objectPath(RESOURCES.Namespace, name);
+  const namespace = await deps.client.get<KubeObject>(path);
+  if (!namespace || !isTenantNamespace(namespace, valid.uid)) return [`namespace ${name}`];
+  if (!namespace.metadata.deletionTimestamp) {
+    await deps.client.request('DELETE', path, {
+      body: { propagationPolicy: 'Background', preconditions: { uid: namespace.metadata.uid } },
+    });
+  }
+  return undefined;
+}
+
+const FAILPOINT_AFTER: Record<PurgeStep, Failpoint> = {
+  access: 'purge-after-access',
+  database: 'purge-after-database',
+  backups: 'purge-after-backups',
+  secrets: 'purge-after-secrets',
+  key: 'purge-after-key',
+  namespace: 'purge-after-namespace',
+};
+
+/**
+ * Runs the steps not yet recorded as done, recording each through `record`
+ * (a status write) before the next starts. Throws on a failure (retried
+ * with backoff by the queue; status keeps what was done).
+ */
+export async function purgeTenant(
+  deps: PurgeDeps,
+  tenant: TenantObject,
+  valid: ValidTenant,
+  now: () => Date,
+  record: (erasure: Erasure) => Promise<void>,
+): Promise<PurgeProgress> {
+  let erasure: Erasure = tenant.status?.erasure?.startedAt
+    ? { ...tenant.status.erasure }
+    : { startedAt: iso(now()), steps: [] };
+  if (!tenant.status?.erasure?.startedAt) await record(erasure);
+  for (const step of PURGE_STEPS) {
+    if (erasure.steps?.some((s) => s.name === step)) continue;
+    let removed: string[] | undefined;
+    switch (step) {
+      case 'access':
+        removed = await purgeAccess(deps, tenant, valid);
+        break;
+      case 'database':
+        removed = await purgeDatabase(deps, tenant, valid);
+        break;
+      case 'backups':
+        removed = await purgeBackups(deps, tenant, valid);
+        break;
+      case 'secrets':
+        removed = await purgeSecrets(deps, valid);
+        break;
+      case 'key':
+        removed = await purgeKey(deps, valid);
+        break;
+      case 'namespace':
+        removed = await purgeNamespace(deps, valid);
+        if (removed === undefined) return { erasure, requeueAfterMs: NAMESPACE_POLL_MS };
+        break;
+    }
+    erasure = {
+      ...erasure,
+      steps: [...(erasure.steps ?? []), { name: step, completedAt: iso(now()), removed }],
+    };
+    await record(erasure);
+    failpoint(FAILPOINT_AFTER[step]);
+  }
+  erasure = { ...erasure, completedAt: iso(now()) };
+  await record(erasure);
+  return { erasure };
+}

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
+import { backupCronJobName } from '../../src/backup/cronjob.ts';
+import { tenantPrefix } from '../../src/backup/layout.ts';
+import { onDemandJobName } from '../../src/backup/on-demand-job.ts';
+import type { TenantBackupObject } from '../../src/backup/records.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
+import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
+import { databaseIdentifiersFor } from '../../src/postgres/identifiers.ts';
+import { PURGE_STEPS } from '../../src/tenant/purge.ts';
+import { VaultClient } from '../../src/vault/client.ts';
+import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
+import { KvV2 } from '../../src/vault/kv.ts';
+import { VaultPolicies } from '../../src/vault/policy.ts';
+import { Transit } from '../../src/vault/transit.ts';
+import { OPERATOR_NAMESPACE, REPO, runBackupPod } from '../support/backup-job.ts';
+import { adminClient, getTenant, requireEnv, waitForPhase } from '../support/cluster.ts';
+import { TestEnvironment } from '../support/fixture.ts';
+import { OperatorProcess } from '../support/operator.ts';
+import { adminRows, dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { waitFor } from '../support/wait.ts';
+
+// The purge of a closed tenant, judged by every server it touched: nothing
+// goes before its time; after it, the database and roles, the backups in
+// the store and their records, the Vault secret, policies, roles and the
+// Transit key, the CronJob and the namespace are all gone, and status tells
+// each step. The operator is killed after every step, each time by a
+// failpoint, and the next leader goes on from where the last one stopped.
+
+const PREFIX = 'purge';
+const STORE = 'purge-fs';
+
+let env: TestEnvironment;
+let client: KubeClient;
+let storeDir: string;
+let work: string;
+const replacements: OperatorProcess[] = [];
+
+async function removeLeftovers(name: string): Promise<void> {
+  const root = VaultClient.fromEnv();
+  await dropTenantDatabasesAsAdmin(localServers(), [name]);
+  await new KvV2(root).deleteSecretAllVersions(`tenants/${name}/database`);
+  for (const policy of [`tenant-${name}`, `backup-${name}`, `restore-${name}`])
+    await new VaultPolicies(root).deletePolicy(policy);
+  for (const role of [`tenant-${name}`, `backup-${name}`])
+    await new KubernetesAuth(root).deleteKubernetesRole(role);
+  await new Transit(root).deleteKey(`tenant-${name}`);
+}
+
+function pgEu() {
+  const server = localServers().find((s) => s.name === 'pg-eu');
+  assert.ok(server);
+  return server;
+}
+
+before(async () => {
+  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
+    cwd: REPO,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(configured.status, 0, configured.stderr);
+  client = await adminClient();
+  await registerLocalDatabaseServers(client);
+  storeDir = mkdtempSync(join(tmpdir(), `${PREFIX}-store-`));
+  work = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
+  await removeLeftovers(`${PREFIX}-a`);
+  await client.apply({
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'BackupStore',
+    metadata: { name: STORE },
+    spec: { region: 'eu-west', default: true, filesystem: { path: storeDir } },
+  });
+  env = await TestEnvironment.start(PREFIX, { extraArgs: ['--resync-period', '3'] });
+});
+
+after(async () => {
+  // The test kills its operators: a fresh one deletes what the fixture made.
+  for (const operator of replacements) await operator.stop();
+  const cleaner = await OperatorProcess.start();
+  await cleaner.waitUntilReady();
+  await env[Symbol.asyncDispose]();
+  await cleaner.stop();
+  await client.delete(objectPath(RESOURCES.BackupStore, STORE));
+  await removeLeftovers(`${PREFIX}-a`);
+  rmSync(storeDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('a closed tenant is erased when its time comes, never before, and a crash between any two steps is finished by the next leader', async () => {
+  const name = await env.tenant('a', {
+    region: 'eu-west',
+    database: { enabled: true },
+    retention: { afterClosure: '20s' },
+  });
+  const ready = await waitForPhase(client, name, 'Ready', 60_000);
+  const uid = ready.metadata.uid as string;
+  const ids = databaseIdentifiersFor(name);
+
+  // A backup, so that the store and the records have something to erase.
+  const recordName = `${name}-before-closure`;
+  await client.create(collectionPath(RESOURCES.TenantBackup), {
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'TenantBackup',
+    metadata: { name: recordName },
+    spec: { tenant: name },
+  });
+  const job = await waitFor(
+    'the on-demand Job',
+    () =>
+      client.get<KubeObject>(
+        objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
+      ),
+    { timeoutMs: 30_000 },
+  );
+  const run = runBackupPod(job, work);
+  assert.equal(run.status, 0, run.stderr);
+  const backedUp = await client.get<TenantBackupObject>(
+    objectPath(RESOURCES.TenantBackup, recordName),
+  );
+  const backupId = backedUp?.status?.backupId as string;
+  assert.ok(backupId);
+
+  await client.mergePatch(objectPath(RESOURCES.Tenant, name), { spec: { state: 'Closed' } });
+  const closed = await waitForPhase(client, name, 'Closed', 30_000);
+  const purgeAfter = Date.parse(closed.status?.purgeAfter ?? '');
+  assert.equal(purgeAfter - Date.parse(closed.status?.closedAt ?? ''), 20_000);
+  await env.operator.stop();
+
+  // One operator per step, each killed by the failpoint right after its step.
+  const root = VaultClient.fromEnv();
+  const kv = new KvV2(root);
+  for (const [index, step] of PURGE_STEPS.entries()) {
+    const operator = await OperatorProcess.start({
+      env: { TENANT_OPERATOR_FAILPOINTS: `purge-after-${step}` },
+      extraArgs: ['--resync-period', '3'],
+    });
+    replacements.push(operator);
+    // From the second on, the purge is due: the new leader goes on at once
+    // and may be dead before its leadership could be seen.
+    if (index === 0) {
+      await operator.waitUntilLeader();
+      // Not before its time: closed, due in 20 s, everything still there.
+      assert.ok(Date.now() < purgeAfter, 'the test came too late to see the wait');
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      assert.equal((await getTenant(client, name))?.status?.erasure, undefined);
+      assert.equal(
+        (await adminRows(pgEu(), `SELECT 1 FROM pg_database WHERE datname = $1`, [ids.database]))
+          .length,
+        1,
+      );
+      assert.ok(await kv.readSecret(`tenants/${name}/database`));
+    }
+    await waitFor(`the operator to die after step ${step}`, () => !operator.alive, {
+      timeoutMs: 60_000,
+    });
+    assert.ok(Date.now() >= purgeAfter, 'the purge began before its time');
+    const tenant = await getTenant(client, name);
+    assert.deepEqual(
+      tenant?.status?.erasure?.steps?.map((s) => s.name),
+      PURGE_STEPS.slice(0, index + 1),
+      `after the kill at ${step}`,
+    );
+    assert.equal(tenant?.status?.erasure?.completedAt, undefined);
+    assert.equal(tenant?.status?.phase, 'Purging');
+  }
+  const last = await OperatorProcess.start({ extraArgs: ['--resync-period', '3'] });
+  replacements.push(last);
+  await last.waitUntilLeader();
+  const purged = await waitForPhase(client, name, 'Purged', 60_000);
+  const erasure = purged.status?.erasure;
+  assert.ok(erasure?.completedAt);
+  assert.deepEqual(
+    erasure.steps?.map((s) => s.name),
+    [...PURGE_STEPS],
+  );
+  const removed = Object.fromEntries(erasure.steps?.map((s) => [s.name, s.removed]) ?? []);
+  assert.ok(
+    removed.backups?.some((line) => line.includes(backupId)),
+    JSON.stringify(removed),
+  );
+  assert.ok(removed.database?.some((line) => line.includes(ids.database)));
+  assert.ok(removed.key?.some((line) => line.includes(`tenant-${name}`)));
+
+  // Judged by each server.
+  assert.deepEqual(
+    await adminRows(pgEu(), `SELECT datname FROM pg_database WHERE datname = $1`, [ids.database]),
+    [],
+  );
+  assert.deepEqual(
+    await adminRows(pgEu(), `SELECT rolname FROM pg_roles WHERE rolname = ANY($1)`, [
+      [ids.ownerRole, ...ids.loginRoles],
+    ]),
+    [],
+  );
+  assert.equal(await kv.readSecret(`tenants/${name}/database`), undefined);
+  assert.equal(await kv.readMetadata(`tenants/${name}/database`), undefined);
+  for (const policy of [`tenant-${name}`, `backup-${name}`, `restore-${name}`])
+    assert.equal(await new VaultPolicies(root).readPolicy(policy), undefined, policy);
+  for (const role of [`tenant-${name}`, `backup-${name}`])
+    assert.equal(await new KubernetesAuth(root).readKubernetesRole(role), undefined, role);
+  assert.equal(await new Transit(root).keyInfo(`tenant-${name}`), undefined);
+  const left = readdirSync(storeDir, { recursive: true }).filter((f) =>
+    String(f).startsWith(tenantPrefix(name, uid).replace(/\/$/, '')),
+  );
+  assert.deepEqual(
+    readdirSync(join(storeDir), { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile())
+      .map((f) => f.name),
+    [],
+    `left in the store: ${left.join(', ')}`,
+  );
+  assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
+  assert.equal(
+    await client.get(objectPath(RESOURCES.CronJob, backupCronJobName(name), OPERATOR_NAMESPACE)),
+    undefined,
+  );
+  const records = await client.request<KubeList<TenantBackupObject>>(
+    'GET',
+    collectionPath(RESOURCES.TenantBackup),
+  );
+  assert.deepEqual(
+    records.items.filter((r) => r.spec.tenant === name).map((r) => r.metadata.name),
+    [],
+  );
+
+  // Re-opening an erased tenant is refused where it is written, and nothing comes back.
+  await assert.rejects(
+    client.mergePatch(objectPath(RESOURCES.Tenant, name), { spec: { state: 'Active' } }),
+    /cannot be re-opened/,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
+  assert.equal((await getTenant(client, name))?.status?.phase, 'Purged');
+});
