@@ -16,6 +16,7 @@ import { StoreAccess, type BackupStoreObject } from '../backup/store-access.ts';
 import { BackupVerifier } from '../backup/verifier.ts';
 import type { BackupDeps } from '../tenant/backup.ts';
 import { backupFactsOf } from '../tenant/backup-status.ts';
+import { erasureFactsOf } from '../tenant/purge.ts';
 import type { DatabaseDeps } from '../tenant/database.ts';
 import { Transit } from '../vault/transit.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
@@ -123,6 +124,11 @@ export class Operator {
     this.options = options;
     this.metrics = createMetrics({
       tenantPhases: () => this.tenants?.list().map((t) => t.status?.phase ?? 'Unknown') ?? [],
+      tenantErasures: () =>
+        this.tenants?.list().flatMap((t) => {
+          const facts = erasureFactsOf(t);
+          return facts ? [facts] : [];
+        }) ?? [],
       tenantBackups: () =>
         this.tenants?.list().flatMap((t) => {
           const facts = backupFactsOf(t);

@@ -18,11 +18,25 @@ export interface TenantBackupFacts {
   verified?: 0 | 1 | undefined;
 }
 
+/** Where a tenant stands on its way to erasure, read at scrape time. */
+export interface TenantErasureFacts {
+  tenant: string;
+  /** Seconds since the epoch: when its data is due for erasure (closed, not yet erased). */
+  purgeDue?: number | undefined;
+  legalHold: boolean;
+  purged: boolean;
+}
+
+/** A purge not done this long after it was due counts as overdue (and alerts). */
+export const PURGE_OVERDUE_GRACE_SECONDS = 3600;
+
 export interface MetricSources {
   /** The phase of every known tenant. */
   tenantPhases?: () => Iterable<string>;
   /** Backup facts of every tenant that has backups. */
   tenantBackups?: () => Iterable<TenantBackupFacts>;
+  /** Erasure facts of every closed or erased tenant. */
+  tenantErasures?: () => Iterable<TenantErasureFacts>;
 }
 
 /** A gauge per tenant, filled at scrape time from `facts`. */
@@ -51,6 +65,7 @@ function perTenantGauge(
 export function createMetrics(sources: MetricSources = {}) {
   const tenantPhases = sources.tenantPhases ?? (() => []);
   const tenantBackups = sources.tenantBackups ?? (() => []);
+  const tenantErasures = sources.tenantErasures ?? (() => []);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const metric = { registers: [registry] };
@@ -154,6 +169,56 @@ export function createMetrics(sources: MetricSources = {}) {
       tenantBackups,
       (f) => f.verified,
     ),
+    purgeDue: new Gauge({
+      name: `${PREFIX}purge_due_timestamp_seconds`,
+      help: "When a closed tenant's data is due for erasure (Unix seconds).",
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const fact of tenantErasures())
+          if (fact.purgeDue !== undefined && !fact.purged)
+            this.set({ tenant: fact.tenant }, fact.purgeDue);
+      },
+    }),
+    purgesOverdue: new Gauge({
+      name: `${PREFIX}purges_overdue`,
+      help: `Closed tenants not erased ${PURGE_OVERDUE_GRACE_SECONDS} s after they were due (legal holds excluded).`,
+      registers: [registry],
+      collect() {
+        const now = Date.now() / 1000;
+        let overdue = 0;
+        for (const fact of tenantErasures())
+          if (
+            fact.purgeDue !== undefined &&
+            !fact.purged &&
+            !fact.legalHold &&
+            now > fact.purgeDue + PURGE_OVERDUE_GRACE_SECONDS
+          )
+            overdue++;
+        this.set(overdue);
+      },
+    }),
+    purged: new Gauge({
+      name: `${PREFIX}tenants_purged`,
+      help: 'Tenants whose erasure is complete and whose record is kept.',
+      registers: [registry],
+      collect() {
+        let purged = 0;
+        for (const fact of tenantErasures()) if (fact.purged) purged++;
+        this.set(purged);
+      },
+    }),
+    legalHolds: new Gauge({
+      name: `${PREFIX}legal_holds`,
+      help: 'Closed tenants whose erasure waits for a legal hold.',
+      registers: [registry],
+      collect() {
+        let held = 0;
+        for (const fact of tenantErasures()) if (fact.legalHold && !fact.purged) held++;
+        this.set(held);
+      },
+    }),
     backupVerifications: new Counter({
       name: `${PREFIX}backup_verifications_total`,
       help: 'Backup verifications run by this replica, by result (passed, failed).',

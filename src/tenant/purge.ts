@@ -13,6 +13,7 @@ import { failpoint, type Failpoint } from '../failpoints.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import type { TenantErasureFacts } from '../metrics/registry.ts';
 import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
 import { ownershipMarker } from '../postgres/ownership.ts';
 import { dropTenantDatabase } from '../postgres/tenant-database.ts';
@@ -237,4 +238,19 @@ export async function purgeTenant(
   erasure = { ...erasure, completedAt: iso(now()) };
   await record(erasure);
   return { erasure };
+}
+
+/** The metrics' view of a tenant on its way to erasure (undefined: not closed, not erased). */
+export function erasureFactsOf(tenant: TenantObject): TenantErasureFacts | undefined {
+  const status = tenant.status;
+  const purged = status?.erasure?.completedAt !== undefined;
+  if (!purged && status?.purgeAfter === undefined) return undefined;
+  const due = status?.purgeAfter === undefined ? NaN : Date.parse(status.purgeAfter) / 1000;
+  const spec = tenant.spec as { retention?: { legalHold?: boolean } } | undefined;
+  return {
+    tenant: tenant.metadata.name,
+    ...(Number.isFinite(due) ? { purgeDue: due } : {}),
+    legalHold: spec?.retention?.legalHold === true,
+    purged,
+  };
 }

@@ -249,6 +249,7 @@ async function purgeStep(
     const next: TenantStatus = {
       ...latest.status,
       phase: erasure.completedAt ? 'Purged' : 'Purging',
+      observedGeneration: latest.metadata.generation,
       erasure,
       conditions: mergeConditions(
         latest.status?.conditions,

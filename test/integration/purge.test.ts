@@ -131,6 +131,10 @@ test('a closed tenant is erased when its time comes, never before, and a crash b
   const closed = await waitForPhase(client, name, 'Closed', 30_000);
   const purgeAfter = Date.parse(closed.status?.purgeAfter ?? '');
   assert.equal(purgeAfter - Date.parse(closed.status?.closedAt ?? ''), 20_000);
+  assert.equal(
+    await env.operator.metric('tenant_operator_purge_due_timestamp_seconds', `tenant="${name}"`),
+    purgeAfter / 1000,
+  );
   await env.operator.stop();
 
   // One operator per step, each killed by the failpoint right after its step.
@@ -174,6 +178,8 @@ test('a closed tenant is erased when its time comes, never before, and a crash b
   replacements.push(last);
   await last.waitUntilLeader();
   const purged = await waitForPhase(client, name, 'Purged', 60_000);
+  assert.equal(await last.metric('tenant_operator_tenants_purged'), 1);
+  assert.equal(await last.metric('tenant_operator_purges_overdue'), 0);
   const erasure = purged.status?.erasure;
   assert.ok(erasure?.completedAt);
   assert.deepEqual(
@@ -238,4 +244,27 @@ test('a closed tenant is erased when its time comes, never before, and a crash b
   await new Promise((resolve) => setTimeout(resolve, 3_000));
   assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
   assert.equal((await getTenant(client, name))?.status?.phase, 'Purged');
+});
+
+test('a legal hold keeps a due tenant; lifting it erases at once', async () => {
+  const name = await env.tenant('held', { retention: { afterClosure: '2s', legalHold: true } });
+  await waitForPhase(client, name, 'Ready', 60_000);
+  await client.mergePatch(objectPath(RESOURCES.Tenant, name), { spec: { state: 'Closed' } });
+  const closed = await waitForPhase(client, name, 'Closed', 30_000);
+  const due = Date.parse(closed.status?.purgeAfter ?? '');
+  const operator = replacements.at(-1) as OperatorProcess;
+  await waitFor('the due time to pass', () => Date.now() > due + 4_000, { timeoutMs: 20_000 });
+  const waiting = await getTenant(client, name);
+  assert.equal(waiting?.status?.phase, 'Closed');
+  assert.equal(waiting?.status?.erasure, undefined);
+  assert.ok(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)));
+  assert.equal(await operator.metric('tenant_operator_legal_holds'), 1);
+
+  await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
+    spec: { retention: { legalHold: false } },
+  });
+  const purged = await waitForPhase(client, name, 'Purged', 30_000);
+  assert.ok(purged.status?.erasure?.completedAt);
+  assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
+  assert.equal(await operator.metric('tenant_operator_legal_holds'), 0);
 });
