@@ -46,6 +46,7 @@ OPERATOR_NAMESPACE="${OPERATOR_NAMESPACE:-tenant-system}"
 OPERATOR_SERVICE_ACCOUNT="${OPERATOR_SERVICE_ACCOUNT:-tenant-operator}"
 KV_MOUNT="${VAULT_KV_MOUNT:-secret}"
 TRANSIT_MOUNT="${VAULT_TRANSIT_MOUNT:-transit}"
+ERASURE_SIGNING_KEY=erasure-certificates
 OPERATOR_TOKEN_TTL="${VAULT_OPERATOR_TOKEN_TTL:-1h}"
 OPERATOR_TOKEN_MAX_TTL="${VAULT_OPERATOR_TOKEN_MAX_TTL:-24h}"
 OPERATOR_AUDIENCE="${VAULT_OPERATOR_AUDIENCE:-vault}"
@@ -147,6 +148,18 @@ case "$transit_type" in
     ;;
   *) die "transit/ is mounted as '$transit_type', not Transit: refusing to touch it" ;;
 esac
+
+# The key erasure certificates are signed with (ed25519, never exportable):
+# the operator may sign with it and read its public half, nothing more.
+if vault_api GET "$TRANSIT_MOUNT/keys/$ERASURE_SIGNING_KEY" >"$tmp/signing" 2>/dev/null; then
+  [ "$(json_get "$tmp/signing" 'data.type')" = ed25519 ] \
+    || die "Transit key $ERASURE_SIGNING_KEY exists and is not ed25519: refusing to touch it"
+  log "Transit key $ERASURE_SIGNING_KEY: present"
+else
+  log "Transit key $ERASURE_SIGNING_KEY: creating (ed25519)"
+  json_object "$tmp/body" type=ed25519
+  vault_api POST "$TRANSIT_MOUNT/keys/$ERASURE_SIGNING_KEY" "$tmp/body" >/dev/null
+fi
 
 # --- the reviewer service account ----------------------------------------------
 log "ServiceAccount kube-system/vault-auth with ClusterRole system:auth-delegator"
@@ -291,6 +304,12 @@ path "$TRANSIT_MOUNT/keys/tenant-*" {
     "ciphertext" = []
     "public_key" = []
   }
+}
+path "$TRANSIT_MOUNT/sign/$ERASURE_SIGNING_KEY" {
+  capabilities = ["update"]
+}
+path "$TRANSIT_MOUNT/keys/$ERASURE_SIGNING_KEY" {
+  capabilities = ["read"]
 }
 path "sys/policies/acl/backup-*" {
   capabilities = ["create", "read", "update", "delete"]

@@ -15,6 +15,7 @@ import {
 } from '../vault/identity.ts';
 import { readCredentialFile } from '../vault/login-methods.ts';
 import { BACKUP_USAGE, runBackupCommand } from './backup.ts';
+import { CERTIFICATE_USAGE, runCertificateCommand } from './certificate.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
@@ -33,6 +34,7 @@ commands:
   install-crds   apply the CRDs and the admission guard (ValidatingAdmissionPolicies) to the
                  current cluster and wait until they are served
   backup         run, list, restore and verify encrypted tenant backups (see below)
+  certificate    verify an erasure certificate (see below)
 
 install-crds options (repeatable):
   --operator-user NAME       the operator's user name: only it (and Kubernetes' garbage
@@ -64,6 +66,8 @@ tokens must carry)
 ${VAULT_IDENTITY_USAGE}
 
 ${BACKUP_USAGE}
+
+${CERTIFICATE_USAGE}
 `;
 
 function loadKubeConfig(): KubeConfig {
@@ -215,6 +219,12 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'install-crds':
       return runInstallCrds(rest);
+    case 'certificate': {
+      const log = createLogger(undefined, 'stderr');
+      return runCertificateCommand(rest, {
+        vaultFromEnv: () => vaultFromEnv(log, () => undefined),
+      });
+    }
     case 'backup': {
       // The backup job's own log lines (JSON, like the operator's) on stderr,
       // so stdout is the command's answer. No fence: a job is not a leader,

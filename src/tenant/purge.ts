@@ -13,6 +13,15 @@ import { failpoint, type Failpoint } from '../failpoints.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import type { EventRecorder } from '../controller/events.ts';
+import {
+  certificateDocument,
+  certificateKey,
+  signCertificate,
+  type SignedCertificate,
+} from '../erasure/certificate.ts';
+import { OPERATOR_VERSION } from '../version.ts';
+import type { Transit } from '../vault/transit.ts';
 import type { TenantErasureFacts } from '../metrics/registry.ts';
 import { databaseIdentifiersFor } from '../postgres/identifiers.ts';
 import { ownershipMarker } from '../postgres/ownership.ts';
@@ -56,7 +65,15 @@ export interface PurgeDeps {
   client: KubeClient;
   database: DatabaseDeps;
   backup: BackupDeps;
+  /** Signs the erasure certificate (the operator's own Vault identity). */
+  transit: Transit;
+  /** How long the certificate's copy in the store is to be kept (the legal period). */
+  certificateRetentionMs: number;
+  events: EventRecorder;
 }
+
+/** Five years, the default legal period for keeping the proof of an erasure. */
+export const DEFAULT_CERTIFICATE_RETENTION_MS = 1826 * 86_400_000;
 
 export interface PurgeProgress {
   erasure: Erasure;
@@ -235,9 +252,63 @@ export async function purgeTenant(
     await record(erasure);
     failpoint(FAILPOINT_AFTER[step]);
   }
-  erasure = { ...erasure, completedAt: iso(now()) };
-  await record(erasure);
+  if (!erasure.completedAt) {
+    erasure = { ...erasure, completedAt: iso(now()) };
+    await record(erasure);
+  }
+  if (!erasure.certificate) {
+    // Built from what status recorded, so a retry after a crash signs the same bytes.
+    const completedAt = erasure.completedAt ?? iso(now());
+    const document = certificateDocument({
+      tenant: valid.name,
+      uid: valid.uid,
+      closedAt: tenant.status?.closedAt,
+      purgeAfter: tenant.status?.purgeAfter,
+      erasure,
+      operatorVersion: OPERATOR_VERSION,
+      keepUntil: iso(new Date(Date.parse(completedAt) + deps.certificateRetentionMs)),
+    });
+    const signed = await signCertificate(deps.transit, document);
+    const copies = await storeCertificate(deps, valid, signed);
+    erasure = {
+      ...erasure,
+      certificate: { ...signed, copies: copies.join(', ') },
+    };
+    await record(erasure);
+    await deps.events.record(
+      tenant,
+      copies.length > 0 ? 'Normal' : 'Warning',
+      'ErasureCertified',
+      `erasure certificate signed (${signed.signature.slice(0, 12)}…)` +
+        (copies.length > 0
+          ? `; copies: ${copies.join(', ')}`
+          : '; no BackupStore to keep a copy in: the certificate is only in status'),
+    );
+  }
   return { erasure };
+}
+
+/**
+ * The certificate's copy, outside every tenant's prefix: in the store of
+ * the tenant's region, else in every store (a tenant without a store of its
+ * own still leaves its proof somewhere). Answers where it went.
+ */
+async function storeCertificate(
+  deps: PurgeDeps,
+  valid: ValidTenant,
+  signed: SignedCertificate,
+): Promise<string[]> {
+  const chosen = deps.backup.stores.choose(valid.spec.region);
+  const names = 'problem' in chosen ? deps.backup.stores.names() : [chosen.name];
+  const key = certificateKey(valid.name, valid.uid);
+  const body = Buffer.from(JSON.stringify(signed, null, 2));
+  const copies: string[] = [];
+  for (const name of names) {
+    const store = await deps.backup.stores.get(name);
+    await store.putBytes(key, body);
+    copies.push(`${store.location.replace(/\/$/, '')}/${key}`);
+  }
+  return copies;
 }
 
 /** The metrics' view of a tenant on its way to erasure (undefined: not closed, not erased). */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ANNOTATION_CLOSED_AT, FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
-import { purgeTenant } from './purge.ts';
+import { DEFAULT_CERTIFICATE_RETENTION_MS, purgeTenant } from './purge.ts';
 import { describeIssues } from '../api/validate.ts';
 import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
@@ -60,6 +60,8 @@ export interface ReconcileDeps {
   database?: DatabaseDeps;
   /** Absent when the operator runs no backups (no Vault, or --backup-image unset). */
   backup?: BackupDeps;
+  /** How long an erasure certificate's copy is kept (default five years). */
+  certificateRetentionMs?: number;
   client: KubeClient;
   tenants: Informer<TenantObject>;
   namespaces: Informer<KubeObject>;
@@ -275,7 +277,14 @@ async function purgeStep(
     latest = await updateStatusReturning(deps, latest, next);
   };
   const progress = await purgeTenant(
-    { client: deps.client, database: deps.database, backup: deps.backup },
+    {
+      client: deps.client,
+      database: deps.database,
+      backup: deps.backup,
+      transit: deps.backup.vault.transit,
+      certificateRetentionMs: deps.certificateRetentionMs ?? DEFAULT_CERTIFICATE_RETENTION_MS,
+      events: deps.events,
+    },
     tenant,
     valid,
     () => now(deps),

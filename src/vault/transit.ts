@@ -178,6 +178,34 @@ export class Transit {
     return { plaintext, ciphertext: data.ciphertext, keyVersion: data.key_version ?? 0 };
   }
 
+  /** Signs `input` with the latest version of an asymmetric key (ed25519 here). */
+  async sign(name: string, input: Buffer): Promise<{ signature: string; keyVersion: number }> {
+    const response = await this.client.write<{ signature?: string; key_version?: number }>(
+      vaultPath(this.mount, 'sign', name),
+      { input: input.toString('base64') },
+    );
+    const signature = response?.data?.signature;
+    if (!signature || !/^vault:v\d+:[A-Za-z0-9+/=]+$/.test(signature))
+      throw new OperatorError(ERROR_CODES.API_ERROR, `Transit sign ${name}: no signature`);
+    return { signature, keyVersion: response.data?.key_version ?? 0 };
+  }
+
+  /** The public keys of an asymmetric key, by version (base64 of the raw key). */
+  async publicKeys(name: string): Promise<Map<number, string>> {
+    const response = await this.client.read<{ keys?: Record<string, { public_key?: string }> }>(
+      this.keyPath(name),
+    );
+    const keys = new Map<number, string>();
+    for (const [version, key] of Object.entries(response?.data?.keys ?? {}))
+      if (key.public_key) keys.set(Number(version), key.public_key);
+    if (keys.size === 0)
+      throw new OperatorError(
+        ERROR_CODES.API_NOT_FOUND,
+        `Transit key ${name} has no public key (missing, or not an asymmetric key)`,
+      );
+    return keys;
+  }
+
   /** Unwraps a data key made by generateDataKey (any key version not below min_decryption_version). */
   async decryptDataKey(name: string, ciphertext: string): Promise<Buffer> {
     if (!/^vault:v\d+:[A-Za-z0-9+/=]+$/.test(ciphertext))

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { backupCronJobName } from '../../src/backup/cronjob.ts';
 import { tenantPrefix } from '../../src/backup/layout.ts';
+import { certificateKey } from '../../src/erasure/certificate.ts';
 import { onDemandJobName } from '../../src/backup/on-demand-job.ts';
 import type { TenantBackupObject } from '../../src/backup/records.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -51,6 +52,27 @@ async function removeLeftovers(name: string): Promise<void> {
   for (const role of [`tenant-${name}`, `backup-${name}`])
     await new KubernetesAuth(root).deleteKubernetesRole(role);
   await new Transit(root).deleteKey(`tenant-${name}`);
+}
+
+function runCli(args: string[]) {
+  return spawnSync(process.execPath, ['src/cli/main.ts', ...args], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH,
+      VAULT_ADDR: requireEnv('VAULT_ADDR'),
+      VAULT_TOKEN: requireEnv('VAULT_TOKEN'),
+    },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+async function tenantEventsOf(uid: string): Promise<KubeObject[]> {
+  const list = await client.request<KubeList<KubeObject>>(
+    'GET',
+    collectionPath(RESOURCES.Event, 'default'),
+  );
+  return list.items.filter((e) => (e.involvedObject as { uid?: string } | undefined)?.uid === uid);
 }
 
 function pgEu() {
@@ -215,12 +237,43 @@ test('a closed tenant is erased when its time comes, never before, and a crash b
   const left = readdirSync(storeDir, { recursive: true }).filter((f) =>
     String(f).startsWith(tenantPrefix(name, uid).replace(/\/$/, '')),
   );
+  // Only the certificate's copy is left in the store, outside every tenant's prefix.
   assert.deepEqual(
     readdirSync(join(storeDir), { recursive: true, withFileTypes: true })
       .filter((f) => f.isFile())
-      .map((f) => f.name),
-    [],
+      .map((f) => join(f.parentPath, f.name).slice(storeDir.length + 1)),
+    [certificateKey(name, uid)],
     `left in the store: ${left.join(', ')}`,
+  );
+
+  // The certificate: in status, in the store, signed by Vault's key, verifiable.
+  const certificate = erasure.certificate as Record<string, string>;
+  const document = JSON.parse(certificate.document ?? '') as Record<string, unknown>;
+  assert.equal(document.tenant, name);
+  assert.equal(document.uid, uid);
+  assert.equal(document.closedAt, closed.status?.closedAt);
+  assert.equal(document.purgeAfter, closed.status?.purgeAfter);
+  assert.equal(document.completedAt, erasure.completedAt);
+  assert.deepEqual(document.steps, erasure.steps);
+  assert.match(certificate.signature ?? '', /^vault:v1:/);
+  const copyFile = join(storeDir, certificateKey(name, uid));
+  const copy = JSON.parse(readFileSync(copyFile, 'utf8')) as Record<string, string>;
+  assert.deepEqual(copy, { document: certificate.document, signature: certificate.signature });
+  const verified = runCli(['certificate', 'verify', copyFile]);
+  assert.equal(verified.status, 0, verified.stderr);
+  assert.match(verified.stdout, new RegExp(`^valid: tenant ${name} \\(uid ${uid}\\)`));
+  const forged = join(work, 'forged.json');
+  // One step renamed: the Transit key was "kept".
+  const forgedDocument = copy.document?.replace('"name":"key"', '"name":"kept"');
+  assert.notEqual(forgedDocument, copy.document);
+  writeFileSync(forged, JSON.stringify({ ...copy, document: forgedDocument }));
+  const refused = runCli(['certificate', 'verify', forged]);
+  assert.equal(refused.status, 1, refused.stdout);
+  assert.match(refused.stderr, /does not match the document/);
+  assert.ok(
+    (await tenantEventsOf(purged.metadata.uid as string)).some(
+      (e) => e.reason === 'ErasureCertified',
+    ),
   );
   assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
   assert.equal(
