@@ -24,6 +24,13 @@ export const LABEL_TENANT_UID = `${GROUP}/tenant-uid`;
  * rebuilt from it, never restarted.
  */
 export const ANNOTATION_CLOSED_AT = `${GROUP}/closed-at`;
+/**
+ * An explicit, immediate erasure (a GDPR erasure request): set on a Closed
+ * Tenant with the tenant's own name as the value, as confirmation. The purge
+ * then starts at once instead of at purgeAfter (a legal hold still wins),
+ * and the certificate says it was requested.
+ */
+export const ANNOTATION_ERASE_NOW = `${GROUP}/erase-now`;
 /** On an on-demand backup Job: the TenantBackup it fills in. */
 export const LABEL_TENANT_BACKUP = `${GROUP}/tenant-backup`;
 /** ClusterRoles carrying this label are folded into tenant-admin by aggregation. */

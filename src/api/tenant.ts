@@ -272,6 +272,10 @@ export const tenantStatusSchema = z.object({
   erasure: z
     .object({
       startedAt: z.string().optional().meta({ description: 'When the purge began.' }),
+      trigger: z.enum(['RetentionExpired', 'ErasureRequest']).optional().meta({
+        description:
+          'Why: the retention time after closure passed, or an immediate erasure was requested (annotation tenancy.io/erase-now).',
+      }),
       completedAt: z
         .string()
         .optional()

@@ -40,6 +40,7 @@ export function certificateDocument(input: CertificateInput): string {
     uid: input.uid,
     closedAt: input.closedAt ?? null,
     purgeAfter: input.purgeAfter ?? null,
+    trigger: input.erasure.trigger ?? 'RetentionExpired',
     startedAt: input.erasure.startedAt ?? null,
     completedAt: input.erasure.completedAt ?? null,
     steps: (input.erasure.steps ?? []).map((s) => ({

@@ -1,3 +1,4 @@
+import { ANNOTATION_ERASE_NOW } from '../api/constants.ts';
 import type { TenantStatus } from '../api/tenant.ts';
 import { tenantPrefix } from '../backup/layout.ts';
 import type { TenantBackupObject } from '../backup/records.ts';
@@ -205,6 +206,10 @@ const FAILPOINT_AFTER: Record<PurgeStep, Failpoint> = {
   namespace: 'purge-after-namespace',
 };
 
+function erasureRequestedNow(tenant: TenantObject): boolean {
+  return tenant.metadata.annotations?.[ANNOTATION_ERASE_NOW] === tenant.metadata.name;
+}
+
 /**
  * Runs the steps not yet recorded as done, recording each through `record`
  * (a status write) before the next starts. Throws on a failure (retried
@@ -219,7 +224,12 @@ export async function purgeTenant(
 ): Promise<PurgeProgress> {
   let erasure: Erasure = tenant.status?.erasure?.startedAt
     ? { ...tenant.status.erasure }
-    : { startedAt: iso(now()), steps: [] };
+    : {
+        startedAt: iso(now()),
+        // Why now: the retention time passed, or someone asked (and confirmed).
+        trigger: erasureRequestedNow(tenant) ? 'ErasureRequest' : 'RetentionExpired',
+        steps: [],
+      };
   if (!tenant.status?.erasure?.startedAt) await record(erasure);
   for (const step of PURGE_STEPS) {
     if (erasure.steps?.some((s) => s.name === step)) continue;

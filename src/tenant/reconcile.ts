@@ -1,5 +1,10 @@
 import type { Logger } from 'pino';
-import { ANNOTATION_CLOSED_AT, FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
+import {
+  ANNOTATION_CLOSED_AT,
+  ANNOTATION_ERASE_NOW,
+  FINALIZER,
+  LABEL_TENANT_UID,
+} from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
 import { DEFAULT_CERTIFICATE_RETENTION_MS, purgeTenant } from './purge.ts';
 import { describeIssues } from '../api/validate.ts';
@@ -104,9 +109,9 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     namespace: namespaceFor(name),
   };
   // A purged tenant is only its record; a closed one past its time is purged.
-  if (current.status?.erasure?.completedAt) return keepPurgedRecord(deps, current, valid);
+  if (current.status?.erasure?.certificate) return keepPurgedRecord(deps, current, valid);
   if (valid.spec.state === 'Closed') {
-    const due = purgeDueAt(current, valid);
+    const due = erasureRequested(current) ? now(deps) : purgeDueAt(current, valid);
     const held = valid.spec.retention.legalHold;
     if (current.status?.erasure?.startedAt || (!held && due !== undefined && due <= now(deps))) {
       return purgeStep(deps, current, valid);
@@ -215,6 +220,11 @@ async function databaseStep(
   };
 }
 
+/** An immediate erasure asked for, confirmed by the tenant's own name (see ANNOTATION_ERASE_NOW). */
+function erasureRequested(tenant: TenantObject): boolean {
+  return tenant.metadata.annotations?.[ANNOTATION_ERASE_NOW] === tenant.metadata.name;
+}
+
 /** When a closed tenant's data is due for erasure (from its status, which the annotation rebuilds). */
 function purgeDueAt(tenant: TenantObject, valid: ValidTenant): Date | undefined {
   const closedAt =
@@ -250,13 +260,14 @@ async function purgeStep(
     const done = (erasure.steps ?? []).map((s) => s.name);
     const next: TenantStatus = {
       ...latest.status,
-      phase: erasure.completedAt ? 'Purged' : 'Purging',
+      // Purged once the proof exists too: certificate signed and kept.
+      phase: erasure.completedAt && erasure.certificate ? 'Purged' : 'Purging',
       observedGeneration: latest.metadata.generation,
       erasure,
       conditions: mergeConditions(
         latest.status?.conditions,
         [
-          erasure.completedAt
+          erasure.completedAt && erasure.certificate
             ? {
                 type: CONDITION.Ready,
                 status: 'False',

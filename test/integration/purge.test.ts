@@ -321,3 +321,35 @@ test('a legal hold keeps a due tenant; lifting it erases at once', async () => {
   assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
   assert.equal(await operator.metric('tenant_operator_legal_holds'), 0);
 });
+
+test('an immediate erasure, confirmed by the tenant’s name, erases a closed tenant at once', async () => {
+  const name = await env.tenant('gdpr', {});
+  await waitForPhase(client, name, 'Ready', 60_000);
+  const path = objectPath(RESOURCES.Tenant, name);
+  // Asked for on an Active tenant: nothing happens (close it first).
+  await client.mergePatch(path, { metadata: { annotations: { 'tenancy.io/erase-now': name } } });
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  assert.equal((await getTenant(client, name))?.status?.phase, 'Ready');
+
+  await client.mergePatch(path, {
+    metadata: { annotations: { 'tenancy.io/erase-now': 'someone-else' } },
+    spec: { state: 'Closed' },
+  });
+  const closed = await waitForPhase(client, name, 'Closed', 30_000);
+  assert.ok(Date.parse(closed.status?.purgeAfter ?? '') > Date.now() + 59 * 86_400_000);
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  assert.equal(
+    (await getTenant(client, name))?.status?.erasure,
+    undefined,
+    'a confirmation naming another tenant erased this one',
+  );
+
+  await client.mergePatch(path, { metadata: { annotations: { 'tenancy.io/erase-now': name } } });
+  const purged = await waitForPhase(client, name, 'Purged', 30_000);
+  assert.equal(purged.status?.erasure?.trigger, 'ErasureRequest');
+  const document = JSON.parse(
+    (purged.status?.erasure?.certificate as Record<string, string>).document ?? '',
+  ) as Record<string, unknown>;
+  assert.equal(document.trigger, 'ErasureRequest');
+  assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
+});
