@@ -321,7 +321,10 @@ export function statusEvents(before: TenantStatus | undefined, after: TenantStat
       Ready: [REASON.Provisioned, `tenant is ready in namespace ${after.namespace ?? ''}`],
       Suspended: ['Suspended', 'tenant suspended: all network traffic denied'],
       Closed: ['Closed', `tenant closed: access cut; data kept until ${after.purgeAfter ?? ''}`],
-      Purging: ['Purging', 'erasing the tenant: every trace of it is being removed'],
+      Purging:
+        readyAfter?.reason === REASON.Deleting
+          ? ['Deleting', 'tenant deleted: removing its namespace']
+          : ['Purging', 'erasing the tenant: every trace of it is being removed'],
       Purged: ['Purged', `tenant erased at ${after.erasure?.completedAt ?? ''}`],
     };
     const found = after.phase ? entry[after.phase] : undefined;
