@@ -59,6 +59,8 @@ operator options (environment variable in brackets):
   --backup-image IMAGE    the image backup jobs run: this operator's own [BACKUP_IMAGE]
                           (tenant-operator:latest; the chart sets the exact tag)
   --verify-concurrency N  backup verifications (scratch restores) at once, 1-64 (1)
+  --certificate-retention DURATION
+                          how long an erasure certificate's copy is kept (1826d: five years)
 
 Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESPACE,
 VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
@@ -146,6 +148,7 @@ async function runOperator(args: string[]): Promise<void> {
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',
     clusterCidrs: options.clusterCidrs,
     minRotationIntervalMs: options.minRotationIntervalSeconds * 1000,
+    certificateRetentionMs: options.certificateRetentionSeconds * 1000,
     backup: {
       image: options.backupImage,
       verifyConcurrency: options.verifyConcurrency,

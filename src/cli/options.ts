@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { DURATION_PATTERN, durationToMs } from '../api/duration.ts';
 
 // The `operator` command's flags, parsed and checked in one place before
 // anything starts: a typo in a number must stop the process with a message
@@ -31,6 +32,8 @@ export interface OperatorCliOptions {
   backupImage: string;
   /** Backup verifications (restores into a scratch database) run at once. */
   verifyConcurrency: number;
+  /** How long an erasure certificate's copy in the store is to be kept, seconds. */
+  certificateRetentionSeconds: number;
 }
 
 const OPERATOR_FLAGS = {
@@ -45,6 +48,7 @@ const OPERATOR_FLAGS = {
   'min-rotation-interval': { type: 'string' },
   'backup-image': { type: 'string' },
   'verify-concurrency': { type: 'string' },
+  'certificate-retention': { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 /** Node timers overflow past 2^31-1 ms; a longer resync would fire at once, over and over. */
@@ -161,6 +165,17 @@ export function parseOperatorOptions(
     undefined,
     '1',
   );
+  const certificateRetention = pick(
+    'certificate-retention',
+    values['certificate-retention'],
+    env,
+    undefined,
+    '1826d',
+  );
+  if (!DURATION_PATTERN.test(certificateRetention.raw))
+    throw new UsageError(
+      `${certificateRetention.source}: expected a duration such as 1826d (s, m, h or d), got ${JSON.stringify(certificateRetention.raw)}`,
+    );
   const clusterCidrs = [
     ...new Set([
       ...(values['cluster-cidr'] ?? []),
@@ -186,5 +201,6 @@ export function parseOperatorOptions(
     minRotationIntervalSeconds: wholeNumber(minRotation.source, minRotation.raw, 1, 31_536_000),
     backupImage: nonEmpty(backupImage.source, backupImage.raw),
     verifyConcurrency: wholeNumber(verifyConcurrency.source, verifyConcurrency.raw, 1, 64),
+    certificateRetentionSeconds: durationToMs(certificateRetention.raw) / 1000,
   };
 }

@@ -13,6 +13,8 @@ export const CONDITION = {
   BackupScheduled: 'BackupScheduled',
   LastBackupSucceeded: 'LastBackupSucceeded',
   BackupVerified: 'BackupVerified',
+  /** A closed tenant: when its data is erased, or why not. */
+  PurgeScheduled: 'PurgeScheduled',
   // DatabaseServer
   Reachable: 'Reachable',
   TLSVerified: 'TLSVerified',
@@ -36,6 +38,8 @@ export const REASON = {
   Closed: 'Closed',
   Deleting: 'Deleting',
   Purging: 'Purging',
+  PurgeScheduled: 'PurgeScheduled',
+  LegalHold: 'LegalHold',
   Purged: 'Purged',
   ApplyFailed: 'ApplyFailed',
   Disabled: 'Disabled',

@@ -82,6 +82,8 @@ export interface OperatorOptions {
   minRotationIntervalMs?: number;
   /** Backups (they need Vault too): the image the backup jobs run, and more. */
   backup?: BackupOptions;
+  /** How long an erasure certificate's copy in the store is kept. */
+  certificateRetentionMs?: number;
 }
 
 export interface BackupOptions {
@@ -210,6 +212,9 @@ export class Operator {
     };
     const deps: ReconcileDeps = {
       egress,
+      ...(this.options.certificateRetentionMs === undefined
+        ? {}
+        : { certificateRetentionMs: this.options.certificateRetentionMs }),
       client: this.client,
       tenants: this.tenants,
       namespaces,

@@ -273,11 +273,35 @@ export function computeStatus(input: StatusInput): TenantStatus {
     status.purgeAfter = isoSeconds(
       new Date(Date.parse(closedAt) + durationToMs(valid.spec.retention.afterClosure)),
     );
+    // Merged against the previous status, so an unchanged condition keeps its time.
+    status.conditions = mergeConditions(
+      tenant.status?.conditions,
+      [...(status.conditions ?? []), purgeCondition(valid, status.purgeAfter)],
+      tenant.metadata.generation,
+      now,
+    );
   } else {
     delete status.closedAt;
     delete status.purgeAfter;
   }
   return status;
+}
+
+/** When a closed tenant's data goes, or that a legal hold keeps it. */
+function purgeCondition(valid: ValidTenant, purgeAfter: string): ConditionInput {
+  return valid.spec.retention.legalHold
+    ? {
+        type: CONDITION.PurgeScheduled,
+        status: 'False',
+        reason: REASON.LegalHold,
+        message: `legal hold: nothing is erased while spec.retention.legalHold is true (due ${purgeAfter})`,
+      }
+    : {
+        type: CONDITION.PurgeScheduled,
+        status: 'True',
+        reason: REASON.PurgeScheduled,
+        message: `every trace of the tenant is erased at ${purgeAfter}`,
+      };
 }
 
 /** The status of a Tenant whose spec does not even parse: nothing else is known. */

@@ -312,6 +312,8 @@ test('a legal hold keeps a due tenant; lifting it erases at once', async () => {
   assert.equal(waiting?.status?.erasure, undefined);
   assert.ok(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)));
   assert.equal(await operator.metric('tenant_operator_legal_holds'), 1);
+  const hold = waiting?.status?.conditions?.find((c) => c.type === 'PurgeScheduled');
+  assert.deepEqual([hold?.status, hold?.reason], ['False', 'LegalHold']);
 
   await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
     spec: { retention: { legalHold: false } },

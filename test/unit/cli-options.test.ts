@@ -79,6 +79,8 @@ describe('operator command-line input', () => {
         '1',
         '--verify-concurrency',
         '2',
+        '--certificate-retention',
+        '3650d',
       ],
       {
         METRICS_PORT: '9000',
@@ -99,9 +101,15 @@ describe('operator command-line input', () => {
       minRotationIntervalSeconds: 1,
       backupImage: 'registry.example/tenant-operator:1.2.3',
       verifyConcurrency: 2,
+      certificateRetentionSeconds: 3650 * 86_400,
     });
     assert.equal(parseOperatorOptions([], { METRICS_PORT: '9000' }).metricsPort, 9000);
     assert.equal(parseOperatorOptions([], {}).backupImage, 'tenant-operator:latest');
+    assert.equal(parseOperatorOptions([], {}).certificateRetentionSeconds, 1826 * 86_400);
+    assert.throws(
+      () => parseOperatorOptions(['--certificate-retention', '5y'], {}),
+      /--certificate-retention: expected a duration such as 1826d/,
+    );
   });
 
   test('the parser throws a UsageError, which main turns into status 2', () => {

@@ -276,3 +276,26 @@ describe('the retention clock', () => {
     );
   });
 });
+
+describe('a closed tenant says when its data goes, or why not', () => {
+  const purgeCondition = (status: TenantStatus) =>
+    status.conditions?.find((c) => c.type === 'PurgeScheduled');
+
+  test('scheduled, then held; stable from one reconcile to the next', () => {
+    const closed = valid({ state: 'Closed', retention: { afterClosure: '60d' } });
+    const first = computeStatus(input({ valid: closed }));
+    assert.equal(purgeCondition(first)?.status, 'True');
+    assert.match(purgeCondition(first)?.message ?? '', /erased at 2026-06-30T10:00:00Z/);
+    const later = computeStatus(
+      input({ tenant: tenantWith(first), valid: closed, now: new Date('2026-05-02T00:00:00Z') }),
+    );
+    assert.deepEqual(later.conditions, first.conditions, 'a resync changed the conditions');
+    const held = valid({ state: 'Closed', retention: { afterClosure: '60d', legalHold: true } });
+    const heldStatus = computeStatus(input({ tenant: tenantWith(first), valid: held }));
+    assert.deepEqual(
+      [purgeCondition(heldStatus)?.status, purgeCondition(heldStatus)?.reason],
+      ['False', 'LegalHold'],
+    );
+    assert.equal(purgeCondition(computeStatus(input({ valid: valid() }))), undefined);
+  });
+});
