@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +16,7 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
+import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { listTenantBackups } from '../../src/backup/catalog.ts';
 import { backupCronJobName } from '../../src/backup/cronjob.ts';
 import { FilesystemStore } from '../../src/backup/fs-store.ts';
@@ -33,11 +33,6 @@ import {
 } from '../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
 import type { StoredCredentials } from '../../src/tenant/database.ts';
-import { VaultClient } from '../../src/vault/client.ts';
-import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
-import { KvV2 } from '../../src/vault/kv.ts';
-import { VaultPolicies } from '../../src/vault/policy.ts';
-import { Transit } from '../../src/vault/transit.ts';
 import {
   backupPodInvocation,
   runBackupCommandAsAdmin,
@@ -45,7 +40,11 @@ import {
 } from '../support/backup-job.ts';
 import { adminClient, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
-import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import {
+  configureVault,
+  removeTenantLeftovers,
+  tenantCredentials,
+} from '../support/tenant-data.ts';
 import { waitFor } from '../support/wait.ts';
 
 // "Crash mid-upload leaves no visible backup; the next run succeeds." The
@@ -76,30 +75,11 @@ const s3Prefix = `${PREFIX}-${randomBytes(4).toString('hex')}`;
 let rawS3: S3Client;
 const cleanups: (() => Promise<void>)[] = [];
 
-/** What a deleted tenant leaves until issue 8's purge exists: its database and Vault objects. */
-async function removeVaultAndDatabase(name: string): Promise<void> {
-  const root = VaultClient.fromEnv();
-  await dropTenantDatabasesAsAdmin(localServers(), [name]);
-  await new KvV2(root).deleteSecretAllVersions(`tenants/${name}/database`);
-  await new VaultPolicies(root).deletePolicy(`tenant-${name}`);
-  await new KubernetesAuth(root).deleteKubernetesRole(`tenant-${name}`);
-  await new VaultPolicies(root).deletePolicy(`backup-${name}`);
-  await new VaultPolicies(root).deletePolicy(`restore-${name}`);
-  await new KubernetesAuth(root).deleteKubernetesRole(`backup-${name}`);
-  await new Transit(root).deleteKey(`tenant-${name}`);
-}
-
 function s3Credentials() {
   return {
     accessKeyId: requireEnv('S3_ACCESS_KEY_ID'),
     secretAccessKey: requireEnv('S3_SECRET_ACCESS_KEY'),
   };
-}
-
-async function tenantCredentials(name: string): Promise<StoredCredentials> {
-  const secret = await new KvV2(VaultClient.fromEnv()).readSecret(`tenants/${name}/database`);
-  assert.ok(secret);
-  return secret.data as unknown as StoredCredentials;
 }
 
 /** Fills the tenant's database with `mib` MiB of random bytes, as the tenant. */
@@ -230,12 +210,7 @@ const s3Store: StoreUnderTest = {
 };
 
 before(async () => {
-  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(configured.status, 0, configured.stderr);
+  configureVault();
   client = await adminClient();
   await registerLocalDatabaseServers(client);
   work = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
@@ -246,7 +221,7 @@ before(async () => {
     forcePathStyle: true,
     credentials: s3Credentials(),
   });
-  for (const name of [`${PREFIX}-fs`, `${PREFIX}-s3`]) await removeVaultAndDatabase(name);
+  for (const name of [`${PREFIX}-fs`, `${PREFIX}-s3`]) await removeTenantLeftovers(name);
   env = await TestEnvironment.start(PREFIX);
 
   // The backup jobs' RBAC (the stores' Secrets included) is the operator's.
@@ -291,7 +266,7 @@ after(async () => {
     await client.delete(objectPath(RESOURCES.TenantBackup, record.metadata.name));
   for (const cleanup of cleanups.reverse()) await cleanup();
   await env[Symbol.asyncDispose]();
-  for (const name of [`${PREFIX}-fs`, `${PREFIX}-s3`]) await removeVaultAndDatabase(name);
+  for (const name of [`${PREFIX}-fs`, `${PREFIX}-s3`]) await removeTenantLeftovers(name);
   const s3 = s3Store.open() as S3Store;
   await s3.removeAbandonedWrites('', new Date(Date.now() + 60_000));
   const keys: string[] = [];

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
-import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
+import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import {
   backupCronJobName,
   buildBackupCronJob,
@@ -18,16 +16,15 @@ import { ownedFieldsEqual } from '../../src/k8s/owned-fields.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
-import type { StoredCredentials } from '../../src/tenant/database.ts';
-import { VaultClient } from '../../src/vault/client.ts';
-import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
-import { KvV2 } from '../../src/vault/kv.ts';
-import { VaultPolicies } from '../../src/vault/policy.ts';
-import { Transit } from '../../src/vault/transit.ts';
 import { runBackupCommandAsAdmin, runBackupPod } from '../support/backup-job.ts';
 import { adminClient, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
-import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import {
+  configureVault,
+  removeTenantLeftovers,
+  tenantCredentials,
+  tenantQuery,
+} from '../support/tenant-data.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The backup CronJob's command, run as a local process exactly as the pod
@@ -36,7 +33,6 @@ import { waitFor } from '../support/wait.ts';
 // the job's own ServiceAccount. The CronJob, its ServiceAccount, the keys
 // and roles are the operator's, made for a tenant with a database.
 
-const REPO = join(import.meta.dirname, '..', '..');
 const NAMESPACE = 'tenant-system';
 const STORE = 'bkjob-fs';
 const MARKER = 'bkjob-row-3f9a';
@@ -47,58 +43,13 @@ let storeDir: string;
 let work: string;
 const cleanups: (() => Promise<void>)[] = [];
 
-/** What a deleted tenant leaves until issue 8's purge exists: its database and Vault objects. */
-async function removeLeftovers(name: string): Promise<void> {
-  const root = VaultClient.fromEnv();
-  await dropTenantDatabasesAsAdmin(localServers(), [name]);
-  await new KvV2(root).deleteSecretAllVersions(`tenants/${name}/database`);
-  await new VaultPolicies(root).deletePolicy(`tenant-${name}`);
-  await new KubernetesAuth(root).deleteKubernetesRole(`tenant-${name}`);
-  await new VaultPolicies(root).deletePolicy(`backup-${name}`);
-  await new VaultPolicies(root).deletePolicy(`restore-${name}`);
-  await new KubernetesAuth(root).deleteKubernetesRole(`backup-${name}`);
-  await new Transit(root).deleteKey(`tenant-${name}`);
-}
-
-async function tenantCredentials(name: string): Promise<StoredCredentials> {
-  const secret = await new KvV2(VaultClient.fromEnv()).readSecret(`tenants/${name}/database`);
-  assert.ok(secret);
-  return secret.data as unknown as StoredCredentials;
-}
-
-async function query(
-  c: StoredCredentials,
-  sql: string,
-  database = c.dbname,
-): Promise<pg.QueryResultRow[]> {
-  const conn = new pg.Client({
-    host: c.host,
-    port: Number(c.port),
-    user: c.username,
-    password: c.password,
-    database,
-    ssl: { ca: c.ca, rejectUnauthorized: true },
-  });
-  await conn.connect();
-  try {
-    return (await conn.query<pg.QueryResultRow>(sql)).rows;
-  } finally {
-    await conn.end();
-  }
-}
-
 before(async () => {
-  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(configured.status, 0, configured.stderr);
+  configureVault();
   client = await adminClient();
   await registerLocalDatabaseServers(client);
   work = mkdtempSync(join(tmpdir(), 'bkjob-'));
   storeDir = mkdtempSync(join(tmpdir(), 'bkjob-store-'));
-  await removeLeftovers('bkjob-a');
+  await removeTenantLeftovers('bkjob-a');
   env = await TestEnvironment.start('bkjob');
   await client.apply({
     apiVersion: 'tenancy.io/v1alpha1',
@@ -118,7 +69,7 @@ after(async () => {
     await client.delete(objectPath(RESOURCES.TenantBackup, record.metadata.name));
   for (const cleanup of cleanups.reverse()) await cleanup();
   await env[Symbol.asyncDispose]();
-  await removeLeftovers('bkjob-a');
+  await removeTenantLeftovers('bkjob-a');
   rmSync(work, { recursive: true, force: true });
   rmSync(storeDir, { recursive: true, force: true });
 });
@@ -128,8 +79,8 @@ test("the CronJob's command backs up, and the backup verifies and restores ident
   const tenant = await waitForPhase(client, name, 'Ready', 60_000);
   const uid = tenant.metadata.uid as string;
   const creds = await tenantCredentials(name);
-  await query(creds, `CREATE TABLE items (id serial PRIMARY KEY, label text)`);
-  await query(
+  await tenantQuery(creds, `CREATE TABLE items (id serial PRIMARY KEY, label text)`);
+  await tenantQuery(
     creds,
     `INSERT INTO items (label) SELECT '${MARKER}-' || g FROM generate_series(1, 500) g`,
   );
@@ -203,9 +154,12 @@ test("the CronJob's command backs up, and the backup verifies and restores ident
   assert.equal(verified.status, 0, verified.stderr);
   assert.match(verified.stdout, new RegExp(`"verified":true.*"backupId":"${status.backupId}"`));
 
-  await query(creds, `DELETE FROM items WHERE id > 100`);
+  await tenantQuery(creds, `DELETE FROM items WHERE id > 100`);
   const restored = runBackupCommandAsAdmin(['restore', '--tenant', name, '--clean']);
   assert.equal(restored.status, 0, restored.stderr);
-  const rows = await query(creds, `SELECT count(*)::int AS n, min(label) AS first FROM items`);
+  const rows = await tenantQuery(
+    creds,
+    `SELECT count(*)::int AS n, min(label) AS first FROM items`,
+  );
   assert.deepEqual(rows, [{ n: 500, first: `${MARKER}-1` }]);
 });

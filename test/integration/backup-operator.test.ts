@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
-import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
+import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { backupIdTime } from '../../src/backup/catalog.ts';
 import {
   backupCronJobName,
@@ -23,18 +21,20 @@ import type { KubeClient } from '../../src/k8s/client.ts';
 import { ownedFieldsEqual } from '../../src/k8s/owned-fields.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
-import type { StoredCredentials } from '../../src/tenant/database.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
 import { VaultClient } from '../../src/vault/client.ts';
-import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
-import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
-import { OPERATOR_NAMESPACE, REPO, runBackupPod } from '../support/backup-job.ts';
+import { OPERATOR_NAMESPACE, runBackupPod } from '../support/backup-job.ts';
 import { adminClient, getTenant, kubectl, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import {
+  configureVault,
+  removeTenantLeftovers,
+  tenantCredentials,
+  tenantQuery,
+} from '../support/tenant-data.ts';
 import { OperatorProcess } from '../support/operator.ts';
-import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The operator running a tenant's backups, judged from the servers: the
@@ -55,43 +55,9 @@ let client: KubeClient;
 let storeDir: string;
 let work: string;
 
-async function removeVaultLeftovers(name: string): Promise<void> {
-  const root = VaultClient.fromEnv();
-  await dropTenantDatabasesAsAdmin(localServers(), [name]);
-  await new KvV2(root).deleteSecretAllVersions(`tenants/${name}/database`);
-  for (const policy of [`tenant-${name}`, `backup-${name}`, `restore-${name}`])
-    await new VaultPolicies(root).deletePolicy(policy);
-  for (const role of [`tenant-${name}`, `backup-${name}`])
-    await new KubernetesAuth(root).deleteKubernetesRole(role);
-  await new Transit(root).deleteKey(transitKeyName(name));
-}
-
 async function tenantRecords(tenant: string): Promise<TenantBackupObject[]> {
   const list = await client.request<KubeList<TenantBackupObject>>('GET', TENANT_BACKUPS);
   return list.items.filter((r) => r.spec.tenant === tenant);
-}
-
-async function credentials(name: string): Promise<StoredCredentials> {
-  const secret = await new KvV2(VaultClient.fromEnv()).readSecret(`tenants/${name}/database`);
-  assert.ok(secret, `no credentials for ${name}`);
-  return secret.data as unknown as StoredCredentials;
-}
-
-async function sql(c: StoredCredentials, text: string): Promise<void> {
-  const conn = new pg.Client({
-    host: c.host,
-    port: Number(c.port),
-    user: c.username,
-    password: c.password,
-    database: c.dbname,
-    ssl: { ca: c.ca, rejectUnauthorized: true },
-  });
-  await conn.connect();
-  try {
-    await conn.query(text);
-  } finally {
-    await conn.end();
-  }
 }
 
 function condition(tenant: TenantObject | undefined, type: string) {
@@ -155,17 +121,12 @@ async function onDemandBackup(tenant: string, suffix: string): Promise<TenantBac
 }
 
 before(async () => {
-  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(configured.status, 0, configured.stderr);
+  configureVault();
   client = await adminClient();
   await registerLocalDatabaseServers(client);
   work = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
   storeDir = mkdtempSync(join(tmpdir(), `${PREFIX}-store-`));
-  await removeVaultLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
   await client.apply({
     apiVersion: 'tenancy.io/v1alpha1',
     kind: 'BackupStore',
@@ -183,7 +144,7 @@ after(async () => {
   await env[Symbol.asyncDispose]();
   for (const operator of replacements) await operator.stop();
   await client.delete(objectPath(RESOURCES.BackupStore, STORE));
-  await removeVaultLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
   rmSync(work, { recursive: true, force: true });
   rmSync(storeDir, { recursive: true, force: true });
 });
@@ -285,9 +246,12 @@ describe('the operator runs a tenant’s backups', () => {
   });
 
   test('an on-demand TenantBackup gets a Job; its run fills the record and the status, and the operator verifies it', async () => {
-    const creds = await credentials(name);
-    await sql(creds, `CREATE TABLE items (id serial PRIMARY KEY, label text)`);
-    await sql(creds, `INSERT INTO items (label) SELECT 'row-' || g FROM generate_series(1, 300) g`);
+    const creds = await tenantCredentials(name);
+    await tenantQuery(creds, `CREATE TABLE items (id serial PRIMARY KEY, label text)`);
+    await tenantQuery(
+      creds,
+      `INSERT INTO items (label) SELECT 'row-' || g FROM generate_series(1, 300) g`,
+    );
 
     const recordName = `${name}-first`;
     const jobName = onDemandJobName(recordName);
@@ -426,6 +390,14 @@ describe('the operator runs a tenant’s backups', () => {
       (t) => (t.status?.backup?.transitKeyVersion ?? 0) >= 2,
     );
     await client.mergePatch(path, { spec: { backup: { keyRotationInterval: '90d' } } });
+    // A reconcile that began under the 1 s interval may still rotate once
+    // more: the key is stable only once none of those is left.
+    await tenantWhere(
+      name,
+      'the 90d interval observed',
+      (t) => t.status?.observedGeneration === t.metadata.generation,
+    );
+    await env.operator.waitUntilIdle();
     const transit = new Transit(VaultClient.fromEnv());
     await waitFor('the rotation to settle', async () => {
       const t = await getTenant(client, name);

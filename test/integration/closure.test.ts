@@ -1,31 +1,25 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import { localServers, registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { ANNOTATION_CLOSED_AT } from '../../src/api/constants.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
-import type { StoredCredentials } from '../../src/tenant/database.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
 import { OWNER_BINDING_NAME } from '../../src/tenant/rbac.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
-import { VaultPolicies } from '../../src/vault/policy.ts';
-import { Transit } from '../../src/vault/transit.ts';
-import {
-  adminClient,
-  getTenant,
-  requireEnv,
-  serviceAccountToken,
-  waitForPhase,
-} from '../support/cluster.ts';
+import { adminClient, getTenant, serviceAccountToken, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import {
+  configureVault,
+  removeTenantLeftovers,
+  tenantConnection,
+  tenantCredentials,
+} from '../support/tenant-data.ts';
 import { OperatorProcess } from '../support/operator.ts';
-import { adminRows, dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { adminRows } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // Closure, judged by the servers: every way in is cut at once (the tenant's
@@ -33,42 +27,12 @@ import { waitFor } from '../support/wait.ts';
 // data is deleted, and the retention clock survives a lost status and a
 // restart. Re-opening before the purge gives everything back.
 
-const REPO = join(import.meta.dirname, '..', '..');
 const PREFIX = 'close';
 const CREDENTIALS = (name: string) => `tenants/${name}/database`;
 
 let env: TestEnvironment;
 let client: KubeClient;
 const replacements: OperatorProcess[] = [];
-
-async function removeLeftovers(name: string): Promise<void> {
-  const root = VaultClient.fromEnv();
-  await dropTenantDatabasesAsAdmin(localServers(), [name]);
-  await new KvV2(root).deleteSecretAllVersions(CREDENTIALS(name));
-  for (const policy of [`tenant-${name}`, `backup-${name}`, `restore-${name}`])
-    await new VaultPolicies(root).deletePolicy(policy);
-  for (const role of [`tenant-${name}`, `backup-${name}`])
-    await new KubernetesAuth(root).deleteKubernetesRole(role);
-  await new Transit(root).deleteKey(`tenant-${name}`);
-}
-
-async function credentials(name: string): Promise<StoredCredentials> {
-  const secret = await new KvV2(VaultClient.fromEnv()).readSecret(CREDENTIALS(name));
-  assert.ok(secret, `no credentials for ${name}`);
-  return secret.data as unknown as StoredCredentials;
-}
-
-function connect(c: StoredCredentials): pg.Client {
-  return new pg.Client({
-    host: c.host,
-    port: Number(c.port),
-    user: c.username,
-    password: c.password,
-    database: c.dbname,
-    ssl: { ca: c.ca, rejectUnauthorized: true },
-    connectionTimeoutMillis: 5_000,
-  });
-}
 
 /** A Vault client logged in as the tenant's own workload (its default ServiceAccount). */
 async function tenantVault(name: string): Promise<VaultClient> {
@@ -88,22 +52,17 @@ async function tenantEvents(tenant: TenantObject): Promise<KubeObject[]> {
 }
 
 before(async () => {
-  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(configured.status, 0, configured.stderr);
+  configureVault();
   client = await adminClient();
   await registerLocalDatabaseServers(client);
-  await removeLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
   env = await TestEnvironment.start(PREFIX, { extraArgs: ['--resync-period', '3'] });
 });
 
 after(async () => {
   await env[Symbol.asyncDispose]();
   for (const operator of replacements) await operator.stop();
-  await removeLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
 });
 
 describe('closure', () => {
@@ -115,14 +74,14 @@ describe('closure', () => {
   test('cuts every way in at once, and deletes nothing', async () => {
     name = await env.tenant('a', { region: 'eu-west', database: { enabled: true } });
     await waitForPhase(client, name, 'Ready', 60_000);
-    const creds = await credentials(name);
+    const creds = await tenantCredentials(name);
     // Before the closure: a token that reads, and a session that is open.
     const token = await tenantVault(name);
     assert.equal(
       (await new KvV2(token).readSecret(CREDENTIALS(name)))?.data.password,
       creds.password,
     );
-    const session = connect(creds);
+    const session = tenantConnection(creds);
     await session.connect();
     const sessionEnded = new Promise<Error>((resolve) => session.on('error', resolve));
     await session.query('SELECT 1');
@@ -151,7 +110,7 @@ describe('closure', () => {
     ]);
     assert.ok(ended, 'the session still answers');
     await session.end().catch(() => undefined);
-    const fresh = connect(creds);
+    const fresh = tenantConnection(creds);
     await assert.rejects(fresh.connect(), /not permitted to log in|password authentication/);
     await fresh.end().catch(() => undefined);
 
@@ -181,7 +140,7 @@ describe('closure', () => {
       [creds.dbname],
     );
     assert.equal(databases.length, 1, 'the database is gone');
-    assert.equal((await credentials(name)).password, creds.password);
+    assert.equal((await tenantCredentials(name)).password, creds.password);
     assert.ok(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)));
   });
 
@@ -212,13 +171,13 @@ describe('closure', () => {
     assert.equal(reopened.status?.closedAt, undefined);
     assert.equal(reopened.status?.purgeAfter, undefined);
     assert.equal(reopened.metadata.annotations?.[ANNOTATION_CLOSED_AT], undefined);
-    const creds = await credentials(name);
+    const creds = await tenantCredentials(name);
     const token = await tenantVault(name);
     assert.equal(
       (await new KvV2(token).readSecret(CREDENTIALS(name)))?.data.password,
       creds.password,
     );
-    const session = connect(creds);
+    const session = tenantConnection(creds);
     await session.connect();
     await session.query('SELECT 1');
     await session.end();

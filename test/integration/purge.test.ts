@@ -23,8 +23,9 @@ import { Transit } from '../../src/vault/transit.ts';
 import { OPERATOR_NAMESPACE, REPO, runBackupPod } from '../support/backup-job.ts';
 import { adminClient, getTenant, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import { configureVault, removeTenantLeftovers } from '../support/tenant-data.ts';
 import { OperatorProcess } from '../support/operator.ts';
-import { adminRows, dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { adminRows } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The purge of a closed tenant, judged by every server it touched: nothing
@@ -42,17 +43,6 @@ let client: KubeClient;
 let storeDir: string;
 let work: string;
 const replacements: OperatorProcess[] = [];
-
-async function removeLeftovers(name: string): Promise<void> {
-  const root = VaultClient.fromEnv();
-  await dropTenantDatabasesAsAdmin(localServers(), [name]);
-  await new KvV2(root).deleteSecretAllVersions(`tenants/${name}/database`);
-  for (const policy of [`tenant-${name}`, `backup-${name}`, `restore-${name}`])
-    await new VaultPolicies(root).deletePolicy(policy);
-  for (const role of [`tenant-${name}`, `backup-${name}`])
-    await new KubernetesAuth(root).deleteKubernetesRole(role);
-  await new Transit(root).deleteKey(`tenant-${name}`);
-}
 
 function runCli(args: string[]) {
   return spawnSync(process.execPath, ['src/cli/main.ts', ...args], {
@@ -82,17 +72,12 @@ function pgEu() {
 }
 
 before(async () => {
-  const configured = spawnSync('bash', ['hack/vault-config.sh', requireEnv('TEST_CLUSTER_DIR')], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(configured.status, 0, configured.stderr);
+  configureVault();
   client = await adminClient();
   await registerLocalDatabaseServers(client);
   storeDir = mkdtempSync(join(tmpdir(), `${PREFIX}-store-`));
   work = mkdtempSync(join(tmpdir(), `${PREFIX}-`));
-  await removeLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
   await client.apply({
     apiVersion: 'tenancy.io/v1alpha1',
     kind: 'BackupStore',
@@ -110,7 +95,7 @@ after(async () => {
   await env[Symbol.asyncDispose]();
   await cleaner.stop();
   await client.delete(objectPath(RESOURCES.BackupStore, STORE));
-  await removeLeftovers(`${PREFIX}-a`);
+  await removeTenantLeftovers(`${PREFIX}-a`);
   rmSync(storeDir, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 });
