@@ -155,21 +155,33 @@ export class FilesystemStore implements BackupObjectStore {
     yield* this.walk(start, prefix);
   }
 
-  private async *walk(directoryKey: string, prefix: string): AsyncGenerator<StoredObject> {
+  /**
+   * The subdirectories of a directory, and the regular files `wanted` keeps.
+   * Symbolic links and other special files are never objects: following one
+   * could leave the root. A directory that is not there has no entries.
+   */
+  private async entries(
+    directoryKey: string,
+    wanted: (fileName: string) => boolean,
+  ): Promise<{ name: string; directory: boolean }[]> {
     let entries;
     try {
       entries = await opendir(join(this.base, directoryKey));
     } catch (err: unknown) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
+      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return [];
       throw storeError('listing', directoryKey || '/', err);
     }
-    const names: { name: string; directory: boolean }[] = [];
+    const found: { name: string; directory: boolean }[] = [];
     for await (const entry of entries) {
-      // Symbolic links and other special files are not objects: following one could leave the root.
-      if (entry.isDirectory()) names.push({ name: entry.name, directory: true });
-      else if (entry.isFile() && !isTemporaryName(entry.name))
-        names.push({ name: entry.name, directory: false });
+      if (entry.isDirectory()) found.push({ name: entry.name, directory: true });
+      else if (entry.isFile() && wanted(entry.name))
+        found.push({ name: entry.name, directory: false });
     }
+    return found;
+  }
+
+  private async *walk(directoryKey: string, prefix: string): AsyncGenerator<StoredObject> {
+    const names = await this.entries(directoryKey, (name) => !isTemporaryName(name));
     names.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const { name, directory } of names) {
       const key = `${directoryKey}${name}`;
@@ -241,19 +253,7 @@ export class FilesystemStore implements BackupObjectStore {
   }
 
   private async *temporaryFiles(directoryKey: string): AsyncGenerator<AbandonedWrite> {
-    let entries;
-    try {
-      entries = await opendir(join(this.base, directoryKey));
-    } catch (err: unknown) {
-      if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return;
-      throw storeError('listing', directoryKey || '/', err);
-    }
-    const found: { name: string; directory: boolean }[] = [];
-    for await (const entry of entries) {
-      if (entry.isDirectory()) found.push({ name: entry.name, directory: true });
-      else if (entry.isFile() && isTemporaryName(entry.name))
-        found.push({ name: entry.name, directory: false });
-    }
+    const found = await this.entries(directoryKey, isTemporaryName);
     for (const { name, directory } of found) {
       const key = `${directoryKey}${name}`;
       if (directory) {
