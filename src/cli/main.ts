@@ -61,6 +61,10 @@ operator options (environment variable in brackets):
   --verify-concurrency N  backup verifications (scratch restores) at once, 1-64 (1)
   --certificate-retention DURATION
                           how long an erasure certificate's copy is kept (1826d: five years)
+  --purged-tenants keep|delete
+                          a Tenant closed with spec.state, once erased: kept as the record
+                          of its erasure, or deleted [PURGED_TENANTS] (keep). A Tenant
+                          deleted with kubectl is always released once erased.
 
 Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESPACE,
 VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
@@ -149,6 +153,7 @@ async function runOperator(args: string[]): Promise<void> {
     clusterCidrs: options.clusterCidrs,
     minRotationIntervalMs: options.minRotationIntervalSeconds * 1000,
     certificateRetentionMs: options.certificateRetentionSeconds * 1000,
+    deletePurgedTenants: options.purgedTenants === 'delete',
     backup: {
       image: options.backupImage,
       verifyConcurrency: options.verifyConcurrency,

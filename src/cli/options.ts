@@ -34,7 +34,12 @@ export interface OperatorCliOptions {
   verifyConcurrency: number;
   /** How long an erasure certificate's copy in the store is to be kept, seconds. */
   certificateRetentionSeconds: number;
+  /** What becomes of a Tenant closed by `spec.state` once it is erased: kept as the record, or deleted. */
+  purgedTenants: PurgedTenants;
 }
+
+export const PURGED_TENANTS = ['keep', 'delete'] as const;
+export type PurgedTenants = (typeof PURGED_TENANTS)[number];
 
 const OPERATOR_FLAGS = {
   namespace: { type: 'string' },
@@ -49,6 +54,7 @@ const OPERATOR_FLAGS = {
   'backup-image': { type: 'string' },
   'verify-concurrency': { type: 'string' },
   'certificate-retention': { type: 'string' },
+  'purged-tenants': { type: 'string' },
 } as const satisfies ParseArgsOptionsConfig;
 
 /** Node timers overflow past 2^31-1 ms; a longer resync would fire at once, over and over. */
@@ -176,6 +182,17 @@ export function parseOperatorOptions(
     throw new UsageError(
       `${certificateRetention.source}: expected a duration such as 1826d (s, m, h or d), got ${JSON.stringify(certificateRetention.raw)}`,
     );
+  const purgedTenants = pick(
+    'purged-tenants',
+    values['purged-tenants'],
+    env,
+    'PURGED_TENANTS',
+    'keep',
+  );
+  if (!(PURGED_TENANTS as readonly string[]).includes(purgedTenants.raw))
+    throw new UsageError(
+      `${purgedTenants.source}: expected one of ${PURGED_TENANTS.join(', ')}, got ${JSON.stringify(purgedTenants.raw)}`,
+    );
   const clusterCidrs = [
     ...new Set([
       ...(values['cluster-cidr'] ?? []),
@@ -202,5 +219,6 @@ export function parseOperatorOptions(
     backupImage: nonEmpty(backupImage.source, backupImage.raw),
     verifyConcurrency: wholeNumber(verifyConcurrency.source, verifyConcurrency.raw, 1, 64),
     certificateRetentionSeconds: durationToMs(certificateRetention.raw) / 1000,
+    purgedTenants: purgedTenants.raw as PurgedTenants,
   };
 }

@@ -36,8 +36,11 @@ export const REASON = {
   QuotaApplied: 'QuotaApplied',
   Suspended: 'Suspended',
   Closed: 'Closed',
-  Deleting: 'Deleting',
   Purging: 'Purging',
+  /** A purge step failed: the message says which and why; retried with backoff. */
+  PurgeBlocked: 'PurgeBlocked',
+  /** Event: an erased, deleted Tenant let go by its finalizer. */
+  Released: 'Released',
   PurgeScheduled: 'PurgeScheduled',
   LegalHold: 'LegalHold',
   Purged: 'Purged',
@@ -96,6 +99,7 @@ export const REASON = {
 /** Reasons that say something failed (as opposed to "not done yet"): worth a Warning. */
 export const FAILURE_REASONS: ReadonlySet<string> = new Set([
   REASON.InvalidSpec,
+  REASON.PurgeBlocked,
   REASON.NamespaceConflict,
   REASON.ApplyFailed,
   REASON.ServerMissing,

@@ -84,6 +84,8 @@ export interface OperatorOptions {
   backup?: BackupOptions;
   /** How long an erasure certificate's copy in the store is kept. */
   certificateRetentionMs?: number;
+  /** Delete a Tenant closed by spec.state once it is erased (else it stays as the record). */
+  deletePurgedTenants?: boolean;
 }
 
 export interface BackupOptions {
@@ -215,6 +217,7 @@ export class Operator {
       ...(this.options.certificateRetentionMs === undefined
         ? {}
         : { certificateRetentionMs: this.options.certificateRetentionMs }),
+      deletePurgedTenants: this.options.deletePurgedTenants === true,
       client: this.client,
       tenants: this.tenants,
       namespaces,

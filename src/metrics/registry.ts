@@ -209,6 +209,11 @@ export function createMetrics(sources: MetricSources = {}) {
         this.set(purged);
       },
     }),
+    purgesCompleted: new Counter({
+      name: `${PREFIX}purges_completed_total`,
+      help: 'Erasures this replica finished, certificate signed and kept.',
+      ...metric,
+    }),
     legalHolds: new Gauge({
       name: `${PREFIX}legal_holds`,
       help: 'Closed tenants whose erasure waits for a legal hold.',

@@ -77,9 +77,11 @@ export async function revokeTenantAccess(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
   claim: string,
-): Promise<number> {
-  for (const role of ids.loginRoles) await admin.setLogin(role, false, claim);
-  return admin.terminateSessions(ids.loginRoles);
+): Promise<{ revoked: string[]; ended: number }> {
+  const revoked: string[] = [];
+  for (const role of ids.loginRoles)
+    if (await admin.setLogin(role, false, claim)) revoked.push(role);
+  return { revoked, ended: await admin.terminateSessions(ids.loginRoles) };
 }
 
 /** Purge. Safe to repeat after a crash at any step. Returns whether anything was still there. */

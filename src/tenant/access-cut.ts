@@ -7,8 +7,9 @@ import type { DatabaseDeps } from './database.ts';
 import { credentialsClaimed, readTenantVault, vaultObjectName } from './database-vault.ts';
 import { namespaceFor, type TenantObject, type ValidTenant } from './model.ts';
 
-// A deleted Tenant loses every way in before its namespace goes, even though
-// its data stays until the purge: otherwise its Vault role, which trusts
+// A closed Tenant whose namespace is gone (a deleted tenant, under
+// foreground deletion), and the purge's first step: every way in is cut,
+// although the data stays until the purge. Otherwise its Vault role, which trusts
 // service accounts by namespace *name*, would let anyone who later owns a
 // namespace of that name read the credentials, and the login roles would
 // keep working for whoever kept the password. In the order that leaves no
@@ -51,8 +52,16 @@ export async function cutTenantAccess(
     const handle = await deps.connections.get(server);
     const ids = databaseIdentifiersFor(name);
     try {
-      const ended = await revokeTenantAccess(handle.admin, ids, ownershipMarker(name, uid));
-      cut.push(`database login of ${ids.loginRoles.join(', ')} (${ended} session(s) ended)`);
+      const { revoked, ended } = await revokeTenantAccess(
+        handle.admin,
+        ids,
+        ownershipMarker(name, uid),
+      );
+      // Told only when something changed: a repeat (a resync, a resumed purge) cuts nothing new.
+      if (revoked.length > 0 || ended > 0)
+        cut.push(
+          `database login of ${revoked.length > 0 ? revoked.join(', ') : 'no role'} revoked (${ended} session(s) ended)`,
+        );
     } catch (err: unknown) {
       // Roles of this name that are not this Tenant's are someone else's to keep.
       if (!(err instanceof OperatorError && err.code === ERROR_CODES.FOREIGN_OBJECT)) throw err;

@@ -14,6 +14,7 @@ import { failpoint, type Failpoint } from '../failpoints.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
+import type { Logger } from 'pino';
 import type { EventRecorder } from '../controller/events.ts';
 import {
   certificateDocument,
@@ -71,6 +72,7 @@ export interface PurgeDeps {
   /** How long the certificate's copy in the store is to be kept (the legal period). */
   certificateRetentionMs: number;
   events: EventRecorder;
+  log: Logger;
 }
 
 /** Five years, the default legal period for keeping the proof of an erasure. */
@@ -188,7 +190,10 @@ async function purgeNamespace(deps: PurgeDeps, valid: ValidTenant) {
   const name = namespaceFor(valid.name);
   const path = objectPath(RESOURCES.Namespace, name);
   const namespace = await deps.client.get<KubeObject>(path);
-  if (!namespace || !isTenantNamespace(namespace, valid.uid)) return [`namespace ${name}`];
+  // Gone (now, or by a run this step did not get to record): it is not
+  // there any more. Someone else's of the same name is never touched.
+  if (!namespace) return [`namespace ${name}: gone`];
+  if (!isTenantNamespace(namespace, valid.uid)) return [];
   if (!namespace.metadata.deletionTimestamp) {
     await deps.client.request('DELETE', path, {
       body: { propagationPolicy: 'Background', preconditions: { uid: namespace.metadata.uid } },
@@ -285,6 +290,12 @@ export async function purgeTenant(
       certificate: { ...signed, copies: copies.join(', ') },
     };
     await record(erasure);
+    // Logged whole too (it holds no secret): a deleted Tenant is let go
+    // after this, and without a store the log is where the proof lives on.
+    deps.log.info(
+      { tenant: valid.name, uid: valid.uid, certificate: signed, copies },
+      'erasure certificate',
+    );
     await deps.events.record(
       tenant,
       copies.length > 0 ? 'Normal' : 'Warning',

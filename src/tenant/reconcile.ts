@@ -6,9 +6,14 @@ import {
   LABEL_TENANT_UID,
 } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
-import { DEFAULT_CERTIFICATE_RETENTION_MS, purgeTenant } from './purge.ts';
+import { DEFAULT_CERTIFICATE_RETENTION_MS, PURGE_STEPS, purgeTenant } from './purge.ts';
 import { describeIssues } from '../api/validate.ts';
-import { CONDITION, REASON, mergeConditions } from '../controller/conditions.ts';
+import {
+  CONDITION,
+  REASON,
+  mergeConditions,
+  type ConditionInput,
+} from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import type { ReconcileResult } from '../controller/queue.ts';
@@ -19,11 +24,10 @@ import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
 import { ServerAnswers } from '../k8s/server-answers.ts';
 import { objectKey, type KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
-import { removeTenantBackupVault } from '../backup/vault-access.ts';
 import { reconcileBackup, type BackupDeps } from './backup.ts';
 import type { BackupOutcome } from './backup-status.ts';
-import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { cutTenantAccess } from './access-cut.ts';
+import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { desiredChildren } from './children.ts';
 import { platformEgress, withPlatformEgress, type EgressConfig } from './egress.ts';
 import {
@@ -67,6 +71,8 @@ export interface ReconcileDeps {
   backup?: BackupDeps;
   /** How long an erasure certificate's copy is kept (default five years). */
   certificateRetentionMs?: number;
+  /** Delete a Tenant closed by spec.state once it is erased; else it stays as the record. */
+  deletePurgedTenants?: boolean;
   client: KubeClient;
   tenants: Informer<TenantObject>;
   namespaces: Informer<KubeObject>;
@@ -88,28 +94,36 @@ const NAMESPACE_CONFLICT_POLL_MS = 30_000;
 export async function reconcileTenant(deps: ReconcileDeps, name: string): Promise<ReconcileResult> {
   const tenant = deps.tenants.get(name);
   if (!tenant) return; // deleted: nothing left to do
-  if (tenant.metadata.deletionTimestamp) return finalizeTenant(deps, tenant);
+  // `kubectl delete` is a closure: the finalizer holds the Tenant, closed
+  // since its deletion (or its earlier closure), until its data is erased.
+  const deleted = tenant.metadata.deletionTimestamp !== undefined;
+  if (deleted && !tenant.metadata.finalizers?.includes(FINALIZER)) return;
 
   const parsed = tenantSpecSchema.safeParse(tenant.spec ?? {});
   if (!parsed.success) {
-    const message = describeIssues(parsed.error, 'spec');
+    const message =
+      describeIssues(parsed.error, 'spec') +
+      (deleted
+        ? '; the deleted Tenant is held until its spec is valid: its retention and legal hold are read from it'
+        : '');
     await updateStatus(deps, tenant, unparsableSpecStatus(tenant, message, now(deps)));
     return;
   }
 
+  const spec = deleted ? { ...parsed.data, state: 'Closed' as const } : parsed.data;
   const current = await ensureClosedAt(
     deps,
-    await ensureFinalizer(deps, tenant),
-    parsed.data.state,
+    deleted ? tenant : await ensureFinalizer(deps, tenant),
+    spec.state,
   );
   const valid: ValidTenant = {
     name,
     uid: tenant.metadata.uid ?? '',
-    spec: parsed.data,
+    spec,
     namespace: namespaceFor(name),
   };
   // A purged tenant is only its record; a closed one past its time is purged.
-  if (current.status?.erasure?.certificate) return keepPurgedRecord(deps, current, valid);
+  if (current.status?.erasure?.certificate) return afterErasure(deps, current, valid);
   if (valid.spec.state === 'Closed') {
     const due = erasureRequested(current) ? now(deps) : purgeDueAt(current, valid);
     const held = valid.spec.retention.legalHold;
@@ -132,7 +146,8 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
     current.status?.observedGeneration === undefined ||
     current.status.observedGeneration !== current.metadata.generation;
 
-  const namespace = await ensureNamespace(deps, valid, desired.namespace, planned);
+  // A deleted tenant's namespace is not made again once it is gone.
+  const namespace = await ensureNamespace(deps, valid, desired.namespace, planned, !deleted);
   const namespaceActive = namespace.state.kind === 'ours' && namespace.state.phase === 'Active';
   // The database step reports failures in status before they are retried,
   // so `kubectl describe` shows why a tenant is not ready.
@@ -155,6 +170,14 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
       failure = err;
       database = { ready: false, conditions: [failureCondition(CONDITION.DatabaseReady, err)] };
     }
+  }
+  // A closed tenant's access is cut by the database step; when its
+  // namespace is gone or going (a deleted tenant, under foreground
+  // deletion), that step does not run, and the cut is made here.
+  if (!namespaceActive && valid.spec.state === 'Closed' && deps.database) {
+    const { cut } = await cutTenantAccess(deps.database, current);
+    if (cut.length > 0)
+      await deps.events.record(current, 'Normal', REASON.AccessCut, `tenant closed: ${cut.join('; ')}`);
   }
   let backup: BackupOutcome | undefined;
   if (namespaceActive && deps.backup) {
@@ -189,7 +212,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
   const requeues = [
     namespace.state.kind === 'conflict'
       ? NAMESPACE_CONFLICT_POLL_MS
-      : namespaceActive
+      : namespaceActive || namespace.state.kind === 'absent'
         ? undefined
         : NAMESPACE_DELETION_POLL_MS,
     database.requeueAfterMs,
@@ -250,68 +273,131 @@ async function purgeStep(
   tenant: TenantObject,
   valid: ValidTenant,
 ): Promise<ReconcileResult> {
-  if (!deps.database || !deps.backup)
-    throw new OperatorError(
-      ERROR_CODES.INVALID_SPEC,
-      `tenant ${valid.name} is due for erasure, and the purge needs the operator's Vault (VAULT_ADDR) and backups`,
-    );
   let latest = tenant;
   const record = async (erasure: NonNullable<TenantStatus['erasure']>) => {
     const done = (erasure.steps ?? []).map((s) => s.name);
-    const next: TenantStatus = {
-      ...latest.status,
-      // Purged once the proof exists too: certificate signed and kept.
-      phase: erasure.completedAt && erasure.certificate ? 'Purged' : 'Purging',
-      observedGeneration: latest.metadata.generation,
-      erasure,
-      conditions: mergeConditions(
-        latest.status?.conditions,
-        [
-          erasure.completedAt && erasure.certificate
-            ? {
-                type: CONDITION.Ready,
-                status: 'False',
-                reason: REASON.Purged,
-                message: `erased at ${erasure.completedAt}: ${done.join(', ')}`,
-              }
-            : {
-                type: CONDITION.Ready,
-                status: 'False',
-                reason: REASON.Purging,
-                message: `erasing${done.length > 0 ? `; done: ${done.join(', ')}` : ''}`,
-              },
-        ],
-        latest.metadata.generation,
+    const purged = erasure.completedAt !== undefined && erasure.certificate !== undefined;
+    latest = await updateStatusReturning(
+      deps,
+      latest,
+      erasureStatus(
+        latest,
+        erasure,
+        purged
+          ? {
+              type: CONDITION.Ready,
+              status: 'False',
+              reason: REASON.Purged,
+              message: `erased at ${erasure.completedAt ?? ''}: ${done.join(', ')}`,
+            }
+          : {
+              type: CONDITION.Ready,
+              status: 'False',
+              reason: REASON.Purging,
+              message: `erasing${done.length > 0 ? `; done: ${done.join(', ')}` : ''}`,
+            },
         now(deps),
       ),
-    };
-    latest = await updateStatusReturning(deps, latest, next);
+    );
   };
-  const progress = await purgeTenant(
-    {
-      client: deps.client,
-      database: deps.database,
-      backup: deps.backup,
-      transit: deps.backup.vault.transit,
-      certificateRetentionMs: deps.certificateRetentionMs ?? DEFAULT_CERTIFICATE_RETENTION_MS,
-      events: deps.events,
-    },
-    tenant,
-    valid,
-    () => now(deps),
-    record,
-  );
-  return progress.requeueAfterMs === undefined
-    ? undefined
-    : { requeueAfterMs: progress.requeueAfterMs };
+  try {
+    if (!deps.database || !deps.backup)
+      throw new OperatorError(
+        ERROR_CODES.INVALID_SPEC,
+        'the purge needs the operator to have Vault (VAULT_ADDR) and backups configured',
+      );
+    const progress = await purgeTenant(
+      {
+        client: deps.client,
+        database: deps.database,
+        backup: deps.backup,
+        transit: deps.backup.vault.transit,
+        certificateRetentionMs: deps.certificateRetentionMs ?? DEFAULT_CERTIFICATE_RETENTION_MS,
+        events: deps.events,
+        log: deps.log,
+      },
+      latest,
+      valid,
+      () => now(deps),
+      record,
+    );
+    if (progress.requeueAfterMs !== undefined) return { requeueAfterMs: progress.requeueAfterMs };
+    deps.metrics.purgesCompleted.inc();
+    return;
+  } catch (err: unknown) {
+    // Status says where the erasure stopped and why (the phase stays
+    // Purging: nothing is reported done while anything is left); the queue
+    // retries with backoff, and the tenant counts as overdue once past due.
+    const stoppedAt = nextPurgeStep(latest.status?.erasure);
+    const failure = toOperatorError(err);
+    await updateStatus(
+      deps,
+      latest,
+      erasureStatus(
+        latest,
+        latest.status?.erasure ?? { trigger: 'RetentionExpired', steps: [] },
+        {
+          type: CONDITION.Ready,
+          status: 'False',
+          reason: REASON.PurgeBlocked,
+          message: `erasure stopped at step ${stoppedAt}: ${failure.message}; retrying with backoff`,
+        },
+        now(deps),
+      ),
+    ).catch((statusErr: unknown) =>
+      deps.log.warn({ tenant: valid.name, err: statusErr }, 'could not record why the purge stopped'),
+    );
+    throw failure;
+  }
 }
 
-/** A purged tenant stays as the record of its erasure; re-opening it is refused. */
-async function keepPurgedRecord(
+/** The first purge step status does not record as done ('certificate' once all are). */
+function nextPurgeStep(erasure: TenantStatus['erasure']): string {
+  const done = new Set((erasure?.steps ?? []).map((s) => s.name));
+  return PURGE_STEPS.find((step) => !done.has(step)) ?? 'certificate';
+}
+
+/** The status of a tenant being erased: its erasure record and the Ready condition that tells it. */
+function erasureStatus(
+  tenant: TenantObject,
+  erasure: NonNullable<TenantStatus['erasure']>,
+  ready: ConditionInput,
+  at: Date,
+): TenantStatus {
+  return {
+    ...tenant.status,
+    // Purged once the proof exists too: certificate signed and kept.
+    phase: erasure.completedAt && erasure.certificate ? 'Purged' : 'Purging',
+    observedGeneration: tenant.metadata.generation,
+    erasure,
+    conditions: mergeConditions(tenant.status?.conditions, [ready], tenant.metadata.generation, at),
+  };
+}
+
+/**
+ * After the erasure: a deleted Tenant is let go (its finalizer removed);
+ * one closed by spec.state stays as the record of its erasure, or is
+ * deleted when the operator is configured so (--purged-tenants delete).
+ * Re-opening a purged tenant is refused.
+ */
+async function afterErasure(
   deps: ReconcileDeps,
   tenant: TenantObject,
   valid: ValidTenant,
 ): Promise<ReconcileResult> {
+  if (tenant.metadata.deletionTimestamp) return releaseTenant(deps, tenant);
+  if (deps.deletePurgedTenants) {
+    // Preconditioned on the uid: never a Tenant of the same name made since.
+    await deps.client
+      .request('DELETE', objectPath(RESOURCES.Tenant, valid.name), {
+        body: { preconditions: { uid: valid.uid } },
+      })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+    deps.log.info({ tenant: valid.name }, 'erased tenant deleted (--purged-tenants delete)');
+    return;
+  }
   if (valid.spec.state === 'Closed') return;
   const message = `tenant was erased at ${tenant.status?.erasure?.completedAt ?? ''} and cannot be re-opened: set spec.state back to Closed, or create a Tenant of another name`;
   await updateStatus(deps, tenant, {
@@ -323,6 +409,30 @@ async function keepPurgedRecord(
       now(deps),
     ),
   });
+}
+
+/** Removes our finalizer from an erased, deleted Tenant: the API server then lets it go. */
+async function releaseTenant(deps: ReconcileDeps, tenant: TenantObject): Promise<ReconcileResult> {
+  const finalizers = tenant.metadata.finalizers ?? [];
+  const index = finalizers.indexOf(FINALIZER);
+  if (index < 0) return;
+  try {
+    await deps.client.jsonPatch(objectPath(RESOURCES.Tenant, tenant.metadata.name), [
+      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+      { op: 'remove', path: `/metadata/finalizers/${index}` },
+    ]);
+  } catch (err: unknown) {
+    // Gone already: someone else finished the job. Anything else (a changed
+    // finalizer list fails the test op) is retried with backoff, and logged.
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  await deps.events.record(
+    tenant,
+    'Normal',
+    REASON.Released,
+    `tenant erased at ${tenant.status?.erasure?.completedAt ?? ''} and released; its certificate is kept at ${tenant.status?.erasure?.certificate?.copies || 'no store (status only)'}`,
+  );
 }
 
 function now(deps: ReconcileDeps): Date {
@@ -360,6 +470,7 @@ async function ensureNamespace(
   tenant: ValidTenant,
   desired: KubeObject,
   planned: boolean,
+  mayCreate: boolean,
 ): Promise<NamespaceResult> {
   const name = desired.metadata.name;
   // The cache holds only namespaces with our labels: one that someone else
@@ -367,6 +478,7 @@ async function ensureNamespace(
   const live =
     deps.namespaces.get(name) ??
     (await deps.client.get<KubeObject>(objectPath(RESOURCES.Namespace, name)));
+  if (!live && !mayCreate) return { state: { kind: 'absent' }, created: false };
   if (!live) {
     const created = await createChild(syncDeps(deps), desired, planned);
     deps.namespaces.upsert(created);
@@ -498,6 +610,7 @@ const CLOSED_AT_POINTER = `/metadata/annotations/${ANNOTATION_CLOSED_AT.replace(
  * ANNOTATION_CLOSED_AT): taken from the annotation if there, else from
  * status, else now; removed when the tenant is re-opened. Guarded by the
  * resourceVersion like the finalizer, and touching no other annotation.
+ * A deleted Tenant may still be annotated: only new finalizers are refused.
  */
 async function ensureClosedAt(
   deps: ReconcileDeps,
@@ -508,8 +621,9 @@ async function ensureClosedAt(
   const live = annotations?.[ANNOTATION_CLOSED_AT];
   // A value that is not a time (a hand edit) is replaced, never trusted.
   const usable = live !== undefined && Number.isFinite(Date.parse(live)) ? live : undefined;
-  const wanted =
-    state === 'Closed' ? (usable ?? tenant.status?.closedAt ?? isoSeconds(now(deps))) : undefined;
+  // A deleted tenant was closed when it was deleted, unless it was closed before.
+  const since = tenant.metadata.deletionTimestamp ?? isoSeconds(now(deps));
+  const wanted = state === 'Closed' ? (usable ?? tenant.status?.closedAt ?? since) : undefined;
   if (live === wanted) return tenant;
   const test = {
     op: 'test',
@@ -548,99 +662,4 @@ async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promi
   ]);
   deps.tenants.upsert(updated);
   return updated;
-}
-
-/**
- * A deleted Tenant: remove its namespace, wait until it is really gone, then
- * let the Tenant go. Until the retention timer exists, deletion is immediate.
- */
-/** Vault and database access of a deleted tenant, cut before it is let go (see access-cut.ts). */
-async function cutAccess(deps: ReconcileDeps, tenant: TenantObject): Promise<void> {
-  if (!deps.database) return;
-  const { cut } = await cutTenantAccess(deps.database, tenant);
-  if (deps.backup) {
-    // The backup job's and the restore identity's way in; the Transit key,
-    // and so the backups, stay until the purge.
-    cut.push(
-      ...(await removeTenantBackupVault(
-        deps.backup.vault,
-        { name: tenant.metadata.name, uid: tenant.metadata.uid ?? '' },
-        { keepKey: true },
-      )),
-    );
-  }
-  if (cut.length > 0) {
-    await deps.events.record(tenant, 'Normal', REASON.AccessCut, `access cut: ${cut.join('; ')}`);
-  }
-}
-
-async function finalizeTenant(deps: ReconcileDeps, tenant: TenantObject): Promise<ReconcileResult> {
-  const finalizers = tenant.metadata.finalizers ?? [];
-  const index = finalizers.indexOf(FINALIZER);
-  if (index < 0) return;
-  const name = tenant.metadata.name;
-  const namespaceName = namespaceFor(name);
-
-  if (tenant.status?.phase !== 'Purging') {
-    await updateStatus(deps, tenant, {
-      ...tenant.status,
-      phase: 'Purging',
-      conditions: mergeConditions(
-        tenant.status?.conditions,
-        [
-          {
-            type: CONDITION.Ready,
-            status: 'False',
-            reason: REASON.Deleting,
-            message: 'tenant is being deleted',
-          },
-        ],
-        tenant.metadata.generation,
-        now(deps),
-      ),
-    });
-    return { requeueAfterMs: 0 };
-  }
-
-  const namespacePath = objectPath(RESOURCES.Namespace, namespaceName);
-  const namespace = await deps.client.get<KubeObject>(namespacePath);
-  // Only the tenant's own namespace goes: one of the same name that someone
-  // else made (a NamespaceConflict) is left exactly as it is.
-  const ours = namespace !== undefined && isTenantNamespace(namespace, tenant.metadata.uid ?? '');
-  if (namespace && ours) {
-    if (!namespace.metadata.deletionTimestamp) {
-      await cutAccess(deps, tenant);
-      // Preconditioned on the uid: deletes the namespace just checked, never
-      // one someone put in its place meanwhile.
-      await deps.client.request('DELETE', namespacePath, {
-        body: { propagationPolicy: 'Background', preconditions: { uid: namespace.metadata.uid } },
-      });
-      deps.log.info({ tenant: name, namespace: namespaceName }, 'deleting namespace');
-    }
-    return { requeueAfterMs: NAMESPACE_DELETION_POLL_MS };
-  }
-
-  // No namespace of ours (never made, a conflict, or already gone): access
-  // is cut all the same before the Tenant is let go.
-  if (!namespace || !ours) await cutAccess(deps, tenant);
-  try {
-    await deps.client.jsonPatch(objectPath(RESOURCES.Tenant, name), [
-      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
-      { op: 'remove', path: `/metadata/finalizers/${index}` },
-    ]);
-  } catch (err: unknown) {
-    // Gone already: someone else finished the job. Anything else (a changed
-    // finalizer list fails the test op) is retried with backoff, and logged.
-    if (isNotFound(err)) return;
-    throw err;
-  }
-  await deps.events.record(
-    tenant,
-    'Normal',
-    'Deleted',
-    namespace
-      ? `namespace ${namespaceName} was not this tenant's and is left as it was; tenant released`
-      : `namespace ${namespaceName} is gone; tenant released`,
-  );
-  return;
 }

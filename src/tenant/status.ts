@@ -40,7 +40,9 @@ export type NamespaceState =
   /** `tenant-<name>` exists and is not this Tenant's: nothing in it is touched. */
   | { kind: 'conflict'; message: string }
   /** Someone else's namespace (e.g. an earlier Tenant's) is going away: ours comes after. */
-  | { kind: 'foreign-terminating'; message: string };
+  | { kind: 'foreign-terminating'; message: string }
+  /** A deleted tenant's namespace is gone (its purge comes later): it is not made again. */
+  | { kind: 'absent' };
 
 export interface StatusInput {
   tenant: TenantObject;
@@ -100,6 +102,13 @@ function namespaceCondition(valid: ValidTenant, namespace: NamespaceState): Cond
         status: 'False',
         reason: REASON.NamespaceTerminating,
         message: namespace.message,
+      };
+    case 'absent':
+      return {
+        type: CONDITION.NamespaceReady,
+        status: 'False',
+        reason: REASON.NamespaceMissing,
+        message: `namespace ${valid.namespace} is gone; the tenant was deleted, so it is not made again`,
       };
     case 'ours':
       return namespace.phase === 'Active'
@@ -191,7 +200,10 @@ function phaseAndReady(
     };
   }
   if (state === 'Closed') {
-    return { phase: 'Closed', ready: readyCondition('False', REASON.Closed, 'tenant is closed') };
+    const message = tenant.metadata.deletionTimestamp
+      ? `tenant was deleted at ${tenant.metadata.deletionTimestamp}: closed, and held until its data is erased`
+      : 'tenant is closed';
+    return { phase: 'Closed', ready: readyCondition('False', REASON.Closed, message) };
   }
   const namespaceActive = namespace.kind === 'ours' && namespace.phase === 'Active';
   if (namespaceActive && database.ready) {
@@ -276,7 +288,10 @@ export function computeStatus(input: StatusInput): TenantStatus {
     // Merged against the previous status, so an unchanged condition keeps its time.
     status.conditions = mergeConditions(
       tenant.status?.conditions,
-      [...(status.conditions ?? []), purgeCondition(valid, status.purgeAfter)],
+      [
+        ...(status.conditions ?? []),
+        purgeCondition(valid, status.purgeAfter, tenant.metadata.deletionTimestamp !== undefined),
+      ],
       tenant.metadata.generation,
       now,
     );
@@ -288,7 +303,8 @@ export function computeStatus(input: StatusInput): TenantStatus {
 }
 
 /** When a closed tenant's data goes, or that a legal hold keeps it. */
-function purgeCondition(valid: ValidTenant, purgeAfter: string): ConditionInput {
+function purgeCondition(valid: ValidTenant, purgeAfter: string, deleted: boolean): ConditionInput {
+  const then = deleted ? ', then the deleted Tenant is released' : '';
   return valid.spec.retention.legalHold
     ? {
         type: CONDITION.PurgeScheduled,
@@ -300,7 +316,7 @@ function purgeCondition(valid: ValidTenant, purgeAfter: string): ConditionInput 
         type: CONDITION.PurgeScheduled,
         status: 'True',
         reason: REASON.PurgeScheduled,
-        message: `every trace of the tenant is erased at ${purgeAfter}`,
+        message: `every trace of the tenant is erased at ${purgeAfter}${then}`,
       };
 }
 
@@ -345,10 +361,7 @@ export function statusEvents(before: TenantStatus | undefined, after: TenantStat
       Ready: [REASON.Provisioned, `tenant is ready in namespace ${after.namespace ?? ''}`],
       Suspended: ['Suspended', 'tenant suspended: all network traffic denied'],
       Closed: ['Closed', `tenant closed: access cut; data kept until ${after.purgeAfter ?? ''}`],
-      Purging:
-        readyAfter?.reason === REASON.Deleting
-          ? ['Deleting', 'tenant deleted: removing its namespace']
-          : ['Purging', 'erasing the tenant: every trace of it is being removed'],
+      Purging: ['Purging', 'erasing the tenant: every trace of it is being removed'],
       Purged: ['Purged', `tenant erased at ${after.erasure?.completedAt ?? ''}`],
     };
     const found = after.phase ? entry[after.phase] : undefined;

@@ -7,7 +7,7 @@ import {
   accessAllowed,
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getObject,
   kubectl,
   waitForPhase,
@@ -42,8 +42,8 @@ before(async () => {
 
 after(async () => {
   kubectl(['delete', 'namespace', SCRATCH_NAMESPACE, '--ignore-not-found', '--wait=false']);
-  await deleteTenantAndWait(client, A);
-  await deleteTenantAndWait(client, B);
+  await eraseTenantAndWait(client, A);
+  await eraseTenantAndWait(client, B);
   await operator.stop();
   await client.close();
 });
@@ -573,9 +573,9 @@ describe("nobody but the operator changes the operator's objects", () => {
       const quota = await getObject(client, 'ResourceQuota', 'tenant-quota', NS_B);
       return (quota?.status as { used?: Record<string, string> } | undefined)?.used?.configmaps;
     });
-    // Deleting the Tenant hands the namespace to the garbage collector and the
-    // namespace controller, which delete everything the operator made.
-    await deleteTenantAndWait(client, B);
+    // Erasing the Tenant deletes its namespace; the namespace controller and
+    // the garbage collector delete everything the operator made in it.
+    await eraseTenantAndWait(client, B);
     assert.equal(await client.get(objectPath(RESOURCES.Namespace, NS_B)), undefined);
     await createTenant(client, B);
     await waitForPhase(client, B, 'Ready');

@@ -26,7 +26,7 @@ import { KvV2 } from '../../src/vault/kv.ts';
 import {
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getTenant,
   requireEnv,
   waitForPhase,
@@ -144,7 +144,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of tenants) await deleteTenantAndWait(client, name).catch(() => undefined);
+  for (const name of tenants) await eraseTenantAndWait(client, name).catch(() => undefined);
   for (const name of servers) await client.delete(objectPath(RESOURCES.DatabaseServer, name));
   await operator.stop();
   for (const role of roles) {
@@ -387,7 +387,7 @@ describe('pools and reservations are let go', () => {
         async () => (await getTenant(client, name))?.metadata.finalizers?.length,
         { intervalMs: 20 },
       );
-      await deleteTenantAndWait(client, name);
+      await eraseTenantAndWait(client, name);
     }
     await newTenant('dbsr-stays', 'dbs-res');
     const tenant = await waitForPhase(client, 'dbsr-stays', 'Ready', 60_000);

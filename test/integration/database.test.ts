@@ -22,7 +22,7 @@ import { VaultPolicies } from '../../src/vault/policy.ts';
 import {
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getTenant,
   kubectl,
   requireEnv,
@@ -170,7 +170,7 @@ before(async () => {
   await operator.waitUntilLeader();
   // A rerun on the same cluster: the operator lets go of old Tenants, then their leftovers go.
   for (const name of FILE_TENANTS) {
-    if (await getTenant(client, name)) await deleteTenantAndWait(client, name);
+    if (await getTenant(client, name)) await eraseTenantAndWait(client, name);
     await removeLeftovers(name);
   }
   await waitFor('both DatabaseServers reachable', async () => {
@@ -192,7 +192,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of tenants) await deleteTenantAndWait(client, name).catch(() => undefined);
+  for (const name of tenants) await eraseTenantAndWait(client, name).catch(() => undefined);
   for (const name of ['pg-tiny', 'pg-flaky'])
     await client.delete(objectPath(RESOURCES.DatabaseServer, name));
   await operator.stop();
@@ -865,7 +865,19 @@ describe("ownership: never adopt what is not this tenant's", () => {
     assert.ok(leftover);
     const leftoverMetadata = await kv().readMetadata('tenants/dbt-again/database');
     assert.equal(leftoverMetadata?.customMetadata.uid, first.metadata.uid);
-    await deleteTenantAndWait(client, 'dbt-again');
+    // Leftovers, as a Tenant let go without its erasure leaves them (its
+    // finalizer removed by hand): the new Tenant must not inherit them.
+    await client.delete(objectPath(RESOURCES.Tenant, 'dbt-again'));
+    await client.jsonPatch(objectPath(RESOURCES.Tenant, 'dbt-again'), [
+      { op: 'remove', path: '/metadata/finalizers' },
+    ]);
+    await waitFor(
+      'the old tenant and its namespace to be gone',
+      async () =>
+        !(await getTenant(client, 'dbt-again')) &&
+        !(await client.get(objectPath(RESOURCES.Namespace, 'tenant-dbt-again'))),
+      { timeoutMs: 60_000 },
+    );
 
     await newTenant('dbt-again', { region: 'eu-west' });
     const cond = await conflictOf('dbt-again', 'DatabaseConflict');

@@ -11,7 +11,7 @@ import type { TenantObject } from '../../src/tenant/model.ts';
 import {
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getTenant,
   requireEnv,
   waitForPhase,
@@ -63,7 +63,7 @@ before(async () => {
 after(async () => {
   // Never leave Vault stopped for the files that come after.
   if (vaultStopped) vault('SIGCONT');
-  await deleteTenantAndWait(client, NAME).catch(() => undefined);
+  await eraseTenantAndWait(client, NAME).catch(() => undefined);
   await operator.stop();
   await client.close();
 });

@@ -8,7 +8,7 @@ import {
   adminClient,
   breakGlassClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getObject,
   getTenant,
   kubectl,
@@ -63,7 +63,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of TENANTS) await deleteTenantAndWait(client, name).catch(() => undefined);
+  for (const name of TENANTS) await eraseTenantAndWait(client, name).catch(() => undefined);
   await operator.stop();
   await breakGlass.close();
   await client.close();

@@ -6,7 +6,7 @@ import {
   accessAllowed,
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getObject,
   kubectl,
   waitForPhase,
@@ -47,8 +47,8 @@ before(async () => {
 });
 
 after(async () => {
-  await deleteTenantAndWait(client, 'iso-a');
-  await deleteTenantAndWait(client, 'iso-b');
+  await eraseTenantAndWait(client, 'iso-a');
+  await eraseTenantAndWait(client, 'iso-b');
   await operator.stop();
   await client.close();
 });

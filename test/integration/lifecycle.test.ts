@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
-import { deleteTenantAndWait, getObject, getTenant, waitForPhase } from '../support/cluster.ts';
+import { eraseTenantAndWait, getObject, getTenant, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -90,12 +90,19 @@ describe('lifecycle', () => {
     ]);
   });
 
-  test('deleting the tenant removes the namespace and waits until it is really gone', async () => {
+  test('a deleted tenant is held, closed since its earlier closure, until its erasure lets it go', async () => {
+    await setState('Closed');
+    const closed = await waitForPhase(client, 'lifecycle-life', 'Closed');
     await client.delete(objectPath(RESOURCES.Tenant, 'lifecycle-life'));
-    // While the namespace terminates, the Tenant is held by the finalizer.
+    await env.operator.waitUntilIdle();
     const held = await getTenant(client, 'lifecycle-life');
     assert.ok(held?.metadata.deletionTimestamp);
-    await deleteTenantAndWait(client, 'lifecycle-life');
+    assert.equal(held.status?.phase, 'Closed');
+    // Closed before it was deleted: the clock runs from the closure.
+    assert.equal(held.status?.closedAt, closed.status?.closedAt);
+    assert.equal(held.status?.purgeAfter, closed.status?.purgeAfter);
+    assert.ok(await getObject(client, 'Namespace', 'tenant-lifecycle-life'));
+    await eraseTenantAndWait(client, 'lifecycle-life');
     assert.equal(await getObject(client, 'Namespace', 'tenant-lifecycle-life'), undefined);
   });
 });

@@ -7,7 +7,8 @@ import {
   adminClient,
   breakGlassClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
+  requestErasure,
   getObject,
   getTenant,
 } from '../support/cluster.ts';
@@ -36,13 +37,14 @@ before(async () => {
 
 after(async () => {
   for (const name of [FOREIGN, LEFTOVER]) {
+    await requestErasure(client, name).catch(() => undefined);
     await client.delete(objectPath(RESOURCES.Tenant, name)).catch(() => undefined);
     await breakGlass
       .delete(objectPath(RESOURCES.Namespace, `tenant-${name}`))
       .catch(() => undefined);
   }
   for (const name of [FOREIGN, LEFTOVER])
-    await deleteTenantAndWait(client, name).catch(() => undefined);
+    await eraseTenantAndWait(client, name).catch(() => undefined);
   await operator.stop();
   await breakGlass.close();
   await client.close();
@@ -172,12 +174,13 @@ describe('a namespace that is not the tenant’s', () => {
     const own = await getObject(client, 'Namespace', namespace);
     assert.equal(own?.metadata.labels?.['tenancy.io/tenant-uid'], ready.metadata.uid);
     assert.equal(own?.metadata.annotations?.owner, undefined);
-    await deleteTenantAndWait(client, LEFTOVER);
+    await eraseTenantAndWait(client, LEFTOVER);
   });
 });
 
-/** Deletes the Tenant and waits until it is gone (its namespace is not ours to wait for). */
+/** Erases and deletes the Tenant, and waits until it is gone (its namespace is not ours to wait for). */
 async function deleteTenant(name: string): Promise<void> {
+  await requestErasure(client, name);
   await client.delete(objectPath(RESOURCES.Tenant, name));
   await waitFor(`tenant ${name} to be gone`, async () => !(await getTenant(client, name)), {
     timeoutMs: 30_000,

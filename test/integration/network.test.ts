@@ -9,7 +9,7 @@ import type { KubeObject } from '../../src/k8s/types.ts';
 import {
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getTenant,
   requireEnv,
   waitForPhase,
@@ -66,7 +66,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of tenants) await deleteTenantAndWait(client, name).catch(() => undefined);
+  for (const name of tenants) await eraseTenantAndWait(client, name).catch(() => undefined);
   await operator.stop();
   await client.close();
 });

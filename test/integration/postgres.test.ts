@@ -580,7 +580,14 @@ describe('access', () => {
     const died = new Promise<unknown>((resolve) => live.once('error', resolve));
     await live.query('SELECT 1');
 
-    assert.equal(await revokeTenantAccess(euAdmin, ALPHA, ALPHA_CLAIM), 1);
+    const revoked = await revokeTenantAccess(euAdmin, ALPHA, ALPHA_CLAIM);
+    assert.equal(revoked.ended, 1);
+    assert.ok(revoked.revoked.includes(alpha.role), JSON.stringify(revoked));
+    // Repeated, it changes nothing and says so.
+    assert.deepEqual(await revokeTenantAccess(euAdmin, ALPHA, ALPHA_CLAIM), {
+      revoked: [],
+      ended: 0,
+    });
     await died;
     await assert.rejects(live.query('SELECT 1'));
     await closeClient(live);

@@ -12,7 +12,7 @@ import {
   adminClient,
   breakGlassClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   getObject,
   getTenant,
   requireEnv,
@@ -50,7 +50,7 @@ after(async () => {
   const cleaner = await OperatorProcess.start();
   // Long enough for a lease left behind by a failed test (the outage test's is 60 s).
   await cleaner.waitUntilLeader(90_000);
-  await Promise.all(created.map((name) => deleteTenantAndWait(client, name, 120_000)));
+  await Promise.all(created.map((name) => eraseTenantAndWait(client, name, 120_000)));
   await cleaner.stop();
   // The Events about our tenants live outside their namespaces.
   for (const event of await tenantEvents(created)) {

@@ -25,7 +25,7 @@ import { Transit } from '../../src/vault/transit.ts';
 import {
   adminClient,
   createTenant,
-  deleteTenantAndWait,
+  eraseTenantAndWait,
   kubectl,
   requireEnv,
   waitForPhase,
@@ -170,11 +170,9 @@ before(async () => {
 after(async () => {
   // The operator removes its finalizer: delete the tenants while it still runs.
   for (const name of OPERATOR_TENANTS)
-    await deleteTenantAndWait(client, name, 90_000).catch(() => undefined);
+    await eraseTenantAndWait(client, name, 90_000).catch(() => undefined);
   await operator?.stop();
-  // Deleting a Tenant does not yet purge its database and Vault material.
-  // Dropped as the servers' admin would: the operator refuses to drop what
-  // it cannot prove is the (now deleted) Tenant's.
+  // What an interrupted run left, removed as the servers' admins would.
   await dropTenantDatabasesAsAdmin(servers, OPERATOR_TENANTS);
   const kv = new KvV2(root);
   const auth = new KubernetesAuth(root);

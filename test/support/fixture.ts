@@ -1,6 +1,6 @@
 import type { KubeClient } from '../../src/k8s/client.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
-import { adminClient, createTenant, deleteTenantAndWait, waitForPhase } from './cluster.ts';
+import { adminClient, createTenant, eraseTenantAndWait, waitForPhase } from './cluster.ts';
 import { OperatorProcess, type OperatorStartOptions } from './operator.ts';
 
 // One fixture for integration test files: an admin client, a leading
@@ -52,7 +52,7 @@ export class TestEnvironment {
   async [Symbol.asyncDispose](): Promise<void> {
     const failures: string[] = [];
     for (const name of this.created) {
-      await deleteTenantAndWait(this.client, name).catch((err: unknown) =>
+      await eraseTenantAndWait(this.client, name).catch((err: unknown) =>
         failures.push(`${name}: ${(err as Error).message}`),
       );
     }

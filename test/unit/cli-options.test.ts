@@ -87,6 +87,7 @@ describe('operator command-line input', () => {
         POD_NAMESPACE: 'ops',
         CLUSTER_CIDRS: '10.96.0.0/12, 10.0.0.0/16',
         BACKUP_IMAGE: 'registry.example/tenant-operator:1.2.3',
+        PURGED_TENANTS: 'delete',
       },
     );
     assert.deepEqual(options, {
@@ -102,6 +103,7 @@ describe('operator command-line input', () => {
       backupImage: 'registry.example/tenant-operator:1.2.3',
       verifyConcurrency: 2,
       certificateRetentionSeconds: 3650 * 86_400,
+      purgedTenants: 'delete',
     });
     assert.equal(parseOperatorOptions([], { METRICS_PORT: '9000' }).metricsPort, 9000);
     assert.equal(parseOperatorOptions([], {}).backupImage, 'tenant-operator:latest');
@@ -109,6 +111,11 @@ describe('operator command-line input', () => {
     assert.throws(
       () => parseOperatorOptions(['--certificate-retention', '5y'], {}),
       /--certificate-retention: expected a duration such as 1826d/,
+    );
+    assert.equal(parseOperatorOptions([], {}).purgedTenants, 'keep');
+    assert.throws(
+      () => parseOperatorOptions(['--purged-tenants', 'archive'], {}),
+      /--purged-tenants: expected one of keep, delete, got "archive"/,
     );
   });
 

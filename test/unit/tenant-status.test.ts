@@ -299,3 +299,33 @@ describe('a closed tenant says when its data goes, or why not', () => {
     assert.equal(purgeCondition(computeStatus(input({ valid: valid() }))), undefined);
   });
 });
+
+describe('a deleted tenant is a closed one, held until its erasure', () => {
+  test('closed since its deletion; says it is released after the erasure; a gone namespace is not its', () => {
+    const deletedAt = '2026-05-01T09:00:00Z';
+    const tenant: TenantObject = {
+      ...tenantWith(undefined),
+      metadata: {
+        ...tenantWith(undefined).metadata,
+        deletionTimestamp: deletedAt,
+        annotations: { 'tenancy.io/closed-at': deletedAt },
+      },
+    };
+    const status = computeStatus(
+      input({
+        tenant,
+        valid: valid({ state: 'Closed', retention: { afterClosure: '20d' } }),
+        namespace: { kind: 'absent' },
+      }),
+    );
+    assert.equal(status.phase, 'Closed');
+    assert.equal(status.closedAt, deletedAt);
+    assert.equal(status.purgeAfter, '2026-05-21T09:00:00Z');
+    assert.match(ready(status).message, /deleted at 2026-05-01T09:00:00Z: closed, and held/);
+    const purge = status.conditions?.find((c) => c.type === 'PurgeScheduled');
+    assert.match(purge?.message ?? '', /erased at 2026-05-21T09:00:00Z, then the deleted Tenant is released/);
+    const namespace = status.conditions?.find((c) => c.type === 'NamespaceReady');
+    assert.deepEqual([namespace?.status, namespace?.reason], ['False', 'NamespaceMissing']);
+    assert.equal(status.namespace, undefined);
+  });
+});
