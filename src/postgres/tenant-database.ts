@@ -1,3 +1,4 @@
+import { ERROR_CODES, OperatorError } from '../errors.ts';
 import type { PostgresAdmin } from './admin.ts';
 import type { DatabaseIdentifiers } from './identifiers.ts';
 
@@ -84,14 +85,38 @@ export async function revokeTenantAccess(
   return { revoked, ended: await admin.terminateSessions(ids.loginRoles) };
 }
 
-/** Purge. Safe to repeat after a crash at any step. Returns whether anything was still there. */
+/** What a purge of the tenant's database did: dropped, or left as someone else's. */
+export interface DroppedDatabase {
+  dropped: string[];
+  /** Objects of the tenant's names that carry no claim of this tenant: never dropped. */
+  notOurs: string[];
+}
+
+/**
+ * Purge: the database, then the login roles, then the owner role. Each
+ * object of the tenant's names that carries another claim (or none) is
+ * left, and said so: it was never this tenant's data. Safe to repeat after
+ * a crash at any step.
+ */
 export async function dropTenantDatabase(
   admin: PostgresAdmin,
   ids: DatabaseIdentifiers,
   claim: string,
-): Promise<boolean> {
-  let dropped = await admin.dropDatabase(ids.database, ids.ownerRole, claim);
-  for (const role of ids.loginRoles) dropped = (await admin.dropRole(role, claim)) || dropped;
-  dropped = (await admin.dropRole(ids.ownerRole, claim)) || dropped;
-  return dropped;
+): Promise<DroppedDatabase> {
+  const result: DroppedDatabase = { dropped: [], notOurs: [] };
+  const attempt = async (what: string, drop: () => Promise<boolean>) => {
+    try {
+      if (await drop()) result.dropped.push(what);
+    } catch (err: unknown) {
+      if (!(err instanceof OperatorError && err.code === ERROR_CODES.FOREIGN_OBJECT)) throw err;
+      result.notOurs.push(what);
+    }
+  };
+  await attempt(`database ${ids.database}`, () =>
+    admin.dropDatabase(ids.database, ids.ownerRole, claim),
+  );
+  for (const role of ids.loginRoles)
+    await attempt(`role ${role}`, () => admin.dropRole(role, claim));
+  await attempt(`role ${ids.ownerRole}`, () => admin.dropRole(ids.ownerRole, claim));
+  return result;
 }

@@ -124,16 +124,17 @@ async function purgeDatabase(deps: PurgeDeps, tenant: TenantObject, valid: Valid
     );
   const handle = await deps.database.connections.get(server);
   const ids = databaseIdentifiersFor(valid.name);
-  const dropped = await dropTenantDatabase(
+  const { dropped, notOurs } = await dropTenantDatabase(
     handle.admin,
     ids,
     ownershipMarker(valid.name, valid.uid),
   );
-  return dropped
-    ? [
-        `database ${ids.database} and roles ${[ids.ownerRole, ...ids.loginRoles].join(', ')} on ${serverName}`,
-      ]
-    : [];
+  return [
+    ...(dropped.length > 0 ? [`${dropped.join(', ')} on ${serverName}`] : []),
+    ...(notOurs.length > 0
+      ? [`left on ${serverName}, not this tenant's (no claim of its uid): ${notOurs.join(', ')}`]
+      : []),
+  ];
 }
 
 async function purgeBackups(deps: PurgeDeps, tenant: TenantObject, valid: ValidTenant) {

@@ -177,7 +177,12 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
   if (!namespaceActive && valid.spec.state === 'Closed' && deps.database) {
     const { cut } = await cutTenantAccess(deps.database, current);
     if (cut.length > 0)
-      await deps.events.record(current, 'Normal', REASON.AccessCut, `tenant closed: ${cut.join('; ')}`);
+      await deps.events.record(
+        current,
+        'Normal',
+        REASON.AccessCut,
+        `tenant closed: ${cut.join('; ')}`,
+      );
   }
   let backup: BackupOutcome | undefined;
   if (namespaceActive && deps.backup) {
@@ -345,7 +350,10 @@ async function purgeStep(
         now(deps),
       ),
     ).catch((statusErr: unknown) =>
-      deps.log.warn({ tenant: valid.name, err: statusErr }, 'could not record why the purge stopped'),
+      deps.log.warn(
+        { tenant: valid.name, err: statusErr },
+        'could not record why the purge stopped',
+      ),
     );
     throw failure;
   }

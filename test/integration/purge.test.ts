@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,10 +20,20 @@ import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
-import { OPERATOR_NAMESPACE, REPO, runBackupPod } from '../support/backup-job.ts';
+import {
+  OPERATOR_NAMESPACE,
+  REPO,
+  runBackupCommandAsAdmin,
+  runBackupPod,
+} from '../support/backup-job.ts';
 import { adminClient, getTenant, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
-import { configureVault, removeTenantLeftovers } from '../support/tenant-data.ts';
+import {
+  configureVault,
+  removeTenantLeftovers,
+  tenantCredentials,
+  tenantQuery,
+} from '../support/tenant-data.ts';
 import { OperatorProcess } from '../support/operator.ts';
 import { adminRows } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
@@ -71,6 +81,32 @@ function pgEu() {
   return server;
 }
 
+/** An on-demand backup, its Job run as the pod would run it; answers the backup's id. */
+async function backupNow(tenant: string, recordName: string): Promise<string> {
+  await client.create(collectionPath(RESOURCES.TenantBackup), {
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'TenantBackup',
+    metadata: { name: recordName },
+    spec: { tenant },
+  });
+  const job = await waitFor(
+    'the on-demand Job',
+    () =>
+      client.get<KubeObject>(
+        objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
+      ),
+    { timeoutMs: 30_000 },
+  );
+  const run = runBackupPod(job, work);
+  assert.equal(run.status, 0, run.stderr);
+  const backedUp = await client.get<TenantBackupObject>(
+    objectPath(RESOURCES.TenantBackup, recordName),
+  );
+  const backupId = backedUp?.status?.backupId;
+  assert.ok(backupId, `no backup id on ${recordName}`);
+  return backupId;
+}
+
 before(async () => {
   configureVault();
   client = await adminClient();
@@ -111,28 +147,7 @@ test('a closed tenant is erased when its time comes, never before, and a crash b
   const ids = databaseIdentifiersFor(name);
 
   // A backup, so that the store and the records have something to erase.
-  const recordName = `${name}-before-closure`;
-  await client.create(collectionPath(RESOURCES.TenantBackup), {
-    apiVersion: 'tenancy.io/v1alpha1',
-    kind: 'TenantBackup',
-    metadata: { name: recordName },
-    spec: { tenant: name },
-  });
-  const job = await waitFor(
-    'the on-demand Job',
-    () =>
-      client.get<KubeObject>(
-        objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
-      ),
-    { timeoutMs: 30_000 },
-  );
-  const run = runBackupPod(job, work);
-  assert.equal(run.status, 0, run.stderr);
-  const backedUp = await client.get<TenantBackupObject>(
-    objectPath(RESOURCES.TenantBackup, recordName),
-  );
-  const backupId = backedUp?.status?.backupId as string;
-  assert.ok(backupId);
+  const backupId = await backupNow(name, `${name}-before-closure`);
 
   await client.mergePatch(objectPath(RESOURCES.Tenant, name), { spec: { state: 'Closed' } });
   const closed = await waitForPhase(client, name, 'Closed', 30_000);
@@ -339,4 +354,84 @@ test('an immediate erasure, confirmed by the tenant’s name, erases a closed te
   ) as Record<string, unknown>;
   assert.equal(document.trigger, 'ErasureRequest');
   assert.equal(await client.get(objectPath(RESOURCES.Namespace, `tenant-${name}`)), undefined);
+});
+
+test('a deleted tenant is erased at its time and released; a new Tenant of its name starts from nothing', async () => {
+  const spec = {
+    region: 'eu-west',
+    database: { enabled: true },
+    retention: { afterClosure: '15s' },
+  };
+  const name = await env.tenant('del', spec);
+  const first = await waitForPhase(client, name, 'Ready', 60_000);
+  const oldUid = first.metadata.uid as string;
+  const oldCredentials = await tenantCredentials(name);
+  await tenantQuery(oldCredentials, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (1)');
+  const backupId = await backupNow(name, `${name}-before-deletion`);
+  // A copy of the backup, as one might be left anywhere: unreadable later.
+  const oldPrefix = tenantPrefix(name, oldUid);
+  const copy = join(work, 'old-backup');
+  cpSync(join(storeDir, oldPrefix), copy, { recursive: true });
+  const manifest = JSON.parse(readFileSync(join(copy, backupId, 'manifest.json'), 'utf8')) as {
+    encryption: { wrappedKey: string };
+  };
+
+  await client.delete(objectPath(RESOURCES.Tenant, name));
+  const held = await waitFor('the deleted tenant to be Closed', async () => {
+    const t = await getTenant(client, name);
+    return t?.status?.phase === 'Closed' && t.status.purgeAfter ? t : undefined;
+  });
+  const deletedAt = held.metadata.deletionTimestamp as string;
+  assert.equal(held.status?.closedAt, deletedAt);
+  const purgeAfter = Date.parse(held.status?.purgeAfter ?? '');
+  assert.equal(purgeAfter - Date.parse(deletedAt), 15_000);
+
+  // Held until its time; let go once erased.
+  await waitFor(
+    'the deleted tenant to be erased and released',
+    async () => {
+      const t = await getTenant(client, name);
+      if (t) assert.ok(t.status?.erasure === undefined || Date.now() >= purgeAfter, 'erased early');
+      return t === undefined;
+    },
+    { timeoutMs: 90_000, intervalMs: 250 },
+  );
+  assert.ok(Date.now() >= purgeAfter, 'released before its time');
+  const certificateFile = join(storeDir, certificateKey(name, oldUid));
+  const certificate = JSON.parse(readFileSync(certificateFile, 'utf8')) as Record<string, string>;
+  const document = JSON.parse(certificate.document ?? '') as Record<string, unknown>;
+  assert.equal(document.closedAt, deletedAt);
+  assert.equal(document.trigger, 'RetentionExpired');
+  const verified = runCli(['certificate', 'verify', certificateFile]);
+  assert.equal(verified.status, 0, verified.stderr);
+  assert.ok(
+    (await tenantEventsOf(oldUid)).some((e) => e.reason === 'Released'),
+    'no Released event',
+  );
+
+  // The same name again: a new database, new credentials, a new key.
+  await env.tenant('del', spec);
+  const second = await waitForPhase(client, name, 'Ready', 60_000);
+  assert.notEqual(second.metadata.uid, oldUid);
+  const newCredentials = await tenantCredentials(name);
+  assert.notEqual(newCredentials.password, oldCredentials.password);
+  assert.deepEqual(await tenantQuery(newCredentials, `SELECT to_regclass('kept') AS kept`), [
+    { kept: null },
+  ]);
+  await waitFor(
+    'the new backup key',
+    async () => (await new Transit(VaultClient.fromEnv()).keyInfo(`tenant-${name}`)) !== undefined,
+  );
+  // The old backup, put back where it was: not listed, and the new key cannot open it.
+  cpSync(copy, join(storeDir, oldPrefix), { recursive: true });
+  const listed = runBackupCommandAsAdmin(['list', '--tenant', name, '--json']);
+  assert.equal(listed.status, 0, listed.stderr);
+  assert.deepEqual(JSON.parse(listed.stdout), []);
+  await assert.rejects(
+    new Transit(VaultClient.fromEnv()).decryptDataKey(
+      `tenant-${name}`,
+      manifest.encryption.wrappedKey,
+    ),
+  );
+  rmSync(join(storeDir, 'tenants', name, oldUid), { recursive: true, force: true });
 });

@@ -323,7 +323,10 @@ describe('a deleted tenant is a closed one, held until its erasure', () => {
     assert.equal(status.purgeAfter, '2026-05-21T09:00:00Z');
     assert.match(ready(status).message, /deleted at 2026-05-01T09:00:00Z: closed, and held/);
     const purge = status.conditions?.find((c) => c.type === 'PurgeScheduled');
-    assert.match(purge?.message ?? '', /erased at 2026-05-21T09:00:00Z, then the deleted Tenant is released/);
+    assert.match(
+      purge?.message ?? '',
+      /erased at 2026-05-21T09:00:00Z, then the deleted Tenant is released/,
+    );
     const namespace = status.conditions?.find((c) => c.type === 'NamespaceReady');
     assert.deepEqual([namespace?.status, namespace?.reason], ['False', 'NamespaceMissing']);
     assert.equal(status.namespace, undefined);
