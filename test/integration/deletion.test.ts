@@ -176,10 +176,13 @@ test('kubectl delete is a closure: the Tenant is held, access is cut at once, th
   assert.match(cut.message, /Vault policy tenant-deletion-a; Vault Kubernetes auth role/);
   const released = events.items.find((e) => e.reason === 'Released');
   assert.ok(released, JSON.stringify(events.items.map((e) => e.reason)));
-  for (const event of events.items) assert.equal(event.message.includes(credentials.password), false);
+  for (const event of events.items)
+    assert.equal(event.message.includes(credentials.password), false);
   // With no BackupStore to keep a copy in, the signed certificate is in the operator's log.
   assert.ok(
-    env.operator.output.some((line) => line.includes('"erasure certificate"') && line.includes(name)),
+    env.operator.output.some(
+      (line) => line.includes('"erasure certificate"') && line.includes(name),
+    ),
     'the certificate was not logged',
   );
 });
