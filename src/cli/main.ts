@@ -21,16 +21,17 @@ import { installAdmissionGuard, installCrds } from './install-crds.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
-// `gen-crds` writes the CRDs and the admission guard, `install-crds` applies
+// `gen-crds` writes the CRDs, the admission guard and the alert rules, `install-crds` applies
 // both to a cluster.
 
 const USAGE = `usage: tenant-operator <command> [options]
 
 commands:
   operator       run the controller (reads KUBECONFIG, or the in-cluster service account)
-  gen-crds [DIR] [ADMISSION_DIR]
+  gen-crds [DIR] [ADMISSION_DIR] [MONITORING_DIR]
                  write the CustomResourceDefinitions generated from src/api into DIR (crds),
-                 and the admission guard for the default identities into ADMISSION_DIR (admission)
+                 the admission guard for the default identities into ADMISSION_DIR (admission)
+                 and the Prometheus alert rules into MONITORING_DIR (monitoring)
   install-crds   apply the CRDs and the admission guard (ValidatingAdmissionPolicies) to the
                  current cluster and wait until they are served
   backup         run, list, restore and verify encrypted tenant backups (see below)
@@ -221,7 +222,11 @@ async function main(argv: string[]): Promise<void> {
     case 'operator':
       return runOperator(rest);
     case 'gen-crds': {
-      for (const file of await generateCrds(rest[0] ?? 'crds', rest[1] ?? 'admission'))
+      for (const file of await generateCrds(
+        rest[0] ?? 'crds',
+        rest[1] ?? 'admission',
+        rest[2] ?? 'monitoring',
+      ))
         console.log(`wrote ${file}`);
       return;
     }

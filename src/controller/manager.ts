@@ -19,6 +19,7 @@ import { backupFactsOf } from '../tenant/backup-status.ts';
 import { erasureFactsOf } from '../tenant/purge.ts';
 import type { DatabaseDeps } from '../tenant/database.ts';
 import { Transit } from '../vault/transit.ts';
+import { removeExpiredCertificates } from '../erasure/certificate-expiry.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
@@ -101,6 +102,8 @@ export interface BackupOptions {
  * (their remaining writes are refused) and hands the lease over.
  */
 const DRAIN_TIMEOUT_MS = 20_000;
+/** How often expired erasure certificate copies are looked for. */
+const CERTIFICATE_EXPIRY_INTERVAL_MS = 24 * 3_600_000;
 
 export class Operator {
   readonly metrics: Metrics;
@@ -118,6 +121,7 @@ export class Operator {
   private server: Server | undefined;
   private running: Promise<unknown>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
+  private certificateExpiryTimer: NodeJS.Timeout | undefined;
   private serverQueue: WorkQueue | undefined;
   private connections: DatabaseServerConnections | undefined;
   private backupStores: Informer<BackupStoreObject> | undefined;
@@ -389,6 +393,18 @@ export class Operator {
     this.resyncAll();
     this.resyncTimer = setInterval(() => this.resyncAll(), this.options.resyncPeriodMs);
     this.resyncTimer.unref();
+    if (this.storeAccess) {
+      // Erasure certificates' copies past their legal period: looked for
+      // when leadership begins and daily after (the periods are years long).
+      const stores = this.storeAccess;
+      const expire = () => {
+        if (!this.leader.holdsLease()) return;
+        void removeExpiredCertificates(stores, new Date(), this.options.log);
+      };
+      expire();
+      this.certificateExpiryTimer = setInterval(expire, CERTIFICATE_EXPIRY_INTERVAL_MS);
+      this.certificateExpiryTimer.unref();
+    }
   }
 
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
@@ -534,6 +550,7 @@ export class Operator {
   async stop(): Promise<void> {
     const { log } = this.options;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.certificateExpiryTimer) clearInterval(this.certificateExpiryTimer);
     this.queue?.stop();
     this.serverQueue?.stop();
     // A verification under way is not waited for: it is minutes long, and

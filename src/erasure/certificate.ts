@@ -99,7 +99,9 @@ export function verifyCertificate(
   return parsed;
 }
 
-/** Where the copy goes in a store: outside every tenant's prefix. */
+/** Where certificates' copies live in a store: outside every tenant's prefix. */
+export const CERTIFICATE_PREFIX = 'certificates/';
+
 export function certificateKey(tenant: string, uid: string): string {
-  return `certificates/${tenant}-${uid}.json`;
+  return `${CERTIFICATE_PREFIX}${tenant}-${uid}.json`;
 }

@@ -404,6 +404,10 @@ test('a deleted tenant is erased at its time and released; a new Tenant of its n
   assert.equal(document.trigger, 'RetentionExpired');
   const verified = runCli(['certificate', 'verify', certificateFile]);
   assert.equal(verified.status, 0, verified.stderr);
+  // Once the signing key is rotated, what its older version signed still verifies.
+  await VaultClient.fromEnv().write('transit/keys/erasure-certificates/rotate', {});
+  const afterRotation = runCli(['certificate', 'verify', certificateFile]);
+  assert.equal(afterRotation.status, 0, afterRotation.stderr);
   assert.ok(
     (await tenantEventsOf(oldUid)).some((e) => e.reason === 'Released'),
     'no Released event',
@@ -434,4 +438,28 @@ test('a deleted tenant is erased at its time and released; a new Tenant of its n
     ),
   );
   rmSync(join(storeDir, 'tenants', name, oldUid), { recursive: true, force: true });
+});
+
+test('a certificate copy past its legal period is removed by the next leader; current and unreadable ones stay', async () => {
+  const dir = join(storeDir, 'certificates');
+  const copy = (keepUntil: string) =>
+    JSON.stringify({ document: JSON.stringify({ keepUntil }), signature: 'vault:v1:x' });
+  writeFileSync(join(dir, 'expired-0000.json'), copy('2020-01-01T00:00:00Z'));
+  writeFileSync(join(dir, 'current-0000.json'), copy('2100-01-01T00:00:00Z'));
+  writeFileSync(join(dir, 'unreadable-0000.json'), 'not json');
+  const before = readdirSync(dir);
+  for (const operator of replacements) await operator.stop();
+  const leader = await OperatorProcess.start({ extraArgs: ['--resync-period', '3'] });
+  replacements.push(leader);
+  await leader.waitUntilLeader();
+  await waitFor(
+    'the expired copy to be removed',
+    () => !readdirSync(dir).includes('expired-0000.json'),
+  );
+  assert.deepEqual(readdirSync(dir).sort(), before.filter((f) => f !== 'expired-0000.json').sort());
+  assert.ok(
+    leader.output.some(
+      (line) => line.includes('legal period has ended') && line.includes('expired-0000.json'),
+    ),
+  );
 });
