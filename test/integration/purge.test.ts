@@ -440,6 +440,95 @@ test('a deleted tenant is erased at its time and released; a new Tenant of its n
   rmSync(join(storeDir, 'tenants', name, oldUid), { recursive: true, force: true });
 });
 
+test('a purge that cannot finish says where and why, never reports done, and finishes once the store is back', async () => {
+  // A store whose server is down: nothing listens on the discard port.
+  const downStore = `${PREFIX}-down`;
+  await client.apply({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: `${downStore}-credentials`, namespace: OPERATOR_NAMESPACE },
+    stringData: { accessKeyId: 'down', secretAccessKey: 'down-down-down' },
+  });
+  await client.apply({
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'BackupStore',
+    metadata: { name: downStore },
+    spec: {
+      region: 'nowhere',
+      s3: {
+        endpoint: 'http://127.0.0.1:9',
+        bucket: 'gone',
+        forcePathStyle: true,
+        credentialsSecret: { name: `${downStore}-credentials` },
+      },
+    },
+  });
+  try {
+    const name = await env.tenant('blocked', {});
+    await waitForPhase(client, name, 'Ready', 60_000);
+    await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
+      metadata: { annotations: { 'tenancy.io/erase-now': name } },
+      spec: { state: 'Closed' },
+    });
+    const blocked = await waitFor(
+      'the purge to stop at the store',
+      async () => {
+        const t = await getTenant(client, name);
+        const ready = t?.status?.conditions?.find((c) => c.type === 'Ready');
+        return ready?.reason === 'PurgeBlocked' ? { t, ready } : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    assert.match(
+      blocked.ready.message,
+      /^erasure stopped at step backups: .*; retrying with backoff$/,
+    );
+    assert.equal(blocked.t?.status?.phase, 'Purging');
+    assert.equal(blocked.t?.status?.erasure?.completedAt, undefined);
+    assert.equal(blocked.t?.status?.erasure?.certificate, undefined);
+    assert.deepEqual(
+      blocked.t?.status?.erasure?.steps?.map((s) => s.name),
+      ['access', 'database'],
+    );
+    const events = await tenantEventsOf(blocked.t?.metadata.uid as string);
+    assert.ok(
+      events.some((e) => e.reason === 'PurgeBlocked' && e.type === 'Warning'),
+      JSON.stringify(events.map((e) => e.reason)),
+    );
+
+    // The store is taken out of service: the erasure goes on and completes.
+    await client.delete(objectPath(RESOURCES.BackupStore, downStore));
+    const purged = await waitForPhase(client, name, 'Purged', 120_000);
+    assert.ok(purged.status?.erasure?.certificate);
+  } finally {
+    await client.delete(objectPath(RESOURCES.BackupStore, downStore));
+    await client.delete(
+      objectPath(RESOURCES.Secret, `${downStore}-credentials`, OPERATOR_NAMESPACE),
+    );
+  }
+});
+
+test('with --purged-tenants delete, an erased tenant is deleted; its certificate stays in the store', async () => {
+  for (const operator of replacements) await operator.stop();
+  const deleting = await OperatorProcess.start({
+    extraArgs: ['--resync-period', '3', '--purged-tenants', 'delete'],
+  });
+  replacements.push(deleting);
+  await deleting.waitUntilLeader();
+  const name = await env.tenant('gone', { region: 'eu-west' });
+  const ready = await waitForPhase(client, name, 'Ready', 60_000);
+  await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
+    metadata: { annotations: { 'tenancy.io/erase-now': name } },
+    spec: { state: 'Closed' },
+  });
+  await waitFor('the erased tenant to be deleted', async () => !(await getTenant(client, name)), {
+    timeoutMs: 60_000,
+  });
+  const copy = join(storeDir, certificateKey(name, ready.metadata.uid as string));
+  const verified = runCli(['certificate', 'verify', copy]);
+  assert.equal(verified.status, 0, verified.stderr);
+});
+
 test('a certificate copy past its legal period is removed by the next leader; current and unreadable ones stay', async () => {
   const dir = join(storeDir, 'certificates');
   const copy = (keepUntil: string) =>
