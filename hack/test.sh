@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 hack/setup.sh
+# Only the tests need promtool (the alert rules' checks), not the demo.
+PROMTOOL="$(hack/build-promtool.sh)/promtool"
+export PROMTOOL
 log "type-checking and linting"
 npx tsc --noEmit
 npx eslint .
