@@ -4,6 +4,7 @@ import { managedNamespacesPolicy, managedObjectsPolicy } from './managed-objects
 import { admissionObjects, type GuardPolicy } from './policy.ts';
 import { tenantBackupsPolicy } from './tenant-backups.ts';
 import {
+  tenantFinalizersPolicy,
   tenantNetworkPoliciesPolicy,
   tenantRoleBindingsPolicy,
   tenantServicesPolicy,
@@ -20,6 +21,7 @@ export function guardPolicies(identities: GuardIdentities): GuardPolicy[] {
     tenantServicesPolicy(identities),
     tenantNetworkPoliciesPolicy(identities),
     tenantRoleBindingsPolicy(identities),
+    tenantFinalizersPolicy(identities),
     tenantBackupsPolicy(identities),
   ];
 }

@@ -148,3 +148,44 @@ export function tenantRoleBindingsPolicy(identities: GuardIdentities): GuardPoli
     ],
   };
 }
+
+/** Finalizers that Kubernetes' own controllers add and clear, so they never hold a namespace forever. */
+const KUBERNETES_FINALIZER =
+  "f in ['kubernetes', 'foregroundDeletion', 'orphan'] || f.startsWith('kubernetes.io/') || f.matches('^[a-z0-9.-]+[.]kubernetes[.]io/')";
+
+/**
+ * Finalizers in tenant namespaces: only those Kubernetes itself clears. A
+ * finalizer that nothing ever removes holds its object, and so the
+ * namespace, in Terminating forever, which would keep the tenant's erasure
+ * from finishing: an owner could block the purge that closure promises.
+ * Finalizers an object already had are kept (an update may leave them).
+ */
+export function tenantFinalizersPolicy(identities: GuardIdentities): GuardPolicy {
+  return {
+    name: 'tenant-finalizers',
+    description:
+      'Objects in tenant namespaces carry no finalizer that Kubernetes itself does not clear.',
+    rules: [
+      {
+        apiGroups: ['*'],
+        apiVersions: ['*'],
+        resources: ['*'],
+        operations: CREATE_OR_UPDATE,
+        scope: 'Namespaced',
+      },
+    ],
+    where: 'tenant-namespaces',
+    matchConditions: [
+      ...notExempt(isBreakGlass(identities)),
+      { name: 'has-finalizers', expression: 'size(object.metadata.?finalizers.orValue([])) > 0' },
+    ],
+    validations: [
+      {
+        expression: `object.metadata.finalizers.all(f, ${KUBERNETES_FINALIZER} || (oldObject != null && f in oldObject.metadata.?finalizers.orValue([])))`,
+        message:
+          'finalizers other than those Kubernetes clears are not allowed in tenant namespaces',
+        messageExpression: `request.resource.resource + ' ' + request.namespace + '/' + request.name + ': finalizer(s) ' + object.metadata.finalizers.filter(f, !(${KUBERNETES_FINALIZER}) && !(oldObject != null && f in oldObject.metadata.?finalizers.orValue([]))).join(', ') + ' not allowed in tenant namespaces: nothing would remove them, and the namespace could never be deleted when the tenant is erased'`,
+      },
+    ],
+  };
+}

@@ -100,6 +100,7 @@ describe('the policies themselves', () => {
       'tenancy.io-managed-namespaces',
       'tenancy.io-managed-objects',
       'tenancy.io-tenant-backups',
+      'tenancy.io-tenant-finalizers',
       'tenancy.io-tenant-network-policies',
       'tenancy.io-tenant-role-bindings',
       'tenancy.io-tenant-services',
@@ -360,6 +361,71 @@ describe('owners help themselves inside their namespace', () => {
       endpoints: [{ addresses: ['10.0.0.10'] }],
     });
     assertRefused(slice, /forbidden.*endpointslices/is, 'EndpointSlice');
+  });
+
+  test('an owner cannot hold the namespace with a finalizer nothing removes (it would block the erasure)', () => {
+    const configMap = (name: string, finalizers: string[]) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name, namespace: NS_A, finalizers },
+      data: { a: '1' },
+    });
+    const held = apply(configMap('hold', ['example.com/hold']));
+    assertRefused(held, /tenancy\.io-tenant-finalizers/, 'a custom finalizer');
+    assert.match(held.stderr, /finalizer\(s\) example\.com\/hold not allowed in tenant namespaces/);
+    // Added later by an update: refused too.
+    assertAllowed(apply(configMap('plain', [])), 'a ConfigMap without finalizers');
+    assertRefused(
+      asOwner([
+        'patch',
+        'configmap',
+        'plain',
+        '-n',
+        NS_A,
+        '--type=merge',
+        '-p',
+        '{"metadata":{"finalizers":["example.com/hold"]}}',
+      ]),
+      /tenancy\.io-tenant-finalizers/,
+      'a finalizer added by an update',
+    );
+    // Those Kubernetes' own controllers clear are fine.
+    assertAllowed(
+      apply(
+        configMap('kube', ['kubernetes.io/pvc-protection', 'batch.kubernetes.io/job-tracking']),
+      ),
+      'Kubernetes finalizers',
+    );
+    // One the object already had (made before the guard, or by break-glass) may stay.
+    assertAllowed(apply(configMap('legacy', ['example.com/legacy']), asBreakGlass), 'break-glass');
+    assertAllowed(
+      asOwner(['label', 'configmap', 'legacy', '-n', NS_A, 'touched=yes']),
+      'an update that keeps an existing finalizer',
+    );
+    assertAllowed(
+      asBreakGlass([
+        'patch',
+        'configmap',
+        'legacy',
+        '-n',
+        NS_A,
+        '--type=json',
+        '-p',
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+      ]),
+      'removing the finalizer',
+    );
+    for (const name of ['plain', 'kube', 'legacy'])
+      asBreakGlass([
+        'patch',
+        'configmap',
+        name,
+        '-n',
+        NS_A,
+        '--type=json',
+        '-p',
+        '[{"op":"remove","path":"/metadata/finalizers"}]',
+      ]);
   });
 });
 
