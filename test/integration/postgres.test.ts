@@ -707,9 +707,16 @@ describe('purge', () => {
     await live.query('CREATE TABLE t (x int)');
 
     await assert.rejects(usAdmin.dropRole(ids.ownerRole, claim), /drop its database first/);
-    assert.equal(await dropTenantDatabase(usAdmin, ids, claim), true);
+    assert.deepEqual(await dropTenantDatabase(usAdmin, ids, claim), {
+      dropped: [
+        `database ${ids.database}`,
+        ...ids.loginRoles.map((role) => `role ${role}`),
+        `role ${ids.ownerRole}`,
+      ],
+      notOurs: [],
+    });
     await closeClient(live);
-    assert.equal(await dropTenantDatabase(usAdmin, ids, claim), false);
+    assert.deepEqual(await dropTenantDatabase(usAdmin, ids, claim), { dropped: [], notOurs: [] });
     assert.equal(await usAdmin.dropDatabase(ids.database, ids.ownerRole, claim), false);
     for (const role of [ids.ownerRole, ...ids.loginRoles]) {
       assert.equal(await usAdmin.dropRole(role, claim), false);

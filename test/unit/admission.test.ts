@@ -32,7 +32,7 @@ test('every policy has its binding, fails closed and leaves subresources alone (
   const objects = buildAdmissionGuard({ operatorUsers: ['op'], breakGlassGroups: ['bg'] });
   const policies = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy');
   const bindings = objects.filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding');
-  assert.equal(policies.length, 6);
+  assert.equal(policies.length, 7);
   assert.deepEqual(
     bindings.map((b) => (b.spec as { policyName: string }).policyName),
     policies.map((p) => p.metadata.name),
