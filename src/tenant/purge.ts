@@ -82,6 +82,8 @@ export interface PurgeProgress {
   erasure: Erasure;
   /** The namespace is still going away: look again after this long. */
   requeueAfterMs?: number;
+  /** What the erasure waits for meanwhile, for status. */
+  waiting?: string;
 }
 
 const NAMESPACE_POLL_MS = 2_000;
@@ -186,8 +188,22 @@ async function purgeKey(deps: PurgeDeps, valid: ValidTenant) {
   return [`Transit key ${name} (${key.latestVersion} version(s))`];
 }
 
-/** Answers what was deleted, or undefined while the namespace is still going away. */
-async function purgeNamespace(deps: PurgeDeps, valid: ValidTenant) {
+interface NamespaceCondition {
+  type: string;
+  status: string;
+  message?: string;
+}
+
+/**
+ * Answers what was deleted, or what the namespace still waits for while it
+ * is going away: the namespace controller's own conditions say which
+ * content or finalizers remain, and status shows them (a namespace that
+ * never goes would otherwise be a silent, overdue purge).
+ */
+async function purgeNamespace(
+  deps: PurgeDeps,
+  valid: ValidTenant,
+): Promise<string[] | { waiting: string }> {
   const name = namespaceFor(valid.name);
   const path = objectPath(RESOURCES.Namespace, name);
   const namespace = await deps.client.get<KubeObject>(path);
@@ -199,8 +215,16 @@ async function purgeNamespace(deps: PurgeDeps, valid: ValidTenant) {
     await deps.client.request('DELETE', path, {
       body: { propagationPolicy: 'Background', preconditions: { uid: namespace.metadata.uid } },
     });
+    return { waiting: `namespace ${name} is being deleted` };
   }
-  return undefined;
+  const conditions =
+    (namespace.status as { conditions?: NamespaceCondition[] } | undefined)?.conditions ?? [];
+  const remaining = conditions
+    .filter((c) => c.status === 'True' && c.message)
+    .map((c) => `${c.type}: ${c.message ?? ''}`);
+  return {
+    waiting: `namespace ${name} is being deleted${remaining.length > 0 ? `; ${remaining.join('; ')}` : ''}`,
+  };
 }
 
 const FAILPOINT_AFTER: Record<PurgeStep, Failpoint> = {
@@ -256,10 +280,13 @@ export async function purgeTenant(
       case 'key':
         removed = await purgeKey(deps, valid);
         break;
-      case 'namespace':
-        removed = await purgeNamespace(deps, valid);
-        if (removed === undefined) return { erasure, requeueAfterMs: NAMESPACE_POLL_MS };
+      case 'namespace': {
+        const outcome = await purgeNamespace(deps, valid);
+        if ('waiting' in outcome)
+          return { erasure, requeueAfterMs: NAMESPACE_POLL_MS, waiting: outcome.waiting };
+        removed = outcome;
         break;
+      }
     }
     erasure = {
       ...erasure,

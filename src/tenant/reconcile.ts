@@ -326,7 +326,27 @@ async function purgeStep(
       () => now(deps),
       record,
     );
-    if (progress.requeueAfterMs !== undefined) return { requeueAfterMs: progress.requeueAfterMs };
+    if (progress.requeueAfterMs !== undefined) {
+      if (progress.waiting !== undefined) {
+        const done = (progress.erasure.steps ?? []).map((s) => s.name);
+        await updateStatus(
+          deps,
+          latest,
+          erasureStatus(
+            latest,
+            progress.erasure,
+            {
+              type: CONDITION.Ready,
+              status: 'False',
+              reason: REASON.Purging,
+              message: `erasing; done: ${done.join(', ')}; waiting: ${progress.waiting}`,
+            },
+            now(deps),
+          ),
+        );
+      }
+      return { requeueAfterMs: progress.requeueAfterMs };
+    }
     deps.metrics.purgesCompleted.inc();
     return;
   } catch (err: unknown) {
