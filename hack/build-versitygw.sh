@@ -5,13 +5,4 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-version="$VERSITYGW_VERSION"
-out="$(bin_dir versitygw "$version")"
-if build_done versitygw "$version"; then echo "$out"; exit 0; fi
-
-log "building versitygw $version (about a minute)"
-mkdir -p "$out"
-GOBIN="$out" go install -trimpath -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$version"
-mark_done versitygw "$version"
-log "built into $out"
-echo "$out"
+go_install_once versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw "about a minute"

@@ -29,3 +29,18 @@ wrapper_module() {
   rm -rf "$dir" && mkdir -p "$dir"
   (cd "$dir" && go mod init "tenant-operator.local/build/$name" >/dev/null 2>&1)
 }
+
+# go_install_once COMPONENT VERSION PACKAGE HOW_LONG: `go install PACKAGE@VERSION`
+# into the cache, once, for modules whose go.mod needs no replace lines.
+# Prints the binary directory.
+go_install_once() {
+  local component="$1" version="$2" package="$3" how_long="$4" out
+  out="$(bin_dir "$component" "$version")"
+  if build_done "$component" "$version"; then echo "$out"; return 0; fi
+  log "building $component $version ($how_long)"
+  mkdir -p "$out"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w" "$package@$version"
+  mark_done "$component" "$version"
+  log "built into $out"
+  echo "$out"
+}
