@@ -32,11 +32,15 @@ export const tenantKind: KindDefinition = {
   spec: tenantSpecSchema,
   status: tenantStatusSchema,
   validations: tenantObjectValidations,
+  // "Is it healthy, and when is it erased": the last backup as an age, the
+  // purge time as a timestamp (kubectl prints a future date as <invalid>).
   printerColumns: [
     { name: 'State', type: 'string', jsonPath: '.spec.state' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
-    { name: 'Namespace', type: 'string', jsonPath: '.status.namespace' },
-    { name: 'Region', type: 'string', jsonPath: '.spec.region', priority: 1 },
+    { name: 'Region', type: 'string', jsonPath: '.spec.region' },
+    { name: 'Last Backup', type: 'date', jsonPath: '.status.lastBackup.time' },
+    { name: 'Purge After', type: 'string', jsonPath: '.status.purgeAfter' },
+    { name: 'Namespace', type: 'string', jsonPath: '.status.namespace', priority: 1 },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
 };

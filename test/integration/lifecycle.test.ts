@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
-import { eraseTenantAndWait, getObject, getTenant, waitForPhase } from '../support/cluster.ts';
+import {
+  eraseTenantAndWait,
+  getObject,
+  getTenant,
+  kubectl,
+  waitForPhase,
+} from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -57,6 +63,17 @@ describe('lifecycle', () => {
     const purgeAfter = Date.parse(tenant.status?.purgeAfter ?? '');
     assert.ok(Math.abs(Date.now() - closedAt) < 60_000, `closedAt ${tenant.status?.closedAt}`);
     assert.equal(purgeAfter - closedAt, 60 * 86_400_000);
+    // `kubectl get` answers "is it healthy, and when is it erased".
+    const table = kubectl(['get', 'tenant', 'lifecycle-life']);
+    assert.equal(table.status, 0, table.stderr);
+    const [header, row] = table.stdout.split('\n');
+    assert.match(header ?? '', /^NAME\s+STATE\s+PHASE\s+REGION\s+LAST BACKUP\s+PURGE AFTER\s+AGE$/);
+    assert.match(
+      row ?? '',
+      new RegExp(
+        `^lifecycle-life\\s+Closed\\s+Closed\\s+${tenant.status?.purgeAfter ?? 'missing'}\\s`,
+      ),
+    );
     // Data stays until the timer runs out.
     assert.ok(await getObject(client, 'Namespace', 'tenant-lifecycle-life'));
   });
