@@ -67,6 +67,8 @@ operator options (environment variable in brackets):
                           of its erasure, or deleted [PURGED_TENANTS] (keep). A Tenant
                           deleted with kubectl is always released once erased.
 
+Logs: LOG_LEVEL (info), LOG_FORMAT (json, or pretty: the default on a terminal)
+
 Vault (tenant databases need it): VAULT_ADDR (unset: no databases), VAULT_NAMESPACE,
 VAULT_KV_MOUNT (secret), VAULT_K8S_AUDIENCE (vault: the audience tenant service-account
 tokens must carry)
