@@ -776,4 +776,22 @@ describe('the operator with its own identity', () => {
     assert.equal(count(VAULT_TOKEN_SHAPE), 0, 'a Vault token is in the operator log');
     assert.ok(!lines.some((line) => line.includes(jwt)), 'the service account token is in the log');
   });
+
+  test('erases its tenants with its own identity: the policy allows every step of the purge and the certificate', async () => {
+    for (const name of OPERATOR_TENANTS) {
+      await eraseTenantAndWait(client, name, 90_000);
+      assert.equal(await new KvV2(root).readMetadata(`tenants/${name}/database`), undefined, name);
+      assert.equal(await new VaultPolicies(root).readPolicy(`tenant-${name}`), undefined, name);
+    }
+    assert.ok(operator, 'the operator of the previous test is not running');
+    const lines = operator.output;
+    const certified = lines.filter((line) => line.includes('"msg":"erasure certificate"'));
+    assert.equal(certified.length, OPERATOR_TENANTS.length, 'certificates signed');
+    for (const bad of [/HTTP 403/, /permission denied/])
+      assert.equal(
+        lines.filter((line) => bad.test(line)).length,
+        0,
+        `log lines matching ${bad}:\n${lines.filter((l) => bad.test(l)).join('\n')}`,
+      );
+  });
 });
