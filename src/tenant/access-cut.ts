@@ -58,10 +58,8 @@ export async function cutTenantAccess(
         ownershipMarker(name, uid),
       );
       // Told only when something changed: a repeat (a resync, a resumed purge) cuts nothing new.
-      if (revoked.length > 0 || ended > 0)
-        cut.push(
-          `database login of ${revoked.length > 0 ? revoked.join(', ') : 'no role'} revoked (${ended} session(s) ended)`,
-        );
+      for (const role of revoked) cut.push(`LOGIN of database role ${role}`);
+      if (ended > 0) cut.push(`${ended} open database session(s)`);
     } catch (err: unknown) {
       // Roles of this name that are not this Tenant's are someone else's to keep.
       if (!(err instanceof OperatorError && err.code === ERROR_CODES.FOREIGN_OBJECT)) throw err;

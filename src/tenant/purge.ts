@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { ANNOTATION_ERASE_NOW } from '../api/constants.ts';
 import type { TenantStatus } from '../api/tenant.ts';
 import { tenantPrefix } from '../backup/layout.ts';
@@ -14,7 +15,6 @@ import { failpoint, type Failpoint } from '../failpoints.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
-import type { Logger } from 'pino';
 import type { EventRecorder } from '../controller/events.ts';
 import {
   certificateDocument,

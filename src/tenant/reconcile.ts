@@ -181,7 +181,7 @@ export async function reconcileTenant(deps: ReconcileDeps, name: string): Promis
         current,
         'Normal',
         REASON.AccessCut,
-        `tenant closed: ${cut.join('; ')}`,
+        `tenant closed, access cut: ${cut.join('; ')}`,
       );
   }
   let backup: BackupOutcome | undefined;
