@@ -21,8 +21,8 @@ import { installAdmissionGuard, installCrds } from './install-crds.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
-// `gen-crds` writes the CRDs, the admission guard and the alert rules, `install-crds` applies
-// both to a cluster.
+// `gen-crds` writes the CRDs, the admission guard and the alert rules,
+// `install-crds` applies the CRDs and the guard to a cluster.
 
 const USAGE = `usage: tenant-operator <command> [options]
 
