@@ -1,3 +1,4 @@
+import { isoSeconds } from '../iso-time.ts';
 import type { Logger } from 'pino';
 import type { Condition } from '../api/common.ts';
 import { WorkQueue } from '../controller/queue.ts';
@@ -179,7 +180,7 @@ export class BackupVerifier {
     if (!live) return; // expired meanwhile: nothing to record on
     const conditions = [
       ...(live.status?.conditions ?? []).filter((c) => c.type !== VERIFIED_CONDITION),
-      { ...condition, lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
+      { ...condition, lastTransitionTime: isoSeconds(new Date()) },
     ];
     await this.deps.kube.mergePatch(`${path}/status`, {
       metadata: { resourceVersion: live.metadata.resourceVersion },

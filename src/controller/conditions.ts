@@ -1,3 +1,4 @@
+import { isoSeconds } from '../iso-time.ts';
 import type { Condition } from '../api/common.ts';
 
 // Condition types and reasons, in one place so status, events and tests agree.
@@ -129,9 +130,7 @@ export function mergeConditions(
   return updates.map((update) => {
     const before = previous?.find((c) => c.type === update.type);
     const lastTransitionTime =
-      before && before.status === update.status
-        ? before.lastTransitionTime
-        : now.toISOString().replace(/\.\d+Z$/, 'Z');
+      before && before.status === update.status ? before.lastTransitionTime : isoSeconds(now);
     return {
       type: update.type,
       status: update.status,

@@ -1,3 +1,4 @@
+import { isoSeconds } from '../iso-time.ts';
 import type { TenantStatus } from '../api/tenant.ts';
 import { backupIdTime } from '../backup/catalog.ts';
 import { BACKUP_ID_PATTERN } from '../backup/layout.ts';
@@ -36,10 +37,6 @@ export interface BackupFacts {
   keyVersion?: number;
   keyRotatedAt?: Date;
   nextVerification?: Date;
-}
-
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 function seconds(from: string | undefined, to: string | undefined): number | undefined {
@@ -126,7 +123,7 @@ export function backupOutcome(facts: BackupFacts): Omit<BackupOutcome, 'requeueA
       id: succeeded.backupId,
       // The id's time is when the run began, just before its snapshot: the point the data is from.
       time: BACKUP_ID_PATTERN.test(succeeded.backupId)
-        ? iso(backupIdTime(succeeded.backupId))
+        ? isoSeconds(backupIdTime(succeeded.backupId))
         : (succeeded.completedAt ?? ''),
       ...(succeeded.bytes === undefined ? {} : { bytes: succeeded.bytes }),
       ...(succeeded.sha256 === undefined ? {} : { sha256: succeeded.sha256 }),
@@ -144,12 +141,12 @@ export function backupOutcome(facts: BackupFacts): Omit<BackupOutcome, 'requeueA
   fields.backup = {
     ...(facts.cronJob ? { cronJob: facts.cronJob } : {}),
     ...(expanded ? { schedule: expanded } : {}),
-    ...(schedule.running ? { nextRun: iso(schedule.nextRun) } : {}),
+    ...(schedule.running ? { nextRun: isoSeconds(schedule.nextRun) } : {}),
     ...(facts.keyVersion === undefined ? {} : { transitKeyVersion: facts.keyVersion }),
-    ...(facts.keyRotatedAt ? { keyRotatedAt: iso(facts.keyRotatedAt) } : {}),
+    ...(facts.keyRotatedAt ? { keyRotatedAt: isoSeconds(facts.keyRotatedAt) } : {}),
     ...(store ? { store } : {}),
     failuresSinceSuccess: history.failuresSinceSuccess,
-    ...(facts.nextVerification ? { nextVerification: iso(facts.nextVerification) } : {}),
+    ...(facts.nextVerification ? { nextVerification: isoSeconds(facts.nextVerification) } : {}),
   };
   return {
     conditions: [

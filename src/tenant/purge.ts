@@ -1,3 +1,4 @@
+import { isoSeconds } from '../iso-time.ts';
 import type { Logger } from 'pino';
 import { ANNOTATION_ERASE_NOW } from '../api/constants.ts';
 import type { TenantStatus } from '../api/tenant.ts';
@@ -87,10 +88,6 @@ export interface PurgeProgress {
 }
 
 const NAMESPACE_POLL_MS = 2_000;
-
-function iso(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z');
-}
 
 async function purgeAccess(deps: PurgeDeps, tenant: TenantObject, valid: ValidTenant) {
   const { cut } = await cutTenantAccess(deps.database, tenant);
@@ -236,7 +233,8 @@ const FAILPOINT_AFTER: Record<PurgeStep, Failpoint> = {
   namespace: 'purge-after-namespace',
 };
 
-function erasureRequestedNow(tenant: TenantObject): boolean {
+/** An immediate erasure asked for, confirmed by the tenant's own name (see ANNOTATION_ERASE_NOW). */
+export function erasureRequested(tenant: TenantObject): boolean {
   return tenant.metadata.annotations?.[ANNOTATION_ERASE_NOW] === tenant.metadata.name;
 }
 
@@ -255,9 +253,9 @@ export async function purgeTenant(
   let erasure: Erasure = tenant.status?.erasure?.startedAt
     ? { ...tenant.status.erasure }
     : {
-        startedAt: iso(now()),
+        startedAt: isoSeconds(now()),
         // Why now: the retention time passed, or someone asked (and confirmed).
-        trigger: erasureRequestedNow(tenant) ? 'ErasureRequest' : 'RetentionExpired',
+        trigger: erasureRequested(tenant) ? 'ErasureRequest' : 'RetentionExpired',
         steps: [],
       };
   if (!tenant.status?.erasure?.startedAt) await record(erasure);
@@ -290,18 +288,18 @@ export async function purgeTenant(
     }
     erasure = {
       ...erasure,
-      steps: [...(erasure.steps ?? []), { name: step, completedAt: iso(now()), removed }],
+      steps: [...(erasure.steps ?? []), { name: step, completedAt: isoSeconds(now()), removed }],
     };
     await record(erasure);
     failpoint(FAILPOINT_AFTER[step]);
   }
   if (!erasure.completedAt) {
-    erasure = { ...erasure, completedAt: iso(now()) };
+    erasure = { ...erasure, completedAt: isoSeconds(now()) };
     await record(erasure);
   }
   if (!erasure.certificate) {
     // Built from what status recorded, so a retry after a crash signs the same bytes.
-    const completedAt = erasure.completedAt ?? iso(now());
+    const completedAt = erasure.completedAt ?? isoSeconds(now());
     const document = certificateDocument({
       tenant: valid.name,
       uid: valid.uid,
@@ -309,7 +307,7 @@ export async function purgeTenant(
       purgeAfter: tenant.status?.purgeAfter,
       erasure,
       operatorVersion: OPERATOR_VERSION,
-      keepUntil: iso(new Date(Date.parse(completedAt) + deps.certificateRetentionMs)),
+      keepUntil: isoSeconds(new Date(Date.parse(completedAt) + deps.certificateRetentionMs)),
     });
     const signed = await signCertificate(deps.transit, document);
     const copies = await storeCertificate(deps, valid, signed);

@@ -1,12 +1,13 @@
+import { isoSeconds } from '../iso-time.ts';
 import type { Logger } from 'pino';
-import {
-  ANNOTATION_CLOSED_AT,
-  ANNOTATION_ERASE_NOW,
-  FINALIZER,
-  LABEL_TENANT_UID,
-} from '../api/constants.ts';
+import { ANNOTATION_CLOSED_AT, FINALIZER, LABEL_TENANT_UID } from '../api/constants.ts';
 import { tenantSpecSchema, type TenantStatus } from '../api/tenant.ts';
-import { DEFAULT_CERTIFICATE_RETENTION_MS, PURGE_STEPS, purgeTenant } from './purge.ts';
+import {
+  DEFAULT_CERTIFICATE_RETENTION_MS,
+  erasureRequested,
+  PURGE_STEPS,
+  purgeTenant,
+} from './purge.ts';
 import { describeIssues } from '../api/validate.ts';
 import {
   CONDITION,
@@ -17,7 +18,6 @@ import {
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import type { ReconcileResult } from '../controller/queue.ts';
-import { durationToMs } from '../api/duration.ts';
 import { ERROR_CODES, isNotFound, OperatorError, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
@@ -27,6 +27,7 @@ import type { Metrics } from '../metrics/registry.ts';
 import { reconcileBackup, type BackupDeps } from './backup.ts';
 import type { BackupOutcome } from './backup-status.ts';
 import { cutTenantAccess } from './access-cut.ts';
+import { purgeDueAfter, recordedClosedAt } from './retention-clock.ts';
 import { createChild, syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { desiredChildren } from './children.ts';
 import { platformEgress, withPlatformEgress, type EgressConfig } from './egress.ts';
@@ -248,18 +249,12 @@ async function databaseStep(
   };
 }
 
-/** An immediate erasure asked for, confirmed by the tenant's own name (see ANNOTATION_ERASE_NOW). */
-function erasureRequested(tenant: TenantObject): boolean {
-  return tenant.metadata.annotations?.[ANNOTATION_ERASE_NOW] === tenant.metadata.name;
-}
-
-/** When a closed tenant's data is due for erasure (from its status, which the annotation rebuilds). */
+/** When a closed tenant's data is due for erasure, from its recorded closure. */
 function purgeDueAt(tenant: TenantObject, valid: ValidTenant): Date | undefined {
-  const closedAt =
-    tenant.metadata.annotations?.[ANNOTATION_CLOSED_AT] ?? tenant.status?.closedAt ?? undefined;
-  const closed = closedAt === undefined ? NaN : Date.parse(closedAt);
-  if (!Number.isFinite(closed)) return undefined;
-  return new Date(closed + durationToMs(valid.spec.retention.afterClosure));
+  const closedAt = recordedClosedAt(tenant);
+  return closedAt === undefined
+    ? undefined
+    : purgeDueAfter(closedAt, valid.spec.retention.afterClosure);
 }
 
 /**
@@ -648,10 +643,9 @@ async function ensureClosedAt(
   const annotations = tenant.metadata.annotations;
   const live = annotations?.[ANNOTATION_CLOSED_AT];
   // A value that is not a time (a hand edit) is replaced, never trusted.
-  const usable = live !== undefined && Number.isFinite(Date.parse(live)) ? live : undefined;
   // A deleted tenant was closed when it was deleted, unless it was closed before.
   const since = tenant.metadata.deletionTimestamp ?? isoSeconds(now(deps));
-  const wanted = state === 'Closed' ? (usable ?? tenant.status?.closedAt ?? since) : undefined;
+  const wanted = state === 'Closed' ? (recordedClosedAt(tenant) ?? since) : undefined;
   if (live === wanted) return tenant;
   const test = {
     op: 'test',
@@ -670,10 +664,6 @@ async function ensureClosedAt(
   );
   deps.tenants.upsert(updated);
   return updated;
-}
-
-function isoSeconds(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 async function ensureFinalizer(deps: ReconcileDeps, tenant: TenantObject): Promise<TenantObject> {

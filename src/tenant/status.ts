@@ -1,7 +1,6 @@
+import { isoSeconds } from '../iso-time.ts';
 import { isDeepStrictEqual } from 'node:util';
 import type { Condition } from '../api/common.ts';
-import { ANNOTATION_CLOSED_AT } from '../api/constants.ts';
-import { durationToMs } from '../api/duration.ts';
 import type { TenantPhase, TenantStatus } from '../api/tenant.ts';
 import {
   CONDITION,
@@ -15,6 +14,7 @@ import { isUnavailable, toOperatorError } from '../errors.ts';
 import { BACKUP_CONDITIONS, type BackupOutcome } from './backup-status.ts';
 import type { DatabaseOutcome } from './database.ts';
 import type { TenantObject, ValidTenant } from './model.ts';
+import { purgeDueAfter, recordedClosedAt } from './retention-clock.ts';
 
 // A Tenant's status from what the reconcile found, and the Events that tell
 // its changes. Pure, so every rule below is tested without a cluster.
@@ -60,10 +60,6 @@ export interface StatusEvent {
   type: EventType;
   reason: string;
   message: string;
-}
-
-function isoSeconds(date: Date): string {
-  return date.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 /** A condition for a step that threw: the reason names the system that failed. */
@@ -276,15 +272,9 @@ export function computeStatus(input: StatusInput): TenantStatus {
     // The retention clock starts at the first reconcile that sees the closure
     // and is kept as absolute times, so restarts and long delays don't move it.
     // The annotation first: it survives a lost status (see ANNOTATION_CLOSED_AT).
-    const annotated = tenant.metadata.annotations?.[ANNOTATION_CLOSED_AT];
-    const closedAt =
-      (annotated !== undefined && Number.isFinite(Date.parse(annotated)) ? annotated : undefined) ??
-      tenant.status?.closedAt ??
-      isoSeconds(now);
+    const closedAt = recordedClosedAt(tenant) ?? isoSeconds(now);
     status.closedAt = closedAt;
-    status.purgeAfter = isoSeconds(
-      new Date(Date.parse(closedAt) + durationToMs(valid.spec.retention.afterClosure)),
-    );
+    status.purgeAfter = isoSeconds(purgeDueAfter(closedAt, valid.spec.retention.afterClosure));
     // Merged against the previous status, so an unchanged condition keeps its time.
     status.conditions = mergeConditions(
       tenant.status?.conditions,
