@@ -15,7 +15,6 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { listTenantBackups } from '../../src/backup/catalog.ts';
 import { backupCronJobName } from '../../src/backup/cronjob.ts';
@@ -43,6 +42,7 @@ import { TestEnvironment } from '../support/fixture.ts';
 import {
   configureVault,
   removeTenantLeftovers,
+  tenantConnection,
   tenantCredentials,
 } from '../support/tenant-data.ts';
 import { waitFor } from '../support/wait.ts';
@@ -84,14 +84,7 @@ function s3Credentials() {
 
 /** Fills the tenant's database with `mib` MiB of random bytes, as the tenant. */
 async function fillWithRandomData(c: StoredCredentials, mib: number): Promise<void> {
-  const conn = new pg.Client({
-    host: c.host,
-    port: Number(c.port),
-    user: c.username,
-    password: c.password,
-    database: c.dbname,
-    ssl: { ca: c.ca, rejectUnauthorized: true },
-  });
+  const conn = tenantConnection(c);
   await conn.connect();
   try {
     await conn.query(`CREATE TABLE blobs (id int PRIMARY KEY, payload bytea NOT NULL)`);

@@ -25,7 +25,7 @@ import type { TenantObject } from '../../src/tenant/model.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { Transit } from '../../src/vault/transit.ts';
-import { OPERATOR_NAMESPACE, runBackupPod } from '../support/backup-job.ts';
+import { OPERATOR_NAMESPACE, requestOnDemandJob, runBackupPod } from '../support/backup-job.ts';
 import { adminClient, getTenant, kubectl, requireEnv, waitForPhase } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import {
@@ -101,18 +101,7 @@ async function tenantEvents(name: string): Promise<KubeObject[]> {
 /** Applies an on-demand TenantBackup, waits for the operator's Job and runs it. */
 async function onDemandBackup(tenant: string, suffix: string): Promise<TenantBackupObject> {
   const name = `${tenant}-${suffix}`;
-  await client.create(TENANT_BACKUPS, {
-    apiVersion: 'tenancy.io/v1alpha1',
-    kind: 'TenantBackup',
-    metadata: { name },
-    spec: { tenant },
-  });
-  const job = await waitFor(
-    `the Job of TenantBackup ${name}`,
-    () =>
-      client.get<KubeObject>(objectPath(RESOURCES.Job, onDemandJobName(name), OPERATOR_NAMESPACE)),
-    { timeoutMs: 30_000 },
-  );
+  const job = await requestOnDemandJob(client, tenant, name);
   const run = runBackupPod(job, work);
   assert.equal(run.status, 0, `the on-demand job failed:\n${run.stderr}\n${run.stdout}`);
   const record = await client.get<TenantBackupObject>(objectPath(RESOURCES.TenantBackup, name));
@@ -339,20 +328,7 @@ describe('the operator runs a tenant’s backups', () => {
     });
     try {
       const recordName = `${name}-wrong-region`;
-      await client.create(TENANT_BACKUPS, {
-        apiVersion: 'tenancy.io/v1alpha1',
-        kind: 'TenantBackup',
-        metadata: { name: recordName },
-        spec: { tenant: name, store: `${PREFIX}-us` },
-      });
-      const job = await waitFor(
-        'the Job',
-        () =>
-          client.get<KubeObject>(
-            objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
-          ),
-        { timeoutMs: 30_000 },
-      );
+      const job = await requestOnDemandJob(client, name, recordName, { store: `${PREFIX}-us` });
       const run = runBackupPod(job, work);
       assert.notEqual(run.status, 0);
       const failed = await tenantWhere(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { registerLocalDatabaseServers, type LocalServer } from '../../hack/database-servers.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
@@ -11,6 +11,7 @@ import { KvV2 } from '../../src/vault/kv.ts';
 import { VaultPolicies } from '../../src/vault/policy.ts';
 import { eraseTenantAndWait, getTenant, kubectl, requireEnv } from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
+import { tenantConnection } from '../support/tenant-data.ts';
 import { adminRows } from '../support/postgres.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -47,15 +48,7 @@ after(async () => {
 });
 
 function appConnection(c: StoredCredentials): pg.Client {
-  const conn = new pg.Client({
-    host: c.host,
-    port: Number(c.port),
-    user: c.username,
-    password: c.password,
-    database: c.dbname,
-    ssl: { ca: c.ca, rejectUnauthorized: true },
-    connectionTimeoutMillis: 5_000,
-  });
+  const conn = tenantConnection(c);
   // The server ends this session on purpose; the client reports that as an error event.
   conn.on('error', () => undefined);
   return conn;

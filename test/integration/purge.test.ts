@@ -8,7 +8,6 @@ import { localServers, registerLocalDatabaseServers } from '../../hack/database-
 import { backupCronJobName } from '../../src/backup/cronjob.ts';
 import { tenantPrefix } from '../../src/backup/layout.ts';
 import { certificateKey } from '../../src/erasure/certificate.ts';
-import { onDemandJobName } from '../../src/backup/on-demand-job.ts';
 import type { TenantBackupObject } from '../../src/backup/records.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
@@ -23,6 +22,7 @@ import { Transit } from '../../src/vault/transit.ts';
 import {
   OPERATOR_NAMESPACE,
   REPO,
+  requestOnDemandJob,
   runBackupCommandAsAdmin,
   runBackupPod,
 } from '../support/backup-job.ts';
@@ -87,22 +87,17 @@ function pgEu() {
   return server;
 }
 
+/** Closes the tenant and asks for its immediate erasure, confirmed by its name. */
+async function closeAndEraseNow(name: string): Promise<void> {
+  await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
+    metadata: { annotations: { 'tenancy.io/erase-now': name } },
+    spec: { state: 'Closed' },
+  });
+}
+
 /** An on-demand backup, its Job run as the pod would run it; answers the backup's id. */
 async function backupNow(tenant: string, recordName: string): Promise<string> {
-  await client.create(collectionPath(RESOURCES.TenantBackup), {
-    apiVersion: 'tenancy.io/v1alpha1',
-    kind: 'TenantBackup',
-    metadata: { name: recordName },
-    spec: { tenant },
-  });
-  const job = await waitFor(
-    'the on-demand Job',
-    () =>
-      client.get<KubeObject>(
-        objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
-      ),
-    { timeoutMs: 30_000 },
-  );
+  const job = await requestOnDemandJob(client, tenant, recordName);
   const run = runBackupPod(job, work);
   assert.equal(run.status, 0, run.stderr);
   const backedUp = await client.get<TenantBackupObject>(
@@ -475,10 +470,7 @@ test('a purge that cannot finish says where and why, never reports done, and fin
   try {
     const name = await env.tenant('blocked', {});
     await waitForPhase(client, name, 'Ready', 60_000);
-    await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
-      metadata: { annotations: { 'tenancy.io/erase-now': name } },
-      spec: { state: 'Closed' },
-    });
+    await closeAndEraseNow(name);
     const blocked = await waitFor(
       'the purge to stop at the store',
       async () => {
@@ -533,10 +525,7 @@ test('a namespace held by a finalizer keeps the erasure waiting, and status says
       kind: 'ConfigMap',
       metadata: { name: 'hold', namespace, finalizers: ['example.com/hold'] },
     });
-    await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
-      metadata: { annotations: { 'tenancy.io/erase-now': name } },
-      spec: { state: 'Closed' },
-    });
+    await closeAndEraseNow(name);
     const waiting = await waitFor(
       'status to name the finalizer that holds the namespace',
       async () => {
@@ -569,10 +558,7 @@ test('with --purged-tenants delete, an erased tenant is deleted; its certificate
   await deleting.waitUntilLeader();
   const name = await env.tenant('gone', { region: 'eu-west' });
   const ready = await waitForPhase(client, name, 'Ready', 60_000);
-  await client.mergePatch(objectPath(RESOURCES.Tenant, name), {
-    metadata: { annotations: { 'tenancy.io/erase-now': name } },
-    spec: { state: 'Closed' },
-  });
+  await closeAndEraseNow(name);
   await waitFor('the erased tenant to be deleted', async () => !(await getTenant(client, name)), {
     timeoutMs: 60_000,
   });

@@ -32,6 +32,7 @@ import {
 } from '../support/cluster.ts';
 import { OPERATOR_NAMESPACE, OperatorProcess } from '../support/operator.ts';
 import { dropTenantDatabasesAsAdmin } from '../support/postgres.ts';
+import { tenantConnection } from '../support/tenant-data.ts';
 import { waitFor } from '../support/wait.ts';
 
 // The operator's own Vault identity, against the real Vault and API server:
@@ -626,16 +627,7 @@ describe('the operator with its own identity', () => {
   async function vaultCredentialsWork(tenant: string): Promise<boolean> {
     const secret = await new KvV2(root).readSecret<StoredCredentials>(`tenants/${tenant}/database`);
     if (!secret) return false;
-    const c = secret.data;
-    const conn = new pg.Client({
-      host: c.host,
-      port: Number(c.port),
-      user: c.username,
-      password: c.password,
-      database: c.dbname,
-      ssl: { ca: c.ca, rejectUnauthorized: true },
-      connectionTimeoutMillis: 5_000,
-    });
+    const conn = tenantConnection(secret.data);
     try {
       await conn.connect();
       await conn.query('select 1');

@@ -3,8 +3,12 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { onDemandJobName } from '../../src/backup/on-demand-job.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import { requireEnv, serviceAccountToken } from './cluster.ts';
+import { waitFor } from './wait.ts';
 
 // A backup pod, without a kubelet: its container's command run as a local
 // process with the pod's environment, its Kubernetes identity a token of
@@ -131,4 +135,27 @@ export function runBackupCommandAsAdmin(args: string[]): SpawnSyncReturns<string
     encoding: 'utf8',
     timeout: 180_000,
   });
+}
+
+/** Applies an on-demand TenantBackup and waits for the Job the operator makes for it. */
+export async function requestOnDemandJob(
+  client: KubeClient,
+  tenant: string,
+  recordName: string,
+  spec: Record<string, unknown> = {},
+): Promise<KubeObject> {
+  await client.create(collectionPath(RESOURCES.TenantBackup), {
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'TenantBackup',
+    metadata: { name: recordName },
+    spec: { tenant, ...spec },
+  });
+  return waitFor(
+    `the Job of TenantBackup ${recordName}`,
+    () =>
+      client.get<KubeObject>(
+        objectPath(RESOURCES.Job, onDemandJobName(recordName), OPERATOR_NAMESPACE),
+      ),
+    { timeoutMs: 30_000 },
+  );
 }
