@@ -491,10 +491,14 @@ test('a purge that cannot finish says where and why, never reports done, and fin
       blocked.t?.status?.erasure?.steps?.map((s) => s.name),
       ['access', 'database'],
     );
-    const events = await tenantEventsOf(blocked.t?.metadata.uid as string);
-    assert.ok(
-      events.some((e) => e.reason === 'PurgeBlocked' && e.type === 'Warning'),
-      JSON.stringify(events.map((e) => e.reason)),
+    // The Event is written after the status it tells of: wait for it, do not race it.
+    await waitFor(
+      'a PurgeBlocked Warning Event',
+      async () =>
+        (await tenantEventsOf(blocked.t?.metadata.uid as string)).some(
+          (e) => e.reason === 'PurgeBlocked' && e.type === 'Warning',
+        ),
+      { timeoutMs: 15_000 },
     );
 
     // The store is taken out of service: the erasure goes on and completes.
