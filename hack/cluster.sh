@@ -174,14 +174,13 @@ current-context: local
 EOF
 }
 
-# bind_identities KUBECTL...: cluster-admin for the operator's and the
-# break-glass group (the chart gives the operator a least-privilege role).
+# bind_identities KUBECTL...: cluster-admin for the break-glass group. The
+# operator's group gets only the operator's own roles, which the stack's users
+# (npm test, npm start, npm run bench) apply with `install-rbac` once its
+# namespace exists: the tests prove the operator needs nothing more.
 bind_identities() {
-  local group
-  for group in tenancy.io:operators tenancy.io:break-glass; do
-    "$@" create clusterrolebinding "${group//:/-}" --clusterrole=cluster-admin --group="$group" \
-      --dry-run=client -o yaml | "$@" apply -f - >/dev/null
-  done
+  "$@" create clusterrolebinding tenancy.io-break-glass --clusterrole=cluster-admin \
+    --group=tenancy.io:break-glass --dry-run=client -o yaml | "$@" apply -f - >/dev/null
 }
 
 up() {
@@ -222,7 +221,24 @@ up() {
   # for open watches (the controller manager always has some), so every stop would
   # end in SIGKILL after 10 s. With it, watches are ended and the server exits in
   # about a second.
+  # The audit log records every request of the operator's identities (the test
+  # operator's group and ServiceAccounts in tenant-system): what RBAC allowed
+  # or refused them is then read from the API server itself, and the chart's
+  # ClusterRole is checked against what the operator really asked for.
+  cat >"$dir/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["tenancy.io:operators", "system:serviceaccounts:tenant-system"]
+  - level: None
+EOF
   cat >"$dir/apiserver.args" <<EOF
+--audit-policy-file=$dir/audit-policy.yaml
+--audit-log-path=$logs/audit.log
+--audit-log-format=json
+--audit-log-maxsize=0
 --etcd-servers=http://127.0.0.1:$etcd_port
 --bind-address=127.0.0.1
 --advertise-address=127.0.0.1

@@ -43,6 +43,10 @@ fi
 log "installing CRDs and the admission guard"
 node src/cli/main.ts install-crds "${guard_flags[@]}"
 "$kubectl" create namespace tenant-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+# On the local stack the operator's group holds the operator's roles and no more.
+if [ "${sample:-0}" = 1 ]; then
+  node src/cli/main.ts install-rbac --namespace tenant-system --group tenancy.io:operators
+fi
 
 # On the local stack the operator logs in to Vault as it does in a cluster:
 # with a token of its ServiceAccount (audience vault), not the root token; and

@@ -16,24 +16,31 @@ import {
 import { readCredentialFile } from '../vault/login-methods.ts';
 import { BACKUP_USAGE, runBackupCommand } from './backup.ts';
 import { CERTIFICATE_USAGE, runCertificateCommand } from './certificate.ts';
+import { CHART_FILES_DIR } from './gen-chart.ts';
 import { generateCrds } from './gen-crds.ts';
 import { installAdmissionGuard, installCrds } from './install-crds.ts';
+import { INSTALL_RBAC_USAGE, installRbac, parseInstallRbacArgs } from './install-rbac.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
 
 // Entry points of the operator image: `operator` runs the controller,
-// `gen-crds` writes the CRDs, the admission guard and the alert rules,
-// `install-crds` applies the CRDs and the guard to a cluster.
+// `gen-crds` writes the CRDs, the admission guard, the alert rules and the
+// chart's generated files, `install-crds` applies the CRDs and the guard to a
+// cluster, `install-rbac` the operator's roles.
 
 const USAGE = `usage: tenant-operator <command> [options]
 
 commands:
   operator       run the controller (reads KUBECONFIG, or the in-cluster service account)
-  gen-crds [DIR] [ADMISSION_DIR] [MONITORING_DIR]
+  gen-crds [DIR] [ADMISSION_DIR] [MONITORING_DIR] [CHART_FILES_DIR]
                  write the CustomResourceDefinitions generated from src/api into DIR (crds),
-                 the admission guard for the default identities into ADMISSION_DIR (admission)
-                 and the Prometheus alert rules into MONITORING_DIR (monitoring)
+                 the admission guard for the default identities into ADMISSION_DIR (admission),
+                 the Prometheus alert rules into MONITORING_DIR (monitoring), and the RBAC
+                 rules and admission guard the chart renders into CHART_FILES_DIR
+                 (${CHART_FILES_DIR})
   install-crds   apply the CRDs and the admission guard (ValidatingAdmissionPolicies) to the
                  current cluster and wait until they are served
+  install-rbac   apply the operator's least-privilege ClusterRole and Roles, bound to the
+                 identity it runs as (the chart does this itself)
   backup         run, list, restore and verify encrypted tenant backups (see below)
   certificate    verify an erasure certificate (see below)
 
@@ -42,6 +49,8 @@ install-crds options (repeatable):
                              collector and namespace controller) may change what it manages
                              (${DEFAULT_OPERATOR_USER})
   --break-glass-group GROUP  a group exempt from the guard, for emergencies (none)
+
+${INSTALL_RBAC_USAGE}
 
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
@@ -228,12 +237,26 @@ async function main(argv: string[]): Promise<void> {
         rest[0] ?? 'crds',
         rest[1] ?? 'admission',
         rest[2] ?? 'monitoring',
+        rest[3] ?? CHART_FILES_DIR,
       ))
         console.log(`wrote ${file}`);
       return;
     }
     case 'install-crds':
       return runInstallCrds(rest);
+    case 'install-rbac': {
+      const request = parseInstallRbacArgs(rest);
+      const client = await KubeClient.create(loadKubeConfig());
+      try {
+        await installRbac(client, request);
+      } finally {
+        await client.close();
+      }
+      console.log(
+        `operator RBAC installed: ${request.name} in ${request.namespace}, bound to ${request.subjects.map((s) => `${s.kind} ${s.name}`).join(', ')}`,
+      );
+      return;
+    }
     case 'certificate': {
       const log = createLogger(undefined, 'stderr');
       return runCertificateCommand(rest, {

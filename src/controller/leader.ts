@@ -6,6 +6,9 @@ import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
 import type { KubeObject } from '../k8s/types.ts';
 
+/** The Lease the replicas compete for, in the operator's namespace (RBAC names it too). */
+export const LEASE_NAME = 'tenant-operator';
+
 // Leader election on a coordination.k8s.io Lease, the way client-go does it:
 // a lease counts as expired when its record has not changed for the lease
 // duration *by our own clock*, so clock skew between replicas does not matter.

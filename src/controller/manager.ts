@@ -49,7 +49,7 @@ import { KvV2 } from '../vault/kv.ts';
 import { VaultPolicies } from '../vault/policy.ts';
 import { startHealthServer } from './health.ts';
 import { Informer } from './informer.ts';
-import { LeaderElector } from './leader.ts';
+import { LEASE_NAME, LeaderElector } from './leader.ts';
 import { WorkQueue } from './queue.ts';
 
 // Wires the pieces into a running operator: caches that follow the API
@@ -178,7 +178,7 @@ export class Operator {
     }
     this.leader = new LeaderElector(this.leaseClient, {
       namespace: this.options.namespace,
-      name: 'tenant-operator',
+      name: LEASE_NAME,
       identity: this.options.identity,
       leaseDurationSeconds: this.options.leaseDurationSeconds,
       renewDeadlineMs: this.options.renewDeadlineMs,
