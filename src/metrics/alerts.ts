@@ -19,9 +19,95 @@ export interface RuleGroup {
   rules: AlertRule[];
 }
 
+/** A tenant's newest good backup older than this alerts: a daily schedule plus two hours' slack. */
+export const BACKUP_TOO_OLD_HOURS = 26;
+
 export function alertRuleGroups(): RuleGroup[] {
   const graceHours = PURGE_OVERDUE_GRACE_SECONDS / 3600;
   return [
+    {
+      name: 'tenant-operator.operator',
+      rules: [
+        {
+          // Our own metric rather than up{job=...}: the job label is the
+          // Service's name, which the Helm release decides. When no replica
+          // is scraped, the series goes stale and absent() turns true.
+          alert: 'TenantOperatorDown',
+          expr: 'absent(tenant_operator_leader)',
+          for: '5m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'No tenant-operator replica is being scraped',
+            description:
+              'Prometheus has no tenant_operator_leader series from any replica for 5 minutes: the operator is down ' +
+              '(or not scraped). Nothing provisions, repairs, backs up or erases tenants meanwhile. ' +
+              'Check `kubectl -n <namespace> get pods -l app.kubernetes.io/name=tenant-operator` and their logs.',
+          },
+        },
+        {
+          // Replicas answer but none holds the Lease: nothing reconciles.
+          alert: 'TenantOperatorNoLeader',
+          expr: 'max(tenant_operator_leader) == 0',
+          for: '5m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'tenant-operator replicas run but none leads',
+            description:
+              'Every scraped replica reports tenant_operator_leader 0 for 5 minutes, so no replica reconciles. ' +
+              "Check the Lease `tenant-operator` in the operator namespace and the replicas' logs " +
+              '(they cannot renew it: API server reachable? RBAC on leases?).',
+          },
+        },
+        {
+          // Errors now and then are retried with backoff; a steady share of
+          // them means tenants are not converging.
+          alert: 'TenantReconcileErrors',
+          expr:
+            'sum(rate(tenant_operator_reconcile_total{result="error"}[15m])) ' +
+            '/ sum(rate(tenant_operator_reconcile_total[15m])) > 0.1',
+          for: '15m',
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: 'More than 10% of tenant reconciles fail',
+            description:
+              '{{ $value | humanizePercentage }} of reconciles failed over 15 minutes. ' +
+              '`kubectl get tenants` shows the tenants that are not Ready; their Ready condition says why ' +
+              '(reason and message), and so do Warning events (`kubectl get events -n default --field-selector type=Warning`).',
+          },
+        },
+      ],
+    },
+    {
+      name: 'tenant-operator.backups',
+      rules: [
+        {
+          alert: 'TenantBackupTooOld',
+          expr: `time() - tenant_operator_backup_last_success_timestamp_seconds > ${BACKUP_TOO_OLD_HOURS} * 3600`,
+          for: '10m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'A tenant has no good backup for more than ' + `${BACKUP_TOO_OLD_HOURS} hours`,
+            description:
+              "Tenant {{ $labels.tenant }}'s newest good backup is {{ $value | humanizeDuration }} old. " +
+              '`kubectl get tenant {{ $labels.tenant }}` shows Last Backup; its LastBackupSucceeded condition ' +
+              'and BackupFailed events say why runs fail (`kubectl get tenantbackups` lists the runs).',
+          },
+        },
+        {
+          alert: 'TenantBackupVerificationFailing',
+          expr: 'tenant_operator_backup_verified == 0',
+          for: '10m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: "A tenant's latest backup failed its restore check",
+            description:
+              "Tenant {{ $labels.tenant }}'s latest backup verification failed: restored into a scratch database, " +
+              'it did not match. Its BackupVerified condition and the VerificationFailed event say what differed; ' +
+              'the backup record carries a Verified condition.',
+          },
+        },
+      ],
+    },
     {
       name: 'tenant-operator.erasure',
       rules: [

@@ -40,7 +40,9 @@ function ruleTests(tests: unknown[]): string {
 test('promtool accepts every rule', () => {
   const checked = promtool(['check', 'rules', RULES]);
   assert.equal(checked.status, 0, checked.stdout + checked.stderr);
-  assert.match(checked.stdout, /SUCCESS: 1 rules found/);
+  const count = alertRuleGroups().flatMap((group) => group.rules).length;
+  assert.ok(count >= 6, `only ${count} rules`);
+  assert.match(checked.stdout, new RegExp(`SUCCESS: ${count} rules found`));
 });
 
 test('TenantPurgeOverdue fires after five minutes of an overdue purge, and not for none', () => {
@@ -88,3 +90,140 @@ test('TenantPurgeOverdue fires after five minutes of an overdue purge, and not f
   assert.equal(wrong.status, 1, wrong.stdout + wrong.stderr);
   assert.match(wrong.stdout + wrong.stderr, /TenantPurgeOverdue/);
 });
+
+/**
+ * One alert over made-up series: silent before `firesAt`, firing then with
+ * `labels` (besides its own) and its annotations' templates filled with `fill`.
+ */
+interface AlertCase {
+  alert: string;
+  interval: string;
+  series: { series: string; values: string }[];
+  silentAt: string;
+  firesAt: string;
+  labels?: Record<string, string>;
+  fill?: Record<string, string>;
+  /** Series under which it must stay silent throughout. */
+  quiet: { series: string; values: string }[];
+  quietUntil: string;
+}
+
+const CASES: AlertCase[] = [
+  {
+    // Scraped until minute 3, then nothing: absent() from minute 4, firing 5 min later.
+    alert: 'TenantOperatorDown',
+    interval: '1m',
+    series: [{ series: 'tenant_operator_leader{instance="a"}', values: '1 1 1 1 stale' }],
+    silentAt: '6m',
+    firesAt: '12m',
+    quiet: [
+      { series: 'tenant_operator_leader{instance="a"}', values: '1x30' },
+      { series: 'tenant_operator_leader{instance="b"}', values: '0x30' },
+    ],
+    quietUntil: '25m',
+  },
+  {
+    alert: 'TenantOperatorNoLeader',
+    interval: '1m',
+    series: [
+      { series: 'tenant_operator_leader{instance="a"}', values: '1 1 0x30' },
+      { series: 'tenant_operator_leader{instance="b"}', values: '0x32' },
+    ],
+    silentAt: '5m',
+    firesAt: '10m',
+    quiet: [
+      { series: 'tenant_operator_leader{instance="a"}', values: '1x30' },
+      { series: 'tenant_operator_leader{instance="b"}', values: '0x30' },
+    ],
+    quietUntil: '25m',
+  },
+  {
+    // 2 errors and 8 successes a minute: 20% fail.
+    alert: 'TenantReconcileErrors',
+    interval: '1m',
+    series: [
+      { series: 'tenant_operator_reconcile_total{result="error"}', values: '0+2x60' },
+      { series: 'tenant_operator_reconcile_total{result="success"}', values: '0+8x60' },
+    ],
+    silentAt: '10m',
+    firesAt: '40m',
+    fill: { '{{ $value | humanizePercentage }}': '20%' },
+    // 1 error in 100: retried, not alarming.
+    quiet: [
+      { series: 'tenant_operator_reconcile_total{result="error"}', values: '0+1x60' },
+      { series: 'tenant_operator_reconcile_total{result="success"}', values: '0+99x60' },
+    ],
+    quietUntil: '60m',
+  },
+  {
+    // The newest good backup's data is from time 0; at 27 h it is 27 h old.
+    alert: 'TenantBackupTooOld',
+    interval: '1m',
+    series: [
+      {
+        series: 'tenant_operator_backup_last_success_timestamp_seconds{tenant="acme"}',
+        values: '0x1700',
+      },
+    ],
+    silentAt: '26h5m',
+    firesAt: '27h',
+    labels: { tenant: 'acme' },
+    fill: { '{{ $labels.tenant }}': 'acme', '{{ $value | humanizeDuration }}': '1d 3h 0m 0s' },
+    // A backup every day: never older than 24 h.
+    quiet: [
+      {
+        series: 'tenant_operator_backup_last_success_timestamp_seconds{tenant="acme"}',
+        values: '0x1439 86400x1440 172800x100',
+      },
+    ],
+    quietUntil: '49h',
+  },
+  {
+    alert: 'TenantBackupVerificationFailing',
+    interval: '1m',
+    series: [{ series: 'tenant_operator_backup_verified{tenant="acme"}', values: '1 1 0x30' }],
+    silentAt: '8m',
+    firesAt: '15m',
+    labels: { tenant: 'acme' },
+    fill: { '{{ $labels.tenant }}': 'acme' },
+    quiet: [{ series: 'tenant_operator_backup_verified{tenant="acme"}', values: '1x30' }],
+    quietUntil: '30m',
+  },
+];
+
+function filled(text: string, fill: Record<string, string> = {}): string {
+  let out = text;
+  for (const [template, value] of Object.entries(fill)) out = out.split(template).join(value);
+  assert.doesNotMatch(out, /\{\{/, `a template left unfilled in: ${out}`);
+  return out;
+}
+
+for (const c of CASES) {
+  test(`${c.alert} fires when it should, and not otherwise`, () => {
+    const defined = rule(c.alert);
+    const firing = {
+      exp_labels: { ...defined.labels, ...c.labels },
+      exp_annotations: {
+        summary: filled(defined.annotations.summary, c.fill),
+        description: filled(defined.annotations.description, c.fill),
+      },
+    };
+    const tests = [
+      {
+        interval: c.interval,
+        input_series: c.series,
+        alert_rule_test: [
+          { eval_time: c.silentAt, alertname: c.alert, exp_alerts: [] },
+          { eval_time: c.firesAt, alertname: c.alert, exp_alerts: [firing] },
+        ],
+      },
+      {
+        interval: c.interval,
+        input_series: c.quiet,
+        alert_rule_test: [{ eval_time: c.quietUntil, alertname: c.alert, exp_alerts: [] }],
+      },
+    ];
+    const passed = promtool(['test', 'rules', ruleTests(tests)]);
+    assert.equal(passed.status, 0, passed.stdout + passed.stderr);
+  });
+}
