@@ -18,7 +18,8 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 export const IMMUTABLE_SPEC_MESSAGE =
   'spec is immutable: a TenantBackup records one backup; create another one for another backup';
 
-const tenantNameSchema = z
+/** A Tenant's name: a DNS label short enough for tenant-<name>, not a reserved one. */
+export const tenantNameSchema = z
   .string()
   .min(1)
   .max(MAX_TENANT_NAME_LENGTH)
