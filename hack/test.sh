@@ -7,11 +7,14 @@ cd "$(dirname "$0")/.."
 . hack/lib.sh
 
 hack/setup.sh
-# Only the tests need promtool (the alert rules' checks) and helm, not the demo.
+# Only the tests need promtool (the alert rules' checks), helm and the
+# Dockerfile linter, not the demo.
 PROMTOOL="$(hack/build-promtool.sh)/promtool"
 # helm lints and renders the chart (about two minutes the first time).
 HELM="$(hack/build-helm.sh)/helm"
-export PROMTOOL HELM
+# BuildKit's Dockerfile checks, offline (about a minute the first time).
+DOCKERFILE_LINT="$(hack/build-dockerfile-lint.sh)/dockerfile-lint"
+export PROMTOOL HELM DOCKERFILE_LINT
 log "type-checking and linting"
 npx tsc --noEmit
 npx eslint .
