@@ -150,13 +150,20 @@ export const backupStoreSpecSchema = z
 export type BackupStoreSpec = z.output<typeof backupStoreSpecSchema>;
 
 export const backupStoreStatusSchema = z.object({
-  observedGeneration: z.number().int().optional(),
+  observedGeneration: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'The metadata.generation this status describes.' }),
   reachable: z.boolean().optional().meta({
     description: 'Whether the last check could write to and read from the store.',
   }),
   message: z.string().optional().meta({ description: 'What the last check found.' }),
-  lastChecked: z.string().optional(),
-  conditions: z.array(conditionSchema).optional(),
+  lastChecked: z.string().optional().meta({ description: 'When the store was last checked.' }),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ description: 'Ready: the store answers and takes writes.' }),
 });
 
 export type BackupStoreStatus = z.output<typeof backupStoreStatusSchema>;

@@ -76,9 +76,15 @@ const MAX_MATCH_LABELS = 32;
 
 const labelSelectorRequirementSchema = z
   .object({
-    key: labelKeySchema,
-    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-    values: z.array(labelValueSchema).max(32).optional(),
+    key: labelKeySchema.meta({ description: 'The label key the requirement is about.' }),
+    operator: z
+      .enum(['In', 'NotIn', 'Exists', 'DoesNotExist'])
+      .meta({ description: 'In, NotIn, Exists or DoesNotExist.' }),
+    values: z
+      .array(labelValueSchema)
+      .max(32)
+      .optional()
+      .meta({ description: 'Values for In and NotIn; none for Exists and DoesNotExist.' }),
   })
   .strict()
   .superRefine((requirement, ctx) => {
@@ -127,6 +133,7 @@ export const labelSelectorSchema = z
         `at most ${MAX_MATCH_LABELS} labels`,
       )
       .meta({
+        description: 'Labels that must all be present with these values.',
         maxProperties: MAX_MATCH_LABELS,
         'x-kubernetes-validations': [
           {
@@ -135,7 +142,11 @@ export const labelSelectorSchema = z
           },
         ],
       }),
-    matchExpressions: z.array(labelSelectorRequirementSchema).max(16).optional(),
+    matchExpressions: z
+      .array(labelSelectorRequirementSchema)
+      .max(16)
+      .optional()
+      .meta({ description: 'Label requirements, all of which must hold.' }),
   })
   .strict();
 
@@ -143,12 +154,16 @@ export type LabelSelector = z.output<typeof labelSelectorSchema>;
 
 /** metav1.Condition */
 export const conditionSchema = z.object({
-  type: z.string(),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.number().int().optional(),
-  lastTransitionTime: z.string(),
-  reason: z.string(),
-  message: z.string(),
+  type: z.string().meta({ description: 'What the condition is about, e.g. Ready.' }),
+  status: z.enum(['True', 'False', 'Unknown']).meta({ description: 'True, False or Unknown.' }),
+  observedGeneration: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'The metadata.generation of the spec this condition is about.' }),
+  lastTransitionTime: z.string().meta({ description: 'When status last changed (RFC 3339, UTC).' }),
+  reason: z.string().meta({ description: 'Why, in one CamelCase word a program can match.' }),
+  message: z.string().meta({ description: 'Why, in words for people.' }),
 });
 
 export type Condition = z.output<typeof conditionSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { GROUP, VERSION } from './constants.ts';
+import { GROUP, MAX_TENANT_NAME_LENGTH, VERSION } from './constants.ts';
 import { backupStoreSpecSchema, backupStoreStatusSchema } from './backupstore.ts';
 import { databaseServerSpecSchema, databaseServerStatusSchema } from './databaseserver.ts';
 import { tenantBackupSpecSchema, tenantBackupStatusSchema } from './tenantbackup.ts';
@@ -21,6 +21,9 @@ export interface KindDefinition {
   status: z.ZodType;
   validations: { rule: string; message: string }[];
   printerColumns: { name: string; type: string; jsonPath: string; priority?: number }[];
+  /** kubectl explain's text for metadata.name and spec. */
+  nameDescription: string;
+  specDescription: string;
 }
 
 export const tenantKind: KindDefinition = {
@@ -32,6 +35,10 @@ export const tenantKind: KindDefinition = {
   spec: tenantSpecSchema,
   status: tenantStatusSchema,
   validations: tenantObjectValidations,
+  nameDescription:
+    "The tenant's name, a DNS label of at most 56 characters: its namespace is tenant-<name>.",
+  specDescription:
+    'Who owns the tenant, its state, and what it gets: network, quota, database, backups, retention.',
   // "Is it healthy, and when is it erased": the last backup as an age, the
   // purge time as a timestamp (kubectl prints a future date as <invalid>).
   printerColumns: [
@@ -54,6 +61,8 @@ export const databaseServerKind: KindDefinition = {
   spec: databaseServerSpecSchema,
   status: databaseServerStatusSchema,
   validations: [],
+  nameDescription: "The server's name, as Tenants' status names it.",
+  specDescription: 'A PostgreSQL server tenant databases are placed on, and how to reach it.',
   printerColumns: [
     { name: 'Host', type: 'string', jsonPath: '.spec.host' },
     { name: 'Region', type: 'string', jsonPath: '.spec.region' },
@@ -75,6 +84,8 @@ export const backupStoreKind: KindDefinition = {
   spec: backupStoreSpecSchema,
   status: backupStoreStatusSchema,
   validations: [],
+  nameDescription: "The store's name.",
+  specDescription: 'Where encrypted backups of a region go: an S3 bucket or a directory.',
   // JSONPath cannot say "s3" or "filesystem", so the type shows as the column that is filled.
   printerColumns: [
     { name: 'Bucket', type: 'string', jsonPath: '.spec.s3.bucket' },
@@ -96,6 +107,8 @@ export const tenantBackupKind: KindDefinition = {
   spec: tenantBackupSpecSchema,
   status: tenantBackupStatusSchema,
   validations: [],
+  nameDescription: "The backup record's name; an on-demand backup is asked for by creating one.",
+  specDescription: 'Which tenant to back up; written once, never changed.',
   printerColumns: [
     { name: 'Tenant', type: 'string', jsonPath: '.spec.tenant' },
     { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
@@ -172,19 +185,27 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
               type: 'object',
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
+                apiVersion: { type: 'string', description: `${GROUP}/${VERSION}` },
+                kind: { type: 'string', description: def.kind },
                 // The API server allows bounds on metadata.name and generateName only;
                 // with both, it can estimate what CEL rules that read the name cost.
                 metadata: {
                   type: 'object',
+                  description: 'Standard object metadata; a name is all it needs.',
                   properties: {
-                    name: { type: 'string', maxLength: 253 },
-                    generateName: { type: 'string', maxLength: 253 },
+                    name: { type: 'string', maxLength: 253, description: def.nameDescription },
+                    generateName: {
+                      type: 'string',
+                      maxLength: 253,
+                      description: 'A prefix for a name the API server completes.',
+                    },
                   },
                 },
-                spec: structuralSchema(def.spec, 'input'),
-                status: structuralSchema(def.status, 'output'),
+                spec: { ...structuralSchema(def.spec, 'input'), description: def.specDescription },
+                status: {
+                  ...structuralSchema(def.status, 'output'),
+                  description: `What tenant-operator observed of this ${def.kind}; written by it alone.`,
+                },
               },
               ...(def.validations.length > 0
                 ? { 'x-kubernetes-validations': def.validations }

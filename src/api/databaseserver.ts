@@ -53,7 +53,13 @@ export const databaseServerSpecSchema = z
       .min(1)
       .max(253)
       .meta({ description: 'Host name or IP address clients connect to.' }),
-    port: z.number().int().min(1).max(65_535).default(5432),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65_535)
+      .default(5432)
+      .meta({ description: 'The port PostgreSQL listens on.' }),
     region: dnsLabel
       .optional()
       .meta({ description: 'Tenants with this spec.region are placed here.' }),
@@ -65,9 +71,17 @@ export const databaseServerSpecSchema = z
         }),
         caSecretRef: z
           .object({
-            name: z.string().min(1).max(253),
-            namespace: z.string().min(1).max(63),
-            key: z.string().min(1).max(253).default('ca.crt'),
+            name: z.string().min(1).max(253).meta({ description: 'The Secret.' }),
+            namespace: z.string().min(1).max(63).meta({
+              description:
+                'Its namespace; the chart lets the operator read Secrets in its own namespace only.',
+            }),
+            key: z
+              .string()
+              .min(1)
+              .max(253)
+              .default('ca.crt')
+              .meta({ description: 'The key holding the PEM certificate.' }),
           })
           .strict()
           .optional()
@@ -76,7 +90,8 @@ export const databaseServerSpecSchema = z
           }),
       })
       .strict()
-      .optional(),
+      .optional()
+      .meta({ description: 'How the operator and tenants connect: verify-full TLS by default.' }),
     egressCIDRs: z.array(cidrSchema).min(1).max(16).optional().meta({
       description:
         "Ranges tenants' pods may connect to (on spec.port) to reach this server. By default the addresses spec.host resolves to, looked up again at every check; set this when those addresses change faster (a managed service behind a load balancer). Never opens the cloud metadata range.",
@@ -91,9 +106,15 @@ export const databaseServerSpecSchema = z
           'KV v2 path (under the operator\'s KV mount) of a secret with "username" and "password" of a role that may create roles and databases.',
       }),
     capacity: z
-      .object({ maxDatabases: z.number().int().min(1).max(100_000).default(100) })
+      .object({
+        maxDatabases: z.number().int().min(1).max(100_000).default(100).meta({
+          description:
+            'Tenant databases placed here at most; placement picks another server beyond.',
+        }),
+      })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .meta({ description: 'How much the server takes.' }),
   })
   .strict()
   .superRefine((spec, ctx) => {
@@ -110,21 +131,37 @@ export const databaseServerSpecSchema = z
 export type DatabaseServerSpec = z.output<typeof databaseServerSpecSchema>;
 
 export const databaseServerStatusSchema = z.object({
-  observedGeneration: z.number().int().optional(),
-  reachable: z.boolean().optional(),
+  observedGeneration: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'The metadata.generation this status describes.' }),
+  reachable: z
+    .boolean()
+    .optional()
+    .meta({ description: 'Whether the last check could connect and log in.' }),
   databases: z
     .number()
     .int()
     .optional()
     .meta({ description: 'Tenant databases placed on this server.' }),
-  serverVersion: z.string().optional(),
+  serverVersion: z
+    .string()
+    .optional()
+    .meta({ description: 'PostgreSQL version the server reported (server_version).' }),
   addresses: z.array(z.string()).optional().meta({
     description:
       "Where tenants' egress rules point, as last resolved from spec.host (or spec.egressCIDRs).",
   }),
-  lastChecked: z.string().optional(),
-  lastError: z.string().optional(),
-  conditions: z.array(conditionSchema).optional(),
+  lastChecked: z.string().optional().meta({ description: 'When the server was last checked.' }),
+  lastError: z
+    .string()
+    .optional()
+    .meta({ description: 'What went wrong at the last failed check.' }),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ description: 'Ready (reachable, TLS as asked, capacity left) and TLSDisabled.' }),
 });
 
 export type DatabaseServerStatus = z.output<typeof databaseServerStatusSchema>;

@@ -33,8 +33,13 @@ const SYSTEM_OWNER_MESSAGE =
 
 const ownerSchema = z
   .object({
-    kind: z.enum(['User', 'Group', 'ServiceAccount']),
-    name: z.string().min(1).max(253),
+    kind: z
+      .enum(['User', 'Group', 'ServiceAccount'])
+      .meta({ description: 'User, Group or ServiceAccount.' }),
+    name: z.string().min(1).max(253).meta({
+      description:
+        "The user's, group's or ServiceAccount's name; Kubernetes' own (system:…) are refused.",
+    }),
     namespace: z.string().min(1).max(63).optional().meta({
       description:
         "Namespace of a ServiceAccount owner; required for that kind only. Another tenant's namespace (tenant-*) is refused.",
@@ -109,8 +114,12 @@ const countSchema = (fallback: number, what: string) =>
 
 const quotaSchema = z
   .object({
-    cpu: quantitySchema.default('4'),
-    memory: quantitySchema.default('8Gi'),
+    cpu: quantitySchema
+      .default('4')
+      .meta({ description: 'CPU all containers may request together (e.g. 4, 500m).' }),
+    memory: quantitySchema
+      .default('8Gi')
+      .meta({ description: 'Memory all containers may request together (e.g. 8Gi).' }),
     pods: countSchema(50, 'Pods (those that have finished do not count)'),
     storage: quantitySchema.default('100Gi').meta({
       description: 'Storage all PersistentVolumeClaims may request together.',
@@ -136,9 +145,18 @@ const quotaSchema = z
 
 const databaseSchema = z
   .object({
-    enabled: z.boolean().default(true),
-    rotationInterval: durationSchema.default('30d'),
-    delivery: z.enum(['Vault', 'VaultAndSecret']).default('Vault'),
+    enabled: z.boolean().default(true).meta({
+      description:
+        'Whether the tenant gets its own PostgreSQL database (on a DatabaseServer of its region).',
+    }),
+    rotationInterval: durationSchema.default('30d').meta({
+      description:
+        'How often the login password is replaced (two login roles take turns, so nothing connected breaks).',
+    }),
+    delivery: z.enum(['Vault', 'VaultAndSecret']).default('Vault').meta({
+      description:
+        "Vault: the credentials are only in Vault, read with the tenant's ServiceAccount token. VaultAndSecret: also in a Secret database-credentials in the tenant's namespace.",
+    }),
   })
   .strict();
 
@@ -180,19 +198,40 @@ const retentionSchema = z
 
 export const tenantSpecSchema = z
   .object({
-    displayName: z.string().min(1).max(256).optional(),
-    owners: z.array(ownerSchema).min(1, 'at least one owner is required').max(64),
-    state: z.enum(TENANT_STATES).default('Active'),
+    displayName: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .meta({ description: "A name for people, e.g. the customer's." }),
+    owners: z.array(ownerSchema).min(1, 'at least one owner is required').max(64).meta({
+      description: "Who administers the tenant's namespace (role tenancy.io:tenant-admin).",
+    }),
+    state: z.enum(TENANT_STATES).default('Active').meta({
+      description:
+        'Active; Suspended (traffic and database login cut, reversible); Closed (access cut, data erased after spec.retention.afterClosure).',
+    }),
     region: z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS label such as eu-west')
       .max(63)
-      .optional(),
-    network: networkSchema.prefault({}),
-    quota: quotaSchema.prefault({}),
-    database: databaseSchema.prefault({}),
-    backup: backupSchema.prefault({}),
-    retention: retentionSchema.prefault({}),
+      .optional()
+      .meta({
+        description: 'Where the data lives: the DatabaseServer and BackupStore of this region.',
+      }),
+    network: networkSchema.prefault({}).meta({
+      description: 'Traffic allowed beyond the default: deny all but DNS and the database.',
+    }),
+    quota: quotaSchema.prefault({}).meta({ description: 'What the namespace may consume.' }),
+    database: databaseSchema
+      .prefault({})
+      .meta({ description: "The tenant's PostgreSQL database and its credentials." }),
+    backup: backupSchema
+      .prefault({})
+      .meta({ description: 'Encrypted, verified backups of the database.' }),
+    retention: retentionSchema
+      .prefault({})
+      .meta({ description: 'How long data outlives the account, and legal holds.' }),
   })
   .strict();
 
@@ -248,27 +287,53 @@ const backupStatusSchema = z.object({
 });
 
 export const tenantStatusSchema = z.object({
-  phase: z.enum(TENANT_PHASES).optional(),
-  observedGeneration: z.number().int().optional(),
-  conditions: z.array(conditionSchema).optional(),
-  namespace: z.string().optional(),
+  phase: z.enum(TENANT_PHASES).optional().meta({
+    description:
+      'Where the tenant is in its life: Provisioning, Ready, Suspended, Closed, Purging, Purged, Failed.',
+  }),
+  observedGeneration: z
+    .number()
+    .int()
+    .optional()
+    .meta({ description: 'The metadata.generation this status describes.' }),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ description: 'Ready, and the backup, scheduling and purge conditions.' }),
+  namespace: z.string().optional().meta({ description: "The tenant's namespace." }),
   database: z
     .object({
-      server: z.string().optional(),
-      name: z.string().optional(),
-      role: z.string().optional(),
-      lastRotated: z.string().optional(),
+      server: z.string().optional().meta({ description: 'The DatabaseServer it is placed on.' }),
+      name: z.string().optional().meta({ description: 'The PostgreSQL database.' }),
+      role: z.string().optional().meta({ description: 'The login role in use now.' }),
+      lastRotated: z
+        .string()
+        .optional()
+        .meta({ description: 'When the password was last replaced.' }),
       standbyRetired: z.boolean().optional().meta({
         description: 'Whether the login role used before the last rotation has been retired.',
       }),
     })
-    .optional(),
-  vaultPath: z.string().optional(),
-  lastBackup: lastBackupSchema.optional(),
-  lastVerifiedBackup: verifiedBackupSchema.optional(),
-  backup: backupStatusSchema.optional(),
-  closedAt: z.string().optional(),
-  purgeAfter: z.string().optional(),
+    .optional()
+    .meta({ description: "Where the tenant's database is; never its password." }),
+  vaultPath: z
+    .string()
+    .optional()
+    .meta({ description: "The Vault KV path of the tenant's database credentials." }),
+  lastBackup: lastBackupSchema
+    .optional()
+    .meta({ description: 'The newest backup that succeeded.' }),
+  lastVerifiedBackup: verifiedBackupSchema
+    .optional()
+    .meta({ description: 'The newest backup restored and checked successfully.' }),
+  backup: backupStatusSchema
+    .optional()
+    .meta({ description: 'The backup schedule, store, key and failures.' }),
+  closedAt: z.string().optional().meta({ description: 'When the tenant was closed.' }),
+  purgeAfter: z
+    .string()
+    .optional()
+    .meta({ description: 'When its data is erased: closedAt + spec.retention.afterClosure.' }),
   erasure: z
     .object({
       startedAt: z.string().optional().meta({ description: 'When the purge began.' }),
@@ -283,16 +348,22 @@ export const tenantStatusSchema = z.object({
       steps: z
         .array(
           z.object({
-            name: z.string(),
-            completedAt: z.string(),
+            name: z.string().meta({
+              description: 'The step: access, database, backups, secrets, key or namespace.',
+            }),
+            completedAt: z.string().meta({ description: 'When it finished.' }),
             removed: z.array(z.string()).meta({ description: 'What this step deleted.' }),
           }),
         )
         .optional()
         .meta({ description: 'Each purge step as it finished, in order.' }),
-      certificate: z.record(z.string(), z.string()).optional(),
+      certificate: z.record(z.string(), z.string()).optional().meta({
+        description:
+          'The signed erasure certificate: its JSON document, the Transit signature and where copies were written; `tenant-operator certificate verify` checks it.',
+      }),
     })
-    .optional(),
+    .optional()
+    .meta({ description: 'The purge: why, each step, and the certificate that proves it.' }),
 });
 
 export type TenantStatus = z.output<typeof tenantStatusSchema>;

@@ -81,7 +81,10 @@ export const storedBackupFields = {
 };
 
 export const tenantBackupStatusSchema = z.object({
-  phase: z.enum(BACKUP_PHASES).optional(),
+  phase: z
+    .enum(BACKUP_PHASES)
+    .optional()
+    .meta({ description: 'Pending, Running, Succeeded or Failed.' }),
   backupId: z
     .string()
     .optional()
@@ -91,15 +94,21 @@ export const tenantBackupStatusSchema = z.object({
     .string()
     .optional()
     .meta({ description: "Where in the store: the key prefix of the backup's objects." }),
-  startedAt: z.string().optional(),
-  completedAt: z.string().optional(),
+  startedAt: z.string().optional().meta({ description: 'When the run began.' }),
+  completedAt: z.string().optional().meta({ description: 'When the run ended, either way.' }),
   ...storedBackupFields,
-  pgDumpVersion: z.string().optional(),
+  pgDumpVersion: z
+    .string()
+    .optional()
+    .meta({ description: 'pg_dump --version of the run, which restores need to match.' }),
   message: z
     .string()
     .optional()
     .meta({ description: 'Why the backup failed, or what it is doing.' }),
-  conditions: z.array(conditionSchema).optional(),
+  conditions: z
+    .array(conditionSchema)
+    .optional()
+    .meta({ description: 'Verified: whether the backup was restored and checked.' }),
 });
 
 export type TenantBackupStatus = z.output<typeof tenantBackupStatusSchema>;

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
+import { parse } from 'yaml';
 import { renderCrds } from '../../src/cli/gen-crds.ts';
+
+interface SchemaNode {
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+}
 
 test('checked-in CRDs equal what gen:crds generates from the zod schemas', async () => {
   const generated = renderCrds();
@@ -30,4 +37,22 @@ test('BackupStore and TenantBackup CRDs are generated, with their short names', 
   assert.match(store, /rule: has\(self\.s3\) != has\(self\.filesystem\)/);
   assert.match(backup, /shortNames:\n\s+- tbk/);
   assert.match(backup, /rule: self == oldSelf/);
+});
+
+test('kubectl explain has text for every field of every kind', () => {
+  for (const [file, content] of renderCrds()) {
+    const crd = parse(content) as {
+      spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] };
+    };
+    const missing: string[] = [];
+    const walk = (node: SchemaNode, path: string) => {
+      for (const [key, child] of Object.entries(node.properties ?? {})) {
+        if (!child.description) missing.push(`${path}.${key}`);
+        walk(child, `${path}.${key}`);
+      }
+      if (node.items) walk(node.items, `${path}[]`);
+    };
+    for (const version of crd.spec.versions) walk(version.schema.openAPIV3Schema, '');
+    assert.deepEqual(missing, [], `${file}: fields without a description`);
+  }
 });
