@@ -35,8 +35,7 @@ export const tenantKind: KindDefinition = {
   spec: tenantSpecSchema,
   status: tenantStatusSchema,
   validations: tenantObjectValidations,
-  nameDescription:
-    "The tenant's name, a DNS label of at most 56 characters: its namespace is tenant-<name>.",
+  nameDescription: `The tenant's name, a DNS label of at most ${MAX_TENANT_NAME_LENGTH} characters: its namespace is tenant-<name>.`,
   specDescription:
     'Who owns the tenant, its state, and what it gets: network, quota, database, backups, retention.',
   // "Is it healthy, and when is it erased": the last backup as an age, the
