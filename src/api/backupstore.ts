@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { conditionSchema } from './common.ts';
+import { conditionSchema, statusGenerationSchema } from './common.ts';
 
 // BackupStore: where encrypted backups go. An S3-compatible bucket or a
 // filesystem path (a mounted volume), optionally for one region. Backups are
@@ -150,11 +150,7 @@ export const backupStoreSpecSchema = z
 export type BackupStoreSpec = z.output<typeof backupStoreSpecSchema>;
 
 export const backupStoreStatusSchema = z.object({
-  observedGeneration: z
-    .number()
-    .int()
-    .optional()
-    .meta({ description: 'The metadata.generation this status describes.' }),
+  observedGeneration: statusGenerationSchema,
   reachable: z.boolean().optional().meta({
     description: 'Whether the last check could write to and read from the store.',
   }),

@@ -152,6 +152,13 @@ export const labelSelectorSchema = z
 
 export type LabelSelector = z.output<typeof labelSelectorSchema>;
 
+/** status.observedGeneration of every kind. */
+export const statusGenerationSchema = z
+  .number()
+  .int()
+  .optional()
+  .meta({ description: 'The metadata.generation this status describes.' });
+
 /** metav1.Condition */
 export const conditionSchema = z.object({
   type: z.string().meta({ description: 'What the condition is about, e.g. Ready.' }),

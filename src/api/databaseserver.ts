@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { conditionSchema } from './common.ts';
+import { conditionSchema, statusGenerationSchema } from './common.ts';
 
 // DatabaseServer: a PostgreSQL server (or cluster endpoint) that tenant
 // databases may be placed on. Its admin credentials live in Vault; the CR
@@ -131,11 +131,7 @@ export const databaseServerSpecSchema = z
 export type DatabaseServerSpec = z.output<typeof databaseServerSpecSchema>;
 
 export const databaseServerStatusSchema = z.object({
-  observedGeneration: z
-    .number()
-    .int()
-    .optional()
-    .meta({ description: 'The metadata.generation this status describes.' }),
+  observedGeneration: statusGenerationSchema,
   reachable: z
     .boolean()
     .optional()

@@ -3,7 +3,12 @@ import { MAX_TENANT_NAME_LENGTH, NAMESPACE_PREFIX, RESERVED_TENANT_NAMES } from 
 import { cronScheduleSchema } from './cron.ts';
 import { durationSchema } from './duration.ts';
 import { storedBackupFields } from './tenantbackup.ts';
-import { conditionSchema, labelSelectorSchema, quantitySchema } from './common.ts';
+import {
+  conditionSchema,
+  statusGenerationSchema,
+  labelSelectorSchema,
+  quantitySchema,
+} from './common.ts';
 
 // The Tenant API. These zod schemas are the single source of truth: the CRD's
 // openAPIV3Schema is generated from them (src/api/crd.ts) and the operator
@@ -291,11 +296,7 @@ export const tenantStatusSchema = z.object({
     description:
       'Where the tenant is in its life: Provisioning, Ready, Suspended, Closed, Purging, Purged, Failed.',
   }),
-  observedGeneration: z
-    .number()
-    .int()
-    .optional()
-    .meta({ description: 'The metadata.generation this status describes.' }),
+  observedGeneration: statusGenerationSchema,
   conditions: z
     .array(conditionSchema)
     .optional()
