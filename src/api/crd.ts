@@ -186,11 +186,11 @@ export function customResourceDefinition(def: KindDefinition): JsonSchema {
               properties: {
                 apiVersion: { type: 'string', description: `${GROUP}/${VERSION}` },
                 kind: { type: 'string', description: def.kind },
-                // The API server allows bounds on metadata.name and generateName only;
-                // with both, it can estimate what CEL rules that read the name cost.
+                // The API server allows bounds on metadata.name and generateName only
+                // (nothing on metadata itself, not even a description); with both, it
+                // can estimate what CEL rules that read the name cost.
                 metadata: {
                   type: 'object',
-                  description: 'Standard object metadata; a name is all it needs.',
                   properties: {
                     name: { type: 'string', maxLength: 253, description: def.nameDescription },
                     generateName: {

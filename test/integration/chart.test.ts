@@ -466,6 +466,22 @@ describe('the rendered chart on the real API server', () => {
     await createTenant(client, TENANT, { region: 'eu-west', database: { enabled: true } });
     const ready = await waitForPhase(client, TENANT, 'Ready', 90_000);
     assert.ok(ready.status?.database, JSON.stringify(ready.status));
+
+    // The chart's guard knows the chart's ServiceAccount as the operator: a
+    // change to what the operator made passes admission for it (server-side
+    // dry run, nothing stored) and is refused for the tenant's owner.
+    const namespace = `tenant-${TENANT}`;
+    const policy = kubectl(['get', 'networkpolicy', 'default-deny', '-n', namespace, '-o', 'json']);
+    assert.equal(policy.status, 0, policy.stderr);
+    const changed = JSON.parse(policy.stdout) as KubeObject;
+    changed.metadata.labels = { ...changed.metadata.labels, 'example.com/edited': 'yes' };
+    const replaceAs = (...identity: string[]) =>
+      kubectl(['replace', '--dry-run=server', '-f', '-', ...identity], JSON.stringify(changed));
+    const asOperator = replaceAs('--as', SA_USER);
+    assert.equal(asOperator.status, 0, asOperator.stderr);
+    const asOwner = replaceAs('--as', 'alice', '--as-group', `${TENANT}-admins`);
+    assert.notEqual(asOwner.status, 0, asOwner.stdout);
+    assert.match(asOwner.stderr, /tenancy\.io-managed-objects.*managed by tenant-operator/);
     // The backup job's CronJob, ServiceAccount and RBAC, and an on-demand Job.
     const job = await requestOnDemandJob(client, TENANT, `${TENANT}-now`);
     assert.equal(job.metadata.namespace, OPERATOR_NAMESPACE);
