@@ -215,12 +215,6 @@ up() {
     --unsafe-no-fsync --log-level warn
   wait_for etcd 30 "$logs/etcd.log" curl -fsS "http://127.0.0.1:$etcd_port/health"
 
-  # The flags are kept in a file so restart-apiserver starts the very same server.
-  # --shutdown-watch-termination-grace-period: without it, SIGTERM closes the
-  # listener at once but the process then waits out a 60 s HTTP shutdown deadline
-  # for open watches (the controller manager always has some), so every stop would
-  # end in SIGKILL after 10 s. With it, watches are ended and the server exits in
-  # about a second.
   # The audit log records every request of the operator's identities (the test
   # operator's group and ServiceAccounts in tenant-system): what RBAC allowed
   # or refused them is then read from the API server itself, and the chart's
@@ -234,6 +228,13 @@ rules:
     userGroups: ["tenancy.io:operators", "system:serviceaccounts:tenant-system"]
   - level: None
 EOF
+
+  # The flags are kept in a file so restart-apiserver starts the very same server.
+  # --shutdown-watch-termination-grace-period: without it, SIGTERM closes the
+  # listener at once but the process then waits out a 60 s HTTP shutdown deadline
+  # for open watches (the controller manager always has some), so every stop would
+  # end in SIGKILL after 10 s. With it, watches are ended and the server exits in
+  # about a second.
   cat >"$dir/apiserver.args" <<EOF
 --audit-policy-file=$dir/audit-policy.yaml
 --audit-log-path=$logs/audit.log
