@@ -14,7 +14,9 @@ PROMTOOL="$(hack/build-promtool.sh)/promtool"
 HELM="$(hack/build-helm.sh)/helm"
 # BuildKit's Dockerfile checks, offline (about a minute the first time).
 DOCKERFILE_LINT="$(hack/build-dockerfile-lint.sh)/dockerfile-lint"
-export PROMTOOL HELM DOCKERFILE_LINT
+# The Prometheus Operator's CRDs, for the chart's ServiceMonitor and PrometheusRule.
+MONITORING_CRDS_DIR="$(hack/fetch-monitoring-crds.sh)"
+export PROMTOOL HELM DOCKERFILE_LINT MONITORING_CRDS_DIR
 log "type-checking and linting"
 npx tsc --noEmit
 npx eslint .

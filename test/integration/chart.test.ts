@@ -517,6 +517,59 @@ describe('the rendered chart on the real API server', () => {
     );
   });
 
+  test("the chart's ServiceMonitor and PrometheusRule are what the Prometheus Operator's CRDs accept", () => {
+    // Its CRDs from its Go module (hack/fetch-monitoring-crds.sh), installed
+    // for this test only; the monitoring objects then in a server-side dry run.
+    const crdsDir = requireEnv('MONITORING_CRDS_DIR');
+    const crds = ['servicemonitors', 'prometheusrules'].map((plural) =>
+      join(crdsDir, `monitoring.coreos.com_${plural}.yaml`),
+    );
+    try {
+      for (const file of crds) {
+        const installed = kubectl(['apply', '--server-side', '-f', file]);
+        assert.equal(installed.status, 0, installed.stderr);
+      }
+      const established = kubectl([
+        'wait',
+        '--for=condition=Established',
+        '--timeout=60s',
+        'crd/servicemonitors.monitoring.coreos.com',
+        'crd/prometheusrules.monitoring.coreos.com',
+      ]);
+      assert.equal(established.status, 0, established.stderr);
+      const monitoring = render(NON_DEFAULT).filter((o) =>
+        o.apiVersion.startsWith('monitoring.coreos.com/'),
+      );
+      assert.deepEqual(monitoring.map((o) => o.kind).sort(), ['PrometheusRule', 'ServiceMonitor']);
+      const file = join(work, 'monitoring.yaml');
+      writeFileSync(file, monitoring.map((o) => stringify(o)).join('---\n'));
+      const applied = kubectl([
+        'apply',
+        '--server-side',
+        '--dry-run=server',
+        '--field-manager',
+        'helm',
+        '-f',
+        file,
+      ]);
+      assert.equal(applied.status, 0, applied.stderr);
+      assert.equal(applied.stdout.match(/serverside-applied \(server dry run\)/g)?.length, 2);
+      // The same check refuses a rule the CRD's schema does not allow.
+      const broken = structuredClone(monitoring.find((o) => o.kind === 'PrometheusRule'));
+      assert.ok(broken);
+      (broken as unknown as { spec: { groups: { rules: object[] }[] } }).spec.groups[0]!.rules[0] =
+        {
+          alert: 'NoExpression',
+        };
+      writeFileSync(file, stringify(broken));
+      const refused = kubectl(['apply', '--server-side', '--dry-run=server', '-f', file]);
+      assert.notEqual(refused.status, 0, refused.stdout);
+      assert.match(refused.stderr, /expr/);
+    } finally {
+      for (const file of crds) kubectl(['delete', '--ignore-not-found', '-f', file]);
+    }
+  });
+
   test("the chart's ServiceAccount may not do what the operator never does", () => {
     const cannot: [string, string, string?][] = [
       ['create', 'pods', 'default'],
