@@ -67,11 +67,19 @@ export class Informer<T extends KubeObject> {
    * act on the stale copy before the watch delivers the change.
    */
   upsert(object: T): void {
-    this.store.set(objectKey(object), {
-      ...object,
-      apiVersion: this.type.apiVersion,
-      kind: this.type.kind,
-    });
+    this.store.set(objectKey(object), this.cacheable(object));
+  }
+
+  /**
+   * What the cache keeps of an object: all but metadata.managedFields, which
+   * the operator never reads and which is often the largest part of an
+   * object (one entry per field manager). apiVersion and kind are set, as
+   * list items come without them.
+   */
+  private cacheable(object: T): T {
+    const metadata = { ...object.metadata };
+    delete metadata.managedFields;
+    return { ...object, apiVersion: this.type.apiVersion, kind: this.type.kind, metadata };
   }
 
   list(): T[] {
@@ -153,14 +161,7 @@ export class Informer<T extends KubeObject> {
         },
         signal,
       });
-      for (const item of page.items) {
-        // List items carry no apiVersion/kind; restore them so callers can treat them like watched objects.
-        fresh.set(objectKey(item), {
-          ...item,
-          apiVersion: this.type.apiVersion,
-          kind: this.type.kind,
-        });
-      }
+      for (const item of page.items) fresh.set(objectKey(item), this.cacheable(item));
       continueToken = page.metadata.continue || undefined;
       listVersion = page.metadata.resourceVersion;
     } while (continueToken);
@@ -204,9 +205,11 @@ export class Informer<T extends KubeObject> {
           `watch ${this.type.plural}: ${status.message ?? 'error event'}`,
         );
       }
-      const object = event.object as T;
-      if (object.metadata.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+      const received = event.object as T;
+      if (received.metadata.resourceVersion)
+        this.resourceVersion = received.metadata.resourceVersion;
       if (event.type === 'BOOKMARK') continue;
+      const object = this.cacheable(received);
       const key = objectKey(object);
       if (event.type === 'DELETED') this.store.delete(key);
       else this.store.set(key, object);

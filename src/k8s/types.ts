@@ -21,6 +21,8 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   finalizers?: string[];
   ownerReferences?: OwnerReference[];
+  /** Server-side apply's record of who set which field; informer caches drop it. */
+  managedFields?: { manager?: string; operation?: string; [field: string]: unknown }[];
 }
 
 export interface KubeObject {

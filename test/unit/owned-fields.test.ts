@@ -43,7 +43,7 @@ function asLive(object: KubeObject, extra: Record<string, unknown> = {}): KubeOb
       generation: 3,
       creationTimestamp: '2026-01-01T00:00:00Z',
       managedFields: [{ manager: 'tenant-operator' }],
-    } as KubeObject['metadata'],
+    },
     ...extra,
   };
 }
