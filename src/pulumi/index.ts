@@ -4,5 +4,5 @@
 // does not carry them.
 export { InvalidTenantError, Tenant, validateTenant } from './tenant.ts';
 export type { TenantArgs, TenantSpecInput } from './tenant.ts';
-export { CHART_DIR, CRDS_DIR, crdFiles, TenantOperator } from './tenant-operator.ts';
+export { CHART_DIR, CRDS_DIR, chartVersion, crdFiles, TenantOperator } from './tenant-operator.ts';
 export type { TenantOperatorArgs } from './tenant-operator.ts';

@@ -2,7 +2,8 @@ import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
 import type { z } from 'zod';
 import { API_VERSION, NAMESPACE_PREFIX } from '../api/constants.ts';
-import { tenantSpecSchema } from '../api/tenant.ts';
+import type { TenantPhase } from '../api/tenant.ts';
+import { ownerReachesAnotherTenant, TENANT_PHASES, tenantSpecSchema } from '../api/tenant.ts';
 import { tenantNameSchema } from '../api/tenantbackup.ts';
 import { describeIssues } from '../api/validate.ts';
 
@@ -26,39 +27,85 @@ export class InvalidTenantError extends Error {
   override name = 'InvalidTenantError';
 }
 
+function nameProblems(name: string): string[] {
+  const checked = tenantNameSchema.safeParse(name);
+  return checked.success ? [] : [describeIssues(checked.error, 'metadata.name')];
+}
+
+function specProblems(spec: unknown, name: string | undefined): string[] {
+  const checked = tenantSpecSchema.safeParse(spec);
+  if (!checked.success) return [describeIssues(checked.error, 'spec')];
+  if (name === undefined) return [];
+  // The one CRD rule that needs the name as well as the spec (a rule on the
+  // whole object, so the spec schema alone does not carry it).
+  return checked.data.owners.flatMap((owner, i) =>
+    ownerReachesAnotherTenant(owner, name)
+      ? [
+          `spec.owners[${i}].namespace: ${owner.namespace ?? ''} is another tenant's namespace; a ServiceAccount owner may live only in ${NAMESPACE_PREFIX}${name} or outside ${NAMESPACE_PREFIX}*`,
+        ]
+      : [],
+  );
+}
+
+function refuse(name: string | undefined, problems: string[]): void {
+  if (problems.length > 0)
+    throw new InvalidTenantError(
+      `Tenant ${name ?? '(name not yet known)'}: ${problems.join('; ')}`,
+    );
+}
+
 /** The name and spec, checked; the spec is returned as written (the API server fills defaults). */
 export function validateTenant(
   name: string,
   spec: TenantSpecInput,
 ): { name: string; spec: TenantSpecInput } {
-  const problems: string[] = [];
-  const checkedName = tenantNameSchema.safeParse(name);
-  if (!checkedName.success) problems.push(describeIssues(checkedName.error, 'metadata.name'));
-  const checkedSpec = tenantSpecSchema.safeParse(spec);
-  if (!checkedSpec.success) problems.push(describeIssues(checkedSpec.error, 'spec'));
-  if (problems.length > 0) throw new InvalidTenantError(`Tenant ${name}: ${problems.join('; ')}`);
+  refuse(name, [...nameProblems(name), ...specProblems(spec, name)]);
   return { name, spec };
 }
 
-function isPlain(value: unknown): boolean {
+function isPlain<T>(value: pulumi.Input<T>): value is T {
   // An Output or a promise is known only at deployment; anything else now.
-  return !pulumi.Output.isInstance(value) && !(value instanceof Promise);
+  return (
+    !pulumi.Output.isInstance(value) &&
+    typeof (value as Partial<PromiseLike<T>> | null | undefined)?.then !== 'function'
+  );
+}
+
+function phaseOf(status: unknown): TenantPhase | undefined {
+  const phase = (status as { phase?: unknown } | undefined)?.phase;
+  return (TENANT_PHASES as readonly unknown[]).includes(phase) ? (phase as TenantPhase) : undefined;
 }
 
 export class Tenant extends pulumi.ComponentResource {
   /** The Tenant object in the cluster. */
   readonly resource: k8s.apiextensions.CustomResource;
   readonly tenantName: pulumi.Output<string>;
-  /** The tenant's namespace, tenant-<name>. */
+  /**
+   * The tenant's namespace, tenant-<name>. Derived from the name, not read
+   * from status: it is the same value, and this way it is known at preview
+   * and usable by other resources before the operator has reconciled.
+   */
   readonly namespace: pulumi.Output<string>;
+  /**
+   * status.phase as the provider last read it: after `pulumi up` that is
+   * usually unset (the operator had not reconciled yet); `pulumi refresh`
+   * brings it up to date.
+   */
+  readonly phase: pulumi.Output<TenantPhase | undefined>;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super('tenant-operator:index:Tenant', name, {}, opts);
     // Plain values fail here, at construction: `pulumi preview` stops with
-    // the message. Values from other resources are checked once known,
-    // before the Tenant is sent.
-    if (isPlain(args.name) && isPlain(args.spec))
-      validateTenant(args.name as string, args.spec as TenantSpecInput);
+    // the message. A name that is plain is checked even when the spec is an
+    // Output, and the other way round.
+    const plainName = isPlain(args.name) ? args.name : undefined;
+    refuse(plainName, [
+      ...(plainName === undefined ? [] : nameProblems(plainName)),
+      ...(isPlain(args.spec) ? specProblems(args.spec, plainName) : []),
+    ]);
+    // Everything again once known. A throw here rejects the Outputs that the
+    // Tenant's inputs are made of, so the Tenant is never sent and the
+    // deployment fails with the same message.
     const checked = pulumi
       .all([args.name, args.spec])
       .apply(([tenantName, spec]) => validateTenant(tenantName, spec as TenantSpecInput));
@@ -75,9 +122,18 @@ export class Tenant extends pulumi.ComponentResource {
           ...(args.annotations ? { annotations: args.annotations } : {}),
         },
         spec: checked.spec,
+        // Never sent (undefined is dropped): it makes the SDK keep `status`
+        // from what the provider returns, which CustomResource's type omits.
+        status: undefined,
       },
       { parent: this },
     );
-    this.registerOutputs({ tenantName: this.tenantName, namespace: this.namespace });
+    const status = (this.resource as unknown as { readonly status: pulumi.Output<unknown> }).status;
+    this.phase = status.apply(phaseOf);
+    this.registerOutputs({
+      tenantName: this.tenantName,
+      namespace: this.namespace,
+      phase: this.phase,
+    });
   }
 }
