@@ -33,4 +33,13 @@ if [ "${BENCH_USE_KUBECONFIG:-0}" != 1 ]; then
   "$kubectl" create clusterrolebinding tenancy.io-bench --clusterrole=cluster-admin \
     --group=tenancy.io:operators --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 fi
-KUBECONFIG="$bench_kubeconfig" node bench/main.ts
+# The scale benchmark runs the operator as its own process, as the image
+# does: under its own roles (install-rbac) and logged in to Vault with its
+# ServiceAccount's token, not the root token.
+if [ "${BENCH_USE_KUBECONFIG:-0}" != 1 ]; then
+  node src/cli/main.ts install-rbac --namespace tenant-system --group tenancy.io:operators
+  export BENCH_OPERATOR_KUBECONFIG="$OPERATOR_KUBECONFIG"
+  export BENCH_OPERATOR_VAULT_JWT="$cluster_dir/operator-vault-token"
+  "$kubectl" -n tenant-system create token tenant-operator --audience vault --duration 24h >"$BENCH_OPERATOR_VAULT_JWT"
+fi
+KUBECONFIG="$bench_kubeconfig" node bench/main.ts "$@"

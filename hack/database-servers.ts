@@ -56,7 +56,10 @@ export function databaseServerManifest(server: LocalServer, maxDatabases = 100) 
   };
 }
 
-export async function registerLocalDatabaseServers(client: KubeClient): Promise<LocalServer[]> {
+export async function registerLocalDatabaseServers(
+  client: KubeClient,
+  maxDatabases?: number,
+): Promise<LocalServer[]> {
   const ca = await readFile(env('PG_CA_FILE'));
   await client.apply({
     apiVersion: 'v1',
@@ -71,7 +74,7 @@ export async function registerLocalDatabaseServers(client: KubeClient): Promise<
       username: server.adminUser,
       password: server.adminPassword,
     });
-    await client.apply(databaseServerManifest(server));
+    await client.apply(databaseServerManifest(server, maxDatabases));
   }
   return servers;
 }

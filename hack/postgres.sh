@@ -124,6 +124,9 @@ synchronous_commit = off
 full_page_writes = off
 logging_collector = off
 log_min_messages = warning
+# What every statement cost, by text: the scale benchmark counts the
+# operator's queries and ALTER ROLEs with it (npm run bench).
+shared_preload_libraries = 'pg_stat_statements'
 include_if_exists = 'port.conf'
 EOF
   chown postgres: "$home/data/pg_hba.conf" "$home/data/postgresql.conf"

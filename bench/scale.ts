@@ -1,0 +1,287 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { registerLocalDatabaseServers, type LocalServer } from '../hack/database-servers.ts';
+import { KubeClient } from '../src/k8s/client.ts';
+import { VaultClient } from '../src/vault/client.ts';
+import { KvV2 } from '../src/vault/kv.ts';
+import { OperatorProcess } from './operator-process.ts';
+import { sumOf } from './prometheus-text.ts';
+import {
+  changedKeys,
+  kvVersions,
+  resourceVersions,
+  StatementCounts,
+  VaultAudit,
+} from './server-state.ts';
+import { createAndTimeToReady, kubeConfig, percentile, printTable } from './support.ts';
+
+// Scale, measured the way the operator runs: its own process, started with
+// the same command as the image, judged by its /proc entry and /metrics and by
+// what the servers themselves record. Tenants without and with a database are
+// created at once; then several resync periods of steady state (zero writes:
+// resourceVersions, KV versions, ALTER ROLE), then a restart (synced within a
+// minute, zero writes). Results go to bench/results/ as JSON too.
+
+export interface ScaleOptions {
+  tenants: number;
+  databases: number;
+  /** Resync period of the operator under test, seconds. */
+  resyncSeconds: number;
+  /** Resync periods watched in steady state. */
+  steadyPeriods: number;
+  concurrency: number;
+}
+
+const RESULTS_DIR = join(import.meta.dirname, 'results');
+const MIB = 1024;
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (hack/bench.sh sets it)`);
+  return value;
+}
+
+function operatorEnv(): NodeJS.ProcessEnv {
+  // The operator's own identity and Vault login, as hack/demo.sh starts it.
+  const inherited = { ...process.env };
+  delete inherited.VAULT_TOKEN;
+  return {
+    ...inherited,
+    KUBECONFIG: env('BENCH_OPERATOR_KUBECONFIG'),
+    VAULT_K8S_TOKEN_FILE: env('BENCH_OPERATOR_VAULT_JWT'),
+  };
+}
+
+async function until(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** Reconciles done so far (any result); 0 before the first one. */
+async function reconciles(operator: OperatorProcess): Promise<number> {
+  const samples = await operator.metrics();
+  return samples.some((s) => s.name === 'tenant_operator_reconcile_total')
+    ? sumOf(samples, 'tenant_operator_reconcile_total')
+    : 0;
+}
+
+/** Leading, with an empty queue and nothing under way for `quietMs`. */
+async function settled(operator: OperatorProcess, quietMs: number): Promise<void> {
+  let last = -1;
+  let quietSince = Date.now();
+  await until('the operator to settle', 1_800_000, async () => {
+    const samples = await operator.metrics();
+    const depth = sumOf(samples, 'tenant_operator_queue_depth');
+    const done = samples.some((s) => s.name === 'tenant_operator_reconcile_total')
+      ? sumOf(samples, 'tenant_operator_reconcile_total')
+      : 0;
+    if (depth > 0 || done !== last) {
+      last = done;
+      quietSince = Date.now();
+      return false;
+    }
+    return Date.now() - quietSince >= quietMs;
+  });
+}
+
+async function startOperator(options: ScaleOptions, logFile: string): Promise<OperatorProcess> {
+  const operator = await OperatorProcess.start({
+    args: [
+      '--namespace',
+      'tenant-system',
+      '--concurrency',
+      String(options.concurrency),
+      '--resync-period',
+      String(options.resyncSeconds),
+      '--cluster-cidr',
+      '10.0.0.0/24',
+    ],
+    env: operatorEnv(),
+    logFile,
+  });
+  await until('/readyz', 120_000, () => operator.ready());
+  await until(
+    'leadership',
+    120_000,
+    async () => sumOf(await operator.metrics(), 'tenant_operator_leader') === 1,
+  );
+  return operator;
+}
+
+async function memoryMib(
+  operator: OperatorProcess,
+): Promise<{ proc: number; metric: number; peak: number }> {
+  const { rssKib, peakKib } = await operator.memory();
+  const metric =
+    sumOf(await operator.metrics(), 'tenant_operator_process_resident_memory_bytes') / 2 ** 20;
+  return { proc: rssKib / MIB, metric, peak: peakKib / MIB };
+}
+
+export async function benchScale(options: ScaleOptions): Promise<boolean> {
+  const runId = Date.now().toString(36);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const logFile = join(RESULTS_DIR, `operator-${runId}.log`);
+  const client = await KubeClient.create(kubeConfig());
+  const vault = VaultClient.fromEnv();
+  let servers: LocalServer[] = [];
+  if (options.databases > 0) {
+    // Room for every database, spread over the local servers by region.
+    servers = await registerLocalDatabaseServers(client, Math.ceil(options.databases / 2) + 10);
+  }
+  const audit = await VaultAudit.enable(
+    vault,
+    runId,
+    join(RESULTS_DIR, `vault-audit-${runId}.log`),
+  );
+  const statements =
+    servers.length > 0 ? await StatementCounts.connect(servers, env('PG_CA_FILE')) : undefined;
+
+  let operator = await startOperator(options, logFile);
+  await sleep(5_000);
+  const idle = await memoryMib(operator);
+
+  // Provisioning: every tenant created at once.
+  const plain = Array.from({ length: options.tenants }, (_, i) => `s${runId}-${i}`);
+  const withDatabase = Array.from({ length: options.databases }, (_, i) => `d${runId}-${i}`);
+  const databaseOf = new Set(withDatabase);
+  const timings = await createAndTimeToReady(
+    client,
+    [...withDatabase, ...plain],
+    (name) => ({
+      owners: [{ kind: 'Group', name: `${name}-admins` }],
+      ...(databaseOf.has(name)
+        ? {
+            region: servers[Number(name.split('-')[1]) % servers.length]!.region,
+            database: { enabled: true },
+          }
+        : { database: { enabled: false } }),
+    }),
+    3_600_000,
+  );
+  await settled(operator, 5_000);
+  const provisioned = await memoryMib(operator);
+
+  // Steady state: several resync periods, judged by the servers.
+  const kv = new KvV2(vault);
+  const rvBefore = await resourceVersions(client);
+  const kvBefore = await kvVersions(kv, withDatabase);
+  await statements?.reset();
+  await audit.mark();
+  const reconcilesBefore = await reconciles(operator);
+  const steadyStart = Date.now();
+  await sleep(options.steadyPeriods * options.resyncSeconds * 1000 + 2_000);
+  await settled(operator, 2_000);
+  const steadyMs = Date.now() - steadyStart;
+  const steadyReconciles = (await reconciles(operator)) - reconcilesBefore;
+  const vaultRequests = await audit.requestsSinceMark();
+  const sql = (await statements?.sinceReset()) ?? { statements: 0, alterRole: 0 };
+  const rvAfter = await resourceVersions(client);
+  const kvAfter = await kvVersions(kv, withDatabase);
+  const steadyWrites = changedKeys(rvBefore, rvAfter);
+  const newKvVersions = [...kvAfter].filter(([t, v]) => kvBefore.get(t) !== v).length;
+  const steadyMemory = await memoryMib(operator);
+  const total = options.tenants + options.databases;
+  const resyncs = steadyReconciles / total;
+  const dbResyncs = options.databases * resyncs;
+
+  // Restart: a new process, synced (every tenant reconciled once, /readyz 200), with zero writes.
+  await operator.stop();
+  const restartAt = performance.now();
+  operator = await startOperator(options, logFile);
+  await until(
+    'every tenant reconciled after the restart',
+    600_000,
+    async () => (await reconciles(operator)) >= total,
+  );
+  const restartSyncMs = performance.now() - restartAt;
+  await settled(operator, 2_000);
+  const restartWrites = changedKeys(rvAfter, await resourceVersions(client));
+  const restarted = await memoryMib(operator);
+  await operator.stop();
+
+  const result = {
+    runId,
+    date: new Date().toISOString(),
+    options,
+    memoryMiB: { idle, provisioned, steady: steadyMemory, afterRestart: restarted },
+    provisioning: {
+      tenants: total,
+      p50Ms: percentile(timings.durations, 50),
+      p99Ms: percentile(timings.durations, 99),
+      tenantsPerSecond: (total / timings.totalMs) * 1000,
+      notReady: timings.notReady,
+    },
+    steadyState: {
+      seconds: steadyMs / 1000,
+      resyncsPerTenant: resyncs,
+      apiObjectsChanged: steadyWrites.length,
+      changedExamples: steadyWrites.slice(0, 5),
+      newKvVersions,
+      alterRole: sql.alterRole,
+      vaultRequests: vaultRequests.total,
+      vaultRequestsByPath: Object.fromEntries(vaultRequests.byPath),
+      sqlStatements: sql.statements,
+      vaultRequestsPerDatabaseTenantResync: dbResyncs > 0 ? vaultRequests.total / dbResyncs : 0,
+      sqlPerDatabaseTenantResync: dbResyncs > 0 ? sql.statements / dbResyncs : 0,
+    },
+    restart: {
+      syncSeconds: restartSyncMs / 1000,
+      apiObjectsChanged: restartWrites.length,
+      changedExamples: restartWrites.slice(0, 5),
+    },
+  };
+  const file = join(RESULTS_DIR, `scale-${result.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+
+  const mib = (m: { proc: number; metric: number }) =>
+    `${m.proc.toFixed(0)} MiB (/proc), ${m.metric.toFixed(0)} MiB (/metrics)`;
+  printTable(`scale benchmark: the operator as its own process (${file})`, [
+    ['tenants without / with a database', `${options.tenants} / ${options.databases}`],
+    ['operator RSS idle, no tenants', mib(idle)],
+    ['operator RSS, all Ready', mib(provisioned)],
+    [
+      'operator RSS after steady state',
+      `${mib(steadyMemory)}; peak ${steadyMemory.peak.toFixed(0)} MiB`,
+    ],
+    ['operator RSS after a restart, synced', mib(restarted)],
+    [
+      'time to Ready p50 / p99',
+      `${result.provisioning.p50Ms.toFixed(0)} / ${result.provisioning.p99Ms.toFixed(0)} ms`,
+    ],
+    ['throughput', `${result.provisioning.tenantsPerSecond.toFixed(1)} tenants/s`],
+    ['not Ready', String(timings.notReady)],
+    [
+      `steady state (${(steadyMs / 1000).toFixed(0)} s, ${resyncs.toFixed(1)} resyncs per tenant)`,
+      `${steadyWrites.length} API objects changed, ${newKvVersions} new KV versions, ${sql.alterRole} ALTER ROLE`,
+    ],
+    [
+      'per database tenant per resync',
+      `${result.steadyState.vaultRequestsPerDatabaseTenantResync.toFixed(2)} Vault requests, ${result.steadyState.sqlPerDatabaseTenantResync.toFixed(2)} SQL statements`,
+    ],
+    [
+      'Vault requests in steady state',
+      `${vaultRequests.total} ${JSON.stringify(result.steadyState.vaultRequestsByPath)}`,
+    ],
+    [
+      'restart to synced (every tenant reconciled)',
+      `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects changed`,
+    ],
+  ]);
+  await statements?.close();
+  await client.close();
+  return (
+    timings.notReady === 0 &&
+    steadyWrites.length === 0 &&
+    restartWrites.length === 0 &&
+    newKvVersions === 0 &&
+    sql.alterRole === 0
+  );
+}

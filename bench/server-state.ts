@@ -1,0 +1,158 @@
+import { open, readFile } from 'node:fs/promises';
+import pg from 'pg';
+import type { LocalServer } from '../hack/database-servers.ts';
+import { MANAGED_SELECTOR } from '../src/api/constants.ts';
+import type { KubeClient } from '../src/k8s/client.ts';
+import { collectionPath, RESOURCES, type ResourceType } from '../src/k8s/resources.ts';
+import { objectKey, type KubeList, type KubeObject } from '../src/k8s/types.ts';
+import { credentialsPath } from '../src/tenant/database-vault.ts';
+import type { KvV2 } from '../src/vault/kv.ts';
+import type { VaultClient } from '../src/vault/client.ts';
+
+// What the servers themselves say the operator did, for the steady-state and
+// restart checks: objects' resourceVersions (any write changes one), Vault's
+// KV versions and its audit log (every request, whoever counts it), and
+// PostgreSQL's pg_stat_statements (every statement, by text).
+
+/** Every Tenant and every object the operator manages, by kind/namespace/name, with its resourceVersion. */
+export async function resourceVersions(client: KubeClient): Promise<Map<string, string>> {
+  const versions = new Map<string, string>();
+  const kinds: [ResourceType, string | undefined][] = [
+    [RESOURCES.Tenant, undefined],
+    [RESOURCES.Namespace, MANAGED_SELECTOR],
+    [RESOURCES.NetworkPolicy, MANAGED_SELECTOR],
+    [RESOURCES.RoleBinding, MANAGED_SELECTOR],
+    [RESOURCES.ResourceQuota, MANAGED_SELECTOR],
+    [RESOURCES.LimitRange, MANAGED_SELECTOR],
+    [RESOURCES.Secret, MANAGED_SELECTOR],
+  ];
+  for (const [type, labelSelector] of kinds) {
+    let continueToken: string | undefined;
+    do {
+      const page = await client.request<KubeList<KubeObject>>('GET', collectionPath(type), {
+        query: { labelSelector, limit: 500, continue: continueToken },
+      });
+      for (const item of page.items) {
+        versions.set(`${type.kind}/${objectKey(item)}`, item.metadata.resourceVersion ?? '');
+      }
+      continueToken = page.metadata.continue || undefined;
+    } while (continueToken);
+  }
+  return versions;
+}
+
+/** Keys added, removed or with another resourceVersion. */
+export function changedKeys(before: Map<string, string>, after: Map<string, string>): string[] {
+  const changed = [...after].filter(([key, rv]) => before.get(key) !== rv).map(([key]) => key);
+  for (const key of before.keys()) if (!after.has(key)) changed.push(key);
+  return changed;
+}
+
+/** Each database tenant's credentials secret, and its current KV version. */
+export async function kvVersions(kv: KvV2, tenants: string[]): Promise<Map<string, number>> {
+  const versions = new Map<string, number>();
+  for (const tenant of tenants) {
+    const metadata = await kv.readMetadata(credentialsPath(tenant));
+    if (!metadata) throw new Error(`tenant ${tenant} has no credentials in Vault`);
+    versions.set(tenant, metadata.currentVersion);
+  }
+  return versions;
+}
+
+/**
+ * Vault's file audit device, turned on for the run: one JSON line per request
+ * and per response. Counting requests between two offsets counts what the
+ * operator asked, by Vault's own record.
+ */
+export class VaultAudit {
+  private readonly path: string;
+  private offset = 0;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  static async enable(vault: VaultClient, name: string, path: string): Promise<VaultAudit> {
+    await vault.request('PUT', `sys/audit/bench-${name}`, {
+      type: 'file',
+      options: { file_path: path, log_raw: 'false' },
+    });
+    return new VaultAudit(path);
+  }
+
+  /** Starts a window: requests before now are not counted. */
+  async mark(): Promise<void> {
+    const handle = await open(this.path);
+    this.offset = (await handle.stat()).size;
+    await handle.close();
+  }
+
+  /** Requests since mark(), by path prefix. */
+  async requestsSinceMark(): Promise<{ total: number; byPath: Map<string, number> }> {
+    const text = (await readFile(this.path)).subarray(this.offset).toString('utf8');
+    const byPath = new Map<string, number>();
+    let total = 0;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const entry = JSON.parse(line) as { type?: string; request?: { path?: string } };
+      if (entry.type !== 'request') continue;
+      total++;
+      // Group tenants' paths: "secret/metadata/tenants/<name>/database" → "secret/metadata/tenants/*".
+      const path = (entry.request?.path ?? '?').split('/').slice(0, 3).join('/');
+      byPath.set(path, (byPath.get(path) ?? 0) + 1);
+    }
+    return { total, byPath };
+  }
+}
+
+/** pg_stat_statements on each local server, read as its admin over TLS. */
+export class StatementCounts {
+  private readonly pools: pg.Pool[];
+
+  private constructor(pools: pg.Pool[]) {
+    this.pools = pools;
+  }
+
+  static async connect(servers: LocalServer[], caFile: string): Promise<StatementCounts> {
+    const ca = await readFile(caFile, 'utf8');
+    const pools = servers.map(
+      (server) =>
+        new pg.Pool({
+          host: server.host,
+          port: server.port,
+          user: server.adminUser,
+          password: server.adminPassword,
+          database: 'postgres',
+          ssl: { ca, rejectUnauthorized: true },
+          max: 1,
+        }),
+    );
+    for (const pool of pools) await pool.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    return new StatementCounts(pools);
+  }
+
+  async reset(): Promise<void> {
+    for (const pool of this.pools) await pool.query('SELECT pg_stat_statements_reset()');
+  }
+
+  /** Statements executed since reset() on all servers: all of them, and ALTER ROLE. */
+  async sinceReset(): Promise<{ statements: number; alterRole: number }> {
+    let statements = 0;
+    let alterRole = 0;
+    for (const pool of this.pools) {
+      const { rows } = await pool.query<{ statements: string | null; alter_role: string | null }>(
+        `SELECT sum(calls) AS statements,
+                sum(calls) FILTER (WHERE query ~* '^\\s*ALTER\\s+(ROLE|USER)') AS alter_role
+           FROM pg_stat_statements
+          WHERE query NOT LIKE '%pg_stat_statements%'`,
+      );
+      statements += Number(rows[0]?.statements ?? 0);
+      alterRole += Number(rows[0]?.alter_role ?? 0);
+    }
+    return { statements, alterRole };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.pools.map((pool) => pool.end()));
+  }
+}
