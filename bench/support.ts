@@ -39,7 +39,7 @@ export async function pool<T>(
 
 export async function startOperator(identity: string, vault?: VaultClient): Promise<Operator> {
   const operator = new Operator({
-    kubeConfig: kubeConfig(),
+    cluster: kubeConfig(),
     log: pino({ level: 'silent' }),
     namespace: 'tenant-system',
     identity,

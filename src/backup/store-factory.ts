@@ -1,12 +1,13 @@
 import type { BackupStoreSpec } from '../api/backupstore.ts';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { FilesystemStore } from './fs-store.ts';
-import { S3Store } from './s3-store.ts';
 import type { BackupObjectStore } from './store.ts';
 
 // A BackupStore's spec made into a store client. Credentials (and a CA) come
 // from Secrets in the operator's namespace, read through `readSecret`, which
-// answers the Secret's decoded data.
+// answers the Secret's decoded data. The S3 client is imported only when an
+// S3 store is opened: the AWS SDK is about 30 MiB of the operator's resident
+// memory, which an operator with a filesystem store or no backups never needs.
 
 export type SecretReader = (name: string) => Promise<Record<string, string>>;
 
@@ -34,6 +35,7 @@ export async function openStore(
         `BackupStore CA Secret ${s3.caSecret.name} has no key ${s3.caSecret.key}`,
       );
   }
+  const { S3Store } = await import('./s3-store.ts');
   return new S3Store({
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
     region: s3.signingRegion,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterAccess } from '../k8s/cluster-access.ts';
 import { backupStoreSpecSchema, type BackupStoreSpec } from '../api/backupstore.ts';
 import { describeIssues } from '../api/validate.ts';
 import { listTenantBackups } from '../backup/catalog.ts';
@@ -76,7 +76,7 @@ interface CommandContext {
 }
 
 export interface BackupCommandEnv {
-  loadKubeConfig(): KubeConfig;
+  loadClusterAccess(): Promise<ClusterAccess>;
   vaultFromEnv(): Promise<OperatorVault | undefined>;
 }
 
@@ -451,7 +451,7 @@ export async function runBackupCommand(args: string[], env: BackupCommandEnv): P
   const leftoverGrace = leftoverGraceMs(values['leftover-grace']);
   const vault = await env.vaultFromEnv();
   if (!vault) throw new UsageError('backup commands need Vault: set VAULT_ADDR');
-  const kube = await KubeClient.create(env.loadKubeConfig());
+  const kube = await KubeClient.create(await env.loadClusterAccess());
   const ctx: CommandContext = {
     kube,
     vault,

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_OPERATOR_USER } from '../admission/identities.ts';
 import { Operator } from '../controller/manager.ts';
 import { toOperatorError } from '../errors.ts';
+import { loadClusterAccess } from '../k8s/cluster-access.ts';
 import { KubeClient } from '../k8s/client.ts';
 import { createLogger } from '../log.ts';
 import { parseClusterCidrs } from '../tenant/egress-blocks.ts';
@@ -88,12 +88,6 @@ ${BACKUP_USAGE}
 ${CERTIFICATE_USAGE}
 `;
 
-function loadKubeConfig(): KubeConfig {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromDefault();
-  return kubeConfig;
-}
-
 /**
  * The operator's Vault client, or undefined without VAULT_ADDR. A missing
  * credential file is a deployment mistake: better to fail at start than to
@@ -148,7 +142,7 @@ async function runOperator(args: string[]): Promise<void> {
   const vault = await vaultFromEnv(log, () => fence());
   const { leaseDurationSeconds } = options;
   const operator = new Operator({
-    kubeConfig: loadKubeConfig(),
+    cluster: await loadClusterAccess(),
     log,
     namespace: options.namespace,
     identity: options.identity,
@@ -213,7 +207,7 @@ async function runInstallCrds(args: string[]): Promise<void> {
   for (const name of [...identities.operatorUsers, ...identities.breakGlassGroups]) {
     if (name.trim() === '') throw new Error('--operator-user and --break-glass-group need a name');
   }
-  const client = await KubeClient.create(loadKubeConfig());
+  const client = await KubeClient.create(await loadClusterAccess());
   try {
     await installCrds(client);
     const guard = await installAdmissionGuard(client, identities);
@@ -246,7 +240,7 @@ async function main(argv: string[]): Promise<void> {
       return runInstallCrds(rest);
     case 'install-rbac': {
       const request = parseInstallRbacArgs(rest);
-      const client = await KubeClient.create(loadKubeConfig());
+      const client = await KubeClient.create(await loadClusterAccess());
       try {
         await installRbac(client, request);
       } finally {
@@ -269,7 +263,7 @@ async function main(argv: string[]): Promise<void> {
       // and its writes are its own records.
       const log = createLogger(undefined, 'stderr');
       return runBackupCommand(rest, {
-        loadKubeConfig,
+        loadClusterAccess,
         vaultFromEnv: () => vaultFromEnv(log, () => undefined),
       });
     }

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClusterAccess } from '../k8s/cluster-access.ts';
 import type { Logger } from 'pino';
 import { FIELD_MANAGER, LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
@@ -59,7 +60,8 @@ import { WorkQueue } from './queue.ts';
 // the moment its lease could have run out (fencing by our own clock).
 
 export interface OperatorOptions {
-  kubeConfig: KubeConfig;
+  /** The API server and credentials (cluster-access.ts), or a KubeConfig already loaded. */
+  cluster: ClusterAccess | KubeConfig;
   log: Logger;
   /** Namespace of the leader-election Lease. */
   namespace: string;
@@ -167,9 +169,9 @@ export class Operator {
   }
 
   async start(): Promise<void> {
-    const { log, kubeConfig } = this.options;
-    this.client = await KubeClient.create(kubeConfig);
-    this.leaseClient = await KubeClient.create(kubeConfig);
+    const { log, cluster } = this.options;
+    this.client = await KubeClient.create(cluster);
+    this.leaseClient = await KubeClient.create(cluster);
     for (const client of [this.client, this.leaseClient]) {
       client.onRequest((method, path, status) => {
         this.metrics.apiRequests.inc({ method, code: String(status) });

@@ -5,13 +5,15 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { Agent, fetch } from 'undici';
 import { FIELD_MANAGER } from '../api/constants.ts';
 import { ERROR_CODES, OperatorError, type ErrorCode } from '../errors.ts';
+import { accessFromKubeConfig, type ClusterAccess } from './cluster-access.ts';
 import type { KubeObject, WatchEvent } from './types.ts';
 import { objectPath, resourceFor, resourceOfPath } from './resources.ts';
 
-// A thin client for the Kubernetes REST API. @kubernetes/client-node reads the
-// kubeconfig and its credentials; the requests themselves go through one
-// keep-alive connection pool, because the library opens a new TLS connection
-// for every call and the operator makes many small ones.
+// A thin client for the Kubernetes REST API. Where the server is and the
+// credentials come from ClusterAccess (see cluster-access.ts); the requests
+// go through one keep-alive connection pool, because @kubernetes/client-node
+// opens a new TLS connection for every call and the operator makes many
+// small ones.
 
 export interface RequestObserver {
   (method: string, path: string, status: number): void;
@@ -39,38 +41,34 @@ export class KubeClient {
   readonly server: string;
   /** API requests that change something, by resource, since start. */
   private readonly writeCounts = new Map<string, number>();
-  private readonly kubeConfig: KubeConfig;
+  private readonly authorization: ClusterAccess['authorization'];
   private readonly agent: Agent;
   private readonly observers: RequestObserver[] = [];
   private writeGuard: WriteGuard | undefined;
   private writesInFlight = 0;
   private settledWaiters: (() => void)[] = [];
 
-  private constructor(kubeConfig: KubeConfig, server: string, agent: Agent) {
-    this.kubeConfig = kubeConfig;
-    this.server = server;
+  private constructor(access: ClusterAccess, agent: Agent) {
+    this.authorization = access.authorization;
+    this.server = access.server;
     this.agent = agent;
   }
 
-  static async create(kubeConfig: KubeConfig): Promise<KubeClient> {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster)
-      throw new OperatorError(ERROR_CODES.INTERNAL, 'kubeconfig has no current cluster');
-    const tls: { ca?: unknown; cert?: unknown; key?: unknown; rejectUnauthorized?: boolean } = {};
-    await kubeConfig.applyToHTTPSOptions(tls);
+  /** From ClusterAccess, or from a KubeConfig that tests and scripts loaded themselves. */
+  static async create(from: ClusterAccess | KubeConfig): Promise<KubeClient> {
+    const access =
+      'getCurrentCluster' in from ? await accessFromKubeConfig(from, 'KubeConfig') : from;
     const agent = new Agent({
       connections: 32,
       keepAliveTimeout: 30_000,
       connect: {
-        ...(tls.ca ? { ca: tls.ca as string } : {}),
-        ...(tls.cert ? { cert: tls.cert as string } : {}),
-        ...(tls.key ? { key: tls.key as string } : {}),
-        ...(tls.rejectUnauthorized === false || cluster.skipTLSVerify
-          ? { rejectUnauthorized: false }
-          : {}),
+        ...(access.ca ? { ca: access.ca } : {}),
+        ...(access.cert ? { cert: access.cert } : {}),
+        ...(access.key ? { key: access.key } : {}),
+        ...(access.rejectUnauthorized ? {} : { rejectUnauthorized: false }),
       },
     });
-    return new KubeClient(kubeConfig, cluster.server.replace(/\/$/, ''), agent);
+    return new KubeClient(access, agent);
   }
 
   /** Writes so far, leaving out the named resources (e.g. the leader Lease's renewals). */
@@ -100,14 +98,13 @@ export class KubeClient {
     await this.agent.close();
   }
 
-  /** Headers are fetched per call: bearer tokens (service account, exec plugins) rotate. */
+  /** Headers are made per call: bearer tokens (service account, exec plugins) rotate. */
   private async headers(contentType?: string): Promise<Record<string, string>> {
-    const opts: { headers?: Record<string, string> } = {};
-    await this.kubeConfig.applyToHTTPSOptions(opts);
+    const authorization = await this.authorization();
     return {
       accept: 'application/json',
       'user-agent': 'tenant-operator',
-      ...(opts.headers ?? {}),
+      ...(authorization ? { authorization } : {}),
       ...(contentType ? { 'content-type': contentType } : {}),
     };
   }

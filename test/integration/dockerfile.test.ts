@@ -86,3 +86,26 @@ test('the image keeps in step with the chart and package.json', () => {
     'the final stage copies from the build stage',
   );
 });
+
+test('what the image runs is what the build stage compiles: dist/cli/main.js, from tsconfig.build.json', () => {
+  const text = readFileSync(DOCKERFILE, 'utf8');
+  const stage = finalStage(text);
+  const entrypoint = stage.find((l) => l.startsWith('ENTRYPOINT'));
+  assert.equal(entrypoint, 'ENTRYPOINT ["node", "/app/dist/cli/main.js"]');
+  assert.ok(stage.includes('COPY --from=build /app/dist ./dist'), stage.join('\n'));
+  assert.match(text, /RUN node node_modules\/typescript\/bin\/tsc -p tsconfig\.build\.json/);
+  // The same compile, here: it must produce the entry point, and the entry
+  // point must run (relative paths such as ../package.json hold in dist/).
+  const built = spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    { cwd: ROOT, encoding: 'utf8', timeout: 300_000 },
+  );
+  assert.equal(built.status, 0, built.stdout + built.stderr);
+  const help = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), '--help'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout + help.stderr, /^usage: tenant-operator <command>/m);
+});

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { ANNOTATION_ERASE_NOW } from '../../src/api/constants.ts';
 import { isNotFound } from '../../src/errors.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
+import { kubeconfigFileAccess } from '../../src/k8s/cluster-access.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
@@ -22,10 +22,15 @@ export function requireEnv(name: string): string {
   return value;
 }
 
+/** A client for a kubeconfig file, read as the operator reads it (cluster-access.ts). */
+function clientFor(file: string): Promise<KubeClient> {
+  const access = kubeconfigFileAccess(file);
+  if (!access) throw new Error(`${file}: the test stack's kubeconfigs use client certificates`);
+  return KubeClient.create(access);
+}
+
 export async function adminClient(): Promise<KubeClient> {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(requireEnv('KUBECONFIG'));
-  return KubeClient.create(kubeConfig);
+  return clientFor(requireEnv('KUBECONFIG'));
 }
 
 /**
@@ -34,9 +39,7 @@ export async function adminClient(): Promise<KubeClient> {
  * refuse anyone else.
  */
 export async function breakGlassClient(): Promise<KubeClient> {
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(requireEnv('BREAK_GLASS_KUBECONFIG'));
-  return KubeClient.create(kubeConfig);
+  return clientFor(requireEnv('BREAK_GLASS_KUBECONFIG'));
 }
 
 export interface CommandResult {
