@@ -1,16 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseSamples, type Sample } from './prometheus-text.ts';
 
-// The operator as the benchmark runs it: its own process, started with the
-// very command `npm run operator` and the image run (`node src/cli/main.ts
-// operator`), so its memory is its own and is read from /proc. Its logs go
-// to a file for the post-mortem of a failed run.
+// The operator as the benchmark runs it: its own process, started as the
+// image starts it (`node dist/cli/main.js operator`: tsc's JavaScript, which
+// hack/bench.sh builds first), so its memory is its own and is read from
+// /proc. Its logs go to a file for the post-mortem of a failed run.
 
 const ROOT = join(import.meta.dirname, '..');
+const ENTRY_POINT = join(ROOT, 'dist/cli/main.js');
 
 export interface OperatorProcessOptions {
   /** Flags after `operator`. */
@@ -43,12 +44,14 @@ export class OperatorProcess {
   }
 
   static async start(options: OperatorProcessOptions): Promise<OperatorProcess> {
+    if (!existsSync(ENTRY_POINT))
+      throw new Error(`${ENTRY_POINT} is missing: npm run build (hack/bench.sh does)`);
     const port = await freePort();
     const log = createWriteStream(options.logFile, { flags: 'a' });
     const child = spawn(
       process.execPath,
       [
-        join(ROOT, 'src/cli/main.ts'),
+        ENTRY_POINT,
         'operator',
         '--metrics-host',
         '127.0.0.1',

@@ -36,6 +36,7 @@ fi
 # The scale benchmark runs the operator as its own process, as the image
 # does: under its own roles (install-rbac) and logged in to Vault with its
 # ServiceAccount's token, not the root token.
+npm run --silent build
 if [ "${BENCH_USE_KUBECONFIG:-0}" != 1 ]; then
   node src/cli/main.ts install-rbac --namespace tenant-system --group tenancy.io:operators
   export BENCH_OPERATOR_KUBECONFIG="$OPERATOR_KUBECONFIG"

@@ -55,7 +55,11 @@ ${INSTALL_RBAC_USAGE}
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
   --concurrency N         tenants reconciled at once, 1-1000 (8)
-  --resync-period SEC     full resync period, seconds, 1-2147483 (300)
+  --api-qps N             requests a second to the API server, at most, 1-10000 (100);
+                          a 429 from the server is retried after its Retry-After
+  --api-concurrency N     requests to the API server at once, at most, 1-1000 (32)
+  --resync-period SEC     full resync period, seconds, 1-2147483 (300); each tenant's
+                          resync has its own place in the period, so they are spread
   --metrics-port PORT     port of /metrics, /healthz, /readyz [METRICS_PORT] (8080; 0 = any free port)
   --metrics-host HOST     address to listen on (0.0.0.0)
   --lease-duration SEC    leader lease duration, seconds, 2-3600 (15)
@@ -147,6 +151,7 @@ async function runOperator(args: string[]): Promise<void> {
     namespace: options.namespace,
     identity: options.identity,
     concurrency: options.concurrency,
+    apiRateLimit: { qps: options.apiQps, concurrency: options.apiConcurrency },
     resyncPeriodMs: options.resyncPeriodSeconds * 1000,
     metricsHost: options.metricsHost,
     metricsPort: options.metricsPort,

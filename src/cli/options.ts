@@ -21,6 +21,10 @@ export interface OperatorCliOptions {
   namespace: string;
   identity: string;
   concurrency: number;
+  /** Requests a second to the API server, at most (client-side limit). */
+  apiQps: number;
+  /** Requests to the API server at once, at most. */
+  apiConcurrency: number;
   resyncPeriodSeconds: number;
   metricsHost: string;
   metricsPort: number;
@@ -44,6 +48,8 @@ export type PurgedTenants = (typeof PURGED_TENANTS)[number];
 const OPERATOR_FLAGS = {
   namespace: { type: 'string' },
   concurrency: { type: 'string' },
+  'api-qps': { type: 'string' },
+  'api-concurrency': { type: 'string' },
   'resync-period': { type: 'string' },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
@@ -146,6 +152,8 @@ export function parseOperatorOptions(
     `${hostname()}-${process.pid}`,
   );
   const concurrency = pick('concurrency', values.concurrency, env, undefined, '8');
+  const apiQps = pick('api-qps', values['api-qps'], env, undefined, '100');
+  const apiConcurrency = pick('api-concurrency', values['api-concurrency'], env, undefined, '32');
   const resync = pick('resync-period', values['resync-period'], env, undefined, '300');
   const port = pick('metrics-port', values['metrics-port'], env, 'METRICS_PORT', '8080');
   const host = pick('metrics-host', values['metrics-host'], env, undefined, '0.0.0.0');
@@ -207,6 +215,8 @@ export function parseOperatorOptions(
     namespace: namespace.raw,
     identity: nonEmpty(identity.source, identity.raw),
     concurrency: wholeNumber(concurrency.source, concurrency.raw, 1, 1000),
+    apiQps: wholeNumber(apiQps.source, apiQps.raw, 1, 10_000),
+    apiConcurrency: wholeNumber(apiConcurrency.source, apiConcurrency.raw, 1, 1000),
     resyncPeriodSeconds: wholeNumber(resync.source, resync.raw, 1, MAX_TIMER_SECONDS),
     metricsHost: nonEmpty(host.source, host.raw),
     // 0 asks the kernel for any free port (the tests use it).

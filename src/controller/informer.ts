@@ -16,7 +16,7 @@ import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
 export type ChangeType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export type ChangeHandler<T> = (object: T, change: ChangeType) => void;
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   labelSelector?: string;
   /** Only this namespace's objects (namespaced kinds); unset: every namespace. */
   namespace?: string;
@@ -24,6 +24,11 @@ export interface InformerOptions {
   watchTimeoutSeconds?: number;
   log: Logger;
   onConnectionChange?: (connected: boolean) => void;
+  /**
+   * What the cache keeps of each object (after managedFields is dropped),
+   * as client-go's transform functions: e.g. compactOwnedObject.
+   */
+  transform?: (object: T) => T;
 }
 
 /** Kept short: after an outage the caches should follow again within seconds. */
@@ -39,8 +44,10 @@ const PAGE_SIZE = 500;
 export class Informer<T extends KubeObject> {
   readonly type: ResourceType;
   private readonly client: KubeClient;
-  private readonly options: InformerOptions;
+  private readonly options: InformerOptions<T>;
   private readonly store = new Map<string, T>();
+  /** The same objects by namespace, for "what is in this tenant's namespace" without a scan. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: ChangeHandler<T>[] = [];
   private resourceVersion: string | undefined;
   private synced = false;
@@ -48,7 +55,7 @@ export class Informer<T extends KubeObject> {
   private disconnectedSince = Date.now();
   private syncWaiters: (() => void)[] = [];
 
-  constructor(client: KubeClient, type: ResourceType, options: InformerOptions) {
+  constructor(client: KubeClient, type: ResourceType, options: InformerOptions<T>) {
     this.client = client;
     this.type = type;
     this.options = options;
@@ -67,7 +74,31 @@ export class Informer<T extends KubeObject> {
    * act on the stale copy before the watch delivers the change.
    */
   upsert(object: T): void {
-    this.store.set(objectKey(object), this.cacheable(object));
+    this.put(this.cacheable(object));
+  }
+
+  private put(object: T): void {
+    const key = objectKey(object);
+    this.store.set(key, object);
+    const namespace = object.metadata.namespace;
+    if (namespace === undefined) return;
+    let objects = this.byNamespace.get(namespace);
+    if (!objects) this.byNamespace.set(namespace, (objects = new Map<string, T>()));
+    objects.set(key, object);
+  }
+
+  private remove(object: T): void {
+    const key = objectKey(object);
+    this.store.delete(key);
+    const namespace = object.metadata.namespace;
+    const objects = namespace === undefined ? undefined : this.byNamespace.get(namespace);
+    objects?.delete(key);
+    if (objects?.size === 0) this.byNamespace.delete(namespace!);
+  }
+
+  /** The cached objects of one namespace. */
+  inNamespace(namespace: string): T[] {
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
   /**
@@ -79,7 +110,8 @@ export class Informer<T extends KubeObject> {
   private cacheable(object: T): T {
     const metadata = { ...object.metadata };
     delete metadata.managedFields;
-    return { ...object, apiVersion: this.type.apiVersion, kind: this.type.kind, metadata };
+    const kept = { ...object, apiVersion: this.type.apiVersion, kind: this.type.kind, metadata };
+    return this.options.transform ? this.options.transform(kept) : kept;
   }
 
   list(): T[] {
@@ -168,7 +200,8 @@ export class Informer<T extends KubeObject> {
 
     const previous = new Map(this.store);
     this.store.clear();
-    for (const [key, object] of fresh) this.store.set(key, object);
+    this.byNamespace.clear();
+    for (const object of fresh.values()) this.put(object);
     this.resourceVersion = listVersion;
     for (const [key, object] of fresh) {
       const before = previous.get(key);
@@ -210,9 +243,8 @@ export class Informer<T extends KubeObject> {
         this.resourceVersion = received.metadata.resourceVersion;
       if (event.type === 'BOOKMARK') continue;
       const object = this.cacheable(received);
-      const key = objectKey(object);
-      if (event.type === 'DELETED') this.store.delete(key);
-      else this.store.set(key, object);
+      if (event.type === 'DELETED') this.remove(object);
+      else this.put(object);
       this.emit(object, event.type);
     }
   }

@@ -4,7 +4,7 @@ import type { ClusterAccess } from '../k8s/cluster-access.ts';
 import type { Logger } from 'pino';
 import { FIELD_MANAGER, LABEL_TENANT, MANAGED_SELECTOR } from '../api/constants.ts';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
-import { KubeClient } from '../k8s/client.ts';
+import { KubeClient, type RateLimit } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor, resourceOfPath } from '../k8s/resources.ts';
 import {
   buildBackupJobClusterRole,
@@ -21,6 +21,7 @@ import { erasureFactsOf } from '../tenant/purge.ts';
 import type { DatabaseDeps } from '../tenant/database.ts';
 import { Transit } from '../vault/transit.ts';
 import { removeExpiredCertificates } from '../erasure/certificate-expiry.ts';
+import { compactOwnedObject } from '../k8s/compact-object.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
@@ -52,6 +53,7 @@ import { startHealthServer } from './health.ts';
 import { Informer } from './informer.ts';
 import { LEASE_NAME, LeaderElector } from './leader.ts';
 import { WorkQueue } from './queue.ts';
+import { SpreadResync } from './resync.ts';
 
 // Wires the pieces into a running operator: caches that follow the API
 // server, a queue of tenant names, the reconciler, leader election and the
@@ -67,6 +69,8 @@ export interface OperatorOptions {
   namespace: string;
   identity: string;
   concurrency: number;
+  /** Client-side bound on the reconcile traffic to the API server (the lease has its own client). */
+  apiRateLimit?: RateLimit;
   resyncPeriodMs: number;
   metricsHost: string;
   metricsPort: number;
@@ -122,7 +126,7 @@ export class Operator {
   private leader!: LeaderElector;
   private server: Server | undefined;
   private running: Promise<unknown>[] = [];
-  private resyncTimer: NodeJS.Timeout | undefined;
+  private resync: SpreadResync | undefined;
   private certificateExpiryTimer: NodeJS.Timeout | undefined;
   private serverQueue: WorkQueue | undefined;
   private connections: DatabaseServerConnections | undefined;
@@ -170,7 +174,9 @@ export class Operator {
 
   async start(): Promise<void> {
     const { log, cluster } = this.options;
-    this.client = await KubeClient.create(cluster);
+    this.client = await KubeClient.create(cluster, {
+      ...(this.options.apiRateLimit ? { rateLimit: this.options.apiRateLimit } : {}),
+    });
     this.leaseClient = await KubeClient.create(cluster);
     for (const client of [this.client, this.leaseClient]) {
       client.onRequest((method, path, status) => {
@@ -194,12 +200,14 @@ export class Operator {
       kind: keyof typeof RESOURCES,
       labelSelector?: string,
       namespace?: string,
+      transform?: (object: T) => T,
     ) => {
       const type = RESOURCES[kind];
       const created = new Informer<T>(this.client, type, {
         log: log.child({ informer: type.plural }),
         ...(labelSelector ? { labelSelector } : {}),
         ...(namespace ? { namespace } : {}),
+        ...(transform ? { transform } : {}),
         onConnectionChange: (connected) =>
           this.metrics.watchConnected.set({ resource: type.plural }, connected ? 1 : 0),
       });
@@ -207,9 +215,19 @@ export class Operator {
       return created;
     };
     this.tenants = informer<TenantObject>('Tenant');
-    const namespaces = informer<KubeObject>('Namespace', MANAGED_SELECTOR);
+    // Tenants' namespaces and what is in them, about eight objects a tenant:
+    // cached compact (identity, labels, a digest of what we own).
+    const namespaces = informer<KubeObject>(
+      'Namespace',
+      MANAGED_SELECTOR,
+      undefined,
+      compactOwnedObject,
+    );
     const children = Object.fromEntries(
-      CHILD_KINDS.map((kind) => [kind, informer<KubeObject>(kind, MANAGED_SELECTOR)]),
+      CHILD_KINDS.map((kind) => [
+        kind,
+        informer<KubeObject>(kind, MANAGED_SELECTOR, undefined, compactOwnedObject),
+      ]),
     ) as Record<ChildKind, Informer<KubeObject>>;
 
     const events = new EventRecorder(this.client, log, this.options.identity);
@@ -392,9 +410,15 @@ export class Operator {
     this.queue.start();
     this.serverQueue?.start();
     this.verifier?.start();
+    // Every tenant once now (a new leader trusts nothing), then spread over each period.
     this.resyncAll();
-    this.resyncTimer = setInterval(() => this.resyncAll(), this.options.resyncPeriodMs);
-    this.resyncTimer.unref();
+    this.resync = new SpreadResync({
+      periodMs: this.options.resyncPeriodMs,
+      names: () => this.tenants.list().map((t) => t.metadata.name),
+      enqueue: (name) => this.queue.add(name),
+      onPeriod: () => this.resyncShared(),
+    });
+    this.resync.start();
     if (this.storeAccess) {
       // Erasure certificates' copies past their legal period: looked for
       // when leadership begins and daily after (the periods are years long).
@@ -411,9 +435,14 @@ export class Operator {
 
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
   resyncAll(): void {
+    this.resyncShared();
+    for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
+  }
+
+  /** What the resync checks once a period besides the tenants. */
+  private resyncShared(): void {
     // No watch follows the shared roles (they change about never): the resync checks them.
     if (this.leader?.holdsLease()) this.checkSharedObjects();
-    for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
     for (const server of this.deps?.database?.servers.list() ?? [])
       this.serverQueue?.add(server.metadata.name);
   }
@@ -551,7 +580,7 @@ export class Operator {
    */
   async stop(): Promise<void> {
     const { log } = this.options;
-    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    this.resync?.stop();
     if (this.certificateExpiryTimer) clearInterval(this.certificateExpiryTimer);
     this.queue?.stop();
     this.serverQueue?.stop();

@@ -1,7 +1,9 @@
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { KubeConfig } from '@kubernetes/client-node';
+import PQueue from 'p-queue';
 import { Agent, fetch } from 'undici';
 import { FIELD_MANAGER } from '../api/constants.ts';
 import { ERROR_CODES, OperatorError, type ErrorCode } from '../errors.ts';
@@ -37,6 +39,33 @@ export interface RequestOptions {
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * How hard the operator may press the API server: at most `qps` requests a
+ * second and `concurrency` at once (watches count once, when opened). The
+ * API server's own fairness (APF) queues or refuses with 429 what is beyond
+ * its share; bounding it here keeps a burst of new tenants from filling
+ * those queues, where the operator's own reads would wait behind it.
+ */
+export interface RateLimit {
+  qps: number;
+  concurrency: number;
+}
+
+/** A 429 (the API server's fairness or max-inflight limit) is retried this many times. */
+const MAX_THROTTLED_RETRIES = 6;
+const THROTTLE_BASE_MS = 250;
+/** Retry-After is followed, up to this. */
+const MAX_RETRY_AFTER_MS = 10_000;
+
+/** The wait before retry `attempt` (1-based) of a 429: the server's Retry-After, else exponential with jitter. */
+export function throttledRetryDelay(attempt: number, retryAfter: string | null): number {
+  const seconds = Number(retryAfter);
+  if (retryAfter !== null && Number.isFinite(seconds) && seconds >= 0)
+    return Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
+  const base = THROTTLE_BASE_MS * 2 ** (attempt - 1);
+  return Math.min(base + Math.random() * base, MAX_RETRY_AFTER_MS);
+}
+
 export class KubeClient {
   readonly server: string;
   /** API requests that change something, by resource, since start. */
@@ -47,15 +76,30 @@ export class KubeClient {
   private writeGuard: WriteGuard | undefined;
   private writesInFlight = 0;
   private settledWaiters: (() => void)[] = [];
+  private readonly limiter: PQueue | undefined;
 
-  private constructor(access: ClusterAccess, agent: Agent) {
+  private constructor(access: ClusterAccess, agent: Agent, rateLimit?: RateLimit) {
     this.authorization = access.authorization;
     this.server = access.server;
     this.agent = agent;
+    this.limiter = rateLimit
+      ? new PQueue({
+          concurrency: rateLimit.concurrency,
+          // A tenth of a second at a time: no burst of a whole second's worth.
+          interval: 100,
+          intervalCap: Math.max(1, Math.round(rateLimit.qps / 10)),
+        })
+      : undefined;
   }
 
-  /** From ClusterAccess, or from a KubeConfig that tests and scripts loaded themselves. */
-  static async create(from: ClusterAccess | KubeConfig): Promise<KubeClient> {
+  /**
+   * From ClusterAccess, or from a KubeConfig that tests and scripts loaded
+   * themselves. Without a rate limit, requests go out as they come.
+   */
+  static async create(
+    from: ClusterAccess | KubeConfig,
+    options: { rateLimit?: RateLimit } = {},
+  ): Promise<KubeClient> {
     const access =
       'getCurrentCluster' in from ? await accessFromKubeConfig(from, 'KubeConfig') : from;
     const agent = new Agent({
@@ -68,7 +112,7 @@ export class KubeClient {
         ...(access.rejectUnauthorized ? {} : { rejectUnauthorized: false }),
       },
     });
-    return new KubeClient(access, agent);
+    return new KubeClient(access, agent, options.rateLimit);
   }
 
   /** Writes so far, leaving out the named resources (e.g. the leader Lease's renewals). */
@@ -117,7 +161,33 @@ export class KubeClient {
     return url.toString();
   }
 
+  /** Requests waiting for the rate limit, and running under it. */
+  get queued(): { waiting: number; running: number } {
+    return { waiting: this.limiter?.size ?? 0, running: this.limiter?.pending ?? 0 };
+  }
+
+  /** Runs `send` within the rate limit (if any). */
+  private limited<T>(send: () => Promise<T>): Promise<T> {
+    return this.limiter ? this.limiter.add(send) : send();
+  }
+
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const answer = await this.limited(() => this.send<T>(method, path, options));
+      if (answer.throttled === undefined) return answer.value as T;
+      if (attempt > MAX_THROTTLED_RETRIES) throw answer.throttled.error;
+      await sleep(throttledRetryDelay(attempt, answer.throttled.retryAfter), undefined, {
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    }
+  }
+
+  /** One request; a 429 is answered, not thrown, so that request() can wait and retry it. */
+  private async send<T>(
+    method: string,
+    path: string,
+    options: RequestOptions,
+  ): Promise<{ value?: T; throttled?: { error: OperatorError; retryAfter: string | null } }> {
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers = await this.headers(
       body === undefined ? undefined : (options.contentType ?? 'application/json'),
@@ -146,14 +216,23 @@ export class KubeClient {
           { cause: err, origin: 'kubernetes' },
         );
       }
+      for (const observe of this.observers) observe(method, path, response.status);
+      const text = await response.text();
+      // Refused before it was processed: nothing was written, and it may be sent again.
+      if (response.status === 429) {
+        return {
+          throttled: {
+            error: apiError(method, path, response.status, text),
+            retryAfter: response.headers.get('retry-after'),
+          },
+        };
+      }
       if (isWrite) {
         const resource = resourceOfPath(path);
         this.writeCounts.set(resource, (this.writeCounts.get(resource) ?? 0) + 1);
       }
-      for (const observe of this.observers) observe(method, path, response.status);
-      const text = await response.text();
       if (response.status >= 200 && response.status < 300) {
-        return (text ? JSON.parse(text) : undefined) as T;
+        return { value: (text ? JSON.parse(text) : undefined) as T };
       }
       throw apiError(method, path, response.status, text);
     } finally {
@@ -237,12 +316,15 @@ export class KubeClient {
   ): Promise<AsyncGenerator<WatchEvent<T>>> {
     let response;
     try {
-      response = await fetch(this.url(path, { ...query, watch: true }), {
-        method: 'GET',
-        headers: await this.headers(),
-        dispatcher: this.agent,
-        signal,
-      });
+      // Opening counts against the rate limit; the open stream does not hold a slot.
+      response = await this.limited(async () =>
+        fetch(this.url(path, { ...query, watch: true }), {
+          method: 'GET',
+          headers: await this.headers(),
+          dispatcher: this.agent,
+          signal,
+        }),
+      );
     } catch (err: unknown) {
       throw new OperatorError(ERROR_CODES.NETWORK, `watch ${path}: ${(err as Error).message}`, {
         cause: err,

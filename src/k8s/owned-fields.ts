@@ -143,9 +143,10 @@ function stableJson(value: unknown): string {
 
 /** A digest of the owned fields: equal digests, equal owned fields. */
 export function ownedFieldsDigest(object: KubeObject): string {
+  // base64url: 43 characters, kept per cached object (compact-object.ts).
   return createHash('sha256')
     .update(stableJson(ownedFields(object)))
-    .digest('hex');
+    .digest('base64url');
 }
 
 /**

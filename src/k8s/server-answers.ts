@@ -1,4 +1,5 @@
 import { objectKey, type KubeObject } from './types.ts';
+import { digestOf } from './compact-object.ts';
 import { ownedFieldsDigest } from './owned-fields.ts';
 
 // A safety net against a write loop. The desired objects are built to match
@@ -9,6 +10,9 @@ import { ownedFieldsDigest } from './owned-fields.ts';
 // given desired state, and accept exactly that live form as in sync. Anything
 // else (someone's edit) still differs from both and is repaired. Memory only:
 // after a restart the first reconcile writes once more and learns again.
+// Only answers that differ from what was written are kept: with ten thousand
+// tenants, remembering every write would hold eighty thousand entries to
+// say "the server kept what we sent".
 
 interface Answer {
   desired: string;
@@ -25,11 +29,11 @@ export class ServerAnswers {
 
   /** Records the server's answer to a write of `desired`. */
   remember(desired: KubeObject, answer: KubeObject): void {
-    this.answers.set(ServerAnswers.key(desired), {
-      desired: ownedFieldsDigest(desired),
-      answered: ownedFieldsDigest(answer),
-      warned: false,
-    });
+    const key = ServerAnswers.key(desired);
+    const written = ownedFieldsDigest(desired);
+    const answered = digestOf(answer);
+    if (answered === written) this.answers.delete(key);
+    else this.answers.set(key, { desired: written, answered, warned: false });
   }
 
   /**
@@ -41,7 +45,7 @@ export class ServerAnswers {
     const answer = this.answers.get(ServerAnswers.key(desired));
     if (!answer) return false;
     if (answer.desired !== ownedFieldsDigest(desired)) return false;
-    if (answer.answered !== ownedFieldsDigest(live)) return false;
+    if (answer.answered !== digestOf(live)) return false;
     if (!answer.warned) {
       answer.warned = true;
       onFirstUse();

@@ -1,7 +1,13 @@
 import type { Logger } from 'pino';
 import { FIELD_MANAGER, LABEL_TENANT } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
-import { ownedFieldDiffers, ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
+import { digestOf, isCompact } from '../k8s/compact-object.ts';
+import {
+  ownedFieldDiffers,
+  ownedFieldsDigest,
+  ownedFieldsEqual,
+  replacementFor,
+} from '../k8s/owned-fields.ts';
 import { collectionPath, objectPath, resourceFor } from '../k8s/resources.ts';
 import type { ServerAnswers } from '../k8s/server-answers.ts';
 import type { KubeObject } from '../k8s/types.ts';
@@ -43,7 +49,12 @@ function pathOf(object: KubeObject): string {
 
 /** Whether nothing needs writing: equal, or exactly what the server made of our last write. */
 function inSync(deps: ChildSyncDeps, desired: KubeObject, live: KubeObject): boolean {
-  if (ownedFieldsEqual(desired, live)) return true;
+  if (
+    isCompact(live)
+      ? digestOf(live) === ownedFieldsDigest(desired)
+      : ownedFieldsEqual(desired, live)
+  )
+    return true;
   return deps.answers.accepts(desired, live, () =>
     deps.log.warn(
       { kind: desired.kind, namespace: desired.metadata.namespace, name: desired.metadata.name },
@@ -64,6 +75,12 @@ export async function syncChild(
   expected: boolean,
 ): Promise<KubeObject> {
   if (live && inSync(deps, desired, live)) return live;
+  if (live && isCompact(live)) {
+    // The cache keeps only a digest: the repair starts from the whole object, as it is now.
+    const whole = await deps.client.get<KubeObject>(pathOf(live));
+    if (whole && inSync(deps, desired, whole)) return whole;
+    live = whole;
+  }
   let result: KubeObject;
   if (!live) {
     result = await createObject(deps, desired);

@@ -581,8 +581,7 @@ async function pruneChildren(
   keep: Set<string>,
 ): Promise<void> {
   for (const kind of CHILD_KINDS) {
-    for (const child of deps.children[kind].list()) {
-      if (child.metadata.namespace !== tenant.namespace) continue;
+    for (const child of deps.children[kind].inNamespace(tenant.namespace)) {
       if (keep.has(`${kind}/${child.metadata.name}`)) continue;
       const type = resourceFor(child.apiVersion, child.kind);
       await deps.client.delete(objectPath(type, child.metadata.name, child.metadata.namespace));

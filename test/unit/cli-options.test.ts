@@ -94,6 +94,8 @@ describe('operator command-line input', () => {
       namespace: 'ops',
       identity: 'a',
       concurrency: 3,
+      apiQps: 100,
+      apiConcurrency: 32,
       resyncPeriodSeconds: 300,
       metricsHost: '0.0.0.0',
       metricsPort: 0,
@@ -113,6 +115,9 @@ describe('operator command-line input', () => {
       /--certificate-retention: expected a duration such as 1826d/,
     );
     assert.equal(parseOperatorOptions([], {}).purgedTenants, 'keep');
+    const limited = parseOperatorOptions(['--api-qps', '20', '--api-concurrency', '4'], {});
+    assert.deepEqual([limited.apiQps, limited.apiConcurrency], [20, 4]);
+    assert.throws(() => parseOperatorOptions(['--api-qps', '0'], {}), /--api-qps/);
     assert.throws(
       () => parseOperatorOptions(['--purged-tenants', 'archive'], {}),
       /--purged-tenants: expected one of keep, delete, got "archive"/,
