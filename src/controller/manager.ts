@@ -330,6 +330,9 @@ export class Operator {
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
       canStart: () => this.leader.holdsLease(),
+      // Never reconciled (no status yet): the new lane, so a burst of new
+      // tenants takes turns with the resyncs and repairs of the others.
+      laneOf: (name) => (this.tenants.get(name)?.status?.phase ? 'known' : 'new'),
       onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
       onError: (name, err, retryInMs) =>
         log.warn(

@@ -4,9 +4,16 @@
 // backoff, and a worker may ask to be called again after a delay. A gate
 // (canStart) can hold back new work without losing it, and stop() lets the
 // runs under way finish (whenDrained) while starting no new one.
+//
+// Fairness: keys wait in two lanes, known (a tenant the operator has
+// reconciled before: resyncs, repairs of drift) and new (a tenant not yet
+// provisioned). When both hold keys, starts alternate between them, so a
+// burst of a thousand new tenants does not stand in front of a repair: the
+// repair waits for one free worker, not for the burst.
 
 export type ReconcileResult = { requeueAfterMs?: number } | void;
 export type Worker = (key: string) => Promise<ReconcileResult>;
+export type Lane = 'known' | 'new';
 
 export interface QueueOptions {
   concurrency: number;
@@ -16,6 +23,8 @@ export interface QueueOptions {
   onError?: (key: string, err: unknown, retryInMs: number) => void;
   /** Asked before each run starts; while false, keys wait (the leader checks its lease). */
   canStart?: () => boolean;
+  /** Which lane a key waits in, asked when it is added (default: known). */
+  laneOf?: (key: string) => Lane;
 }
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days); longer delays re-arm in steps. */
@@ -23,9 +32,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class WorkQueue {
   private readonly worker: Worker;
-  private readonly options: Required<Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart'>> &
+  private readonly options: Required<
+    Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart' | 'laneOf'>
+  > &
     QueueOptions;
-  private readonly pending = new Set<string>();
+  private readonly lanes: Record<Lane, Set<string>> = { known: new Set(), new: new Set() };
+  /** The lane the last run was started from. */
+  private lastLane: Lane = 'new';
   private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
@@ -41,7 +54,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.pending.size;
+    return this.lanes.known.size + this.lanes.new.size;
   }
 
   start(): void {
@@ -74,9 +87,15 @@ export class WorkQueue {
       this.dirty.add(key);
       return;
     }
-    if (this.pending.has(key)) return;
-    this.pending.add(key);
-    this.options.onDepthChange?.(this.pending.size);
+    const lane = this.options.laneOf?.(key) ?? 'known';
+    if (this.lanes.known.has(key)) return;
+    if (this.lanes.new.has(key)) {
+      if (lane === 'new') return;
+      // Reconciled meanwhile (or found settled): it moves up.
+      this.lanes.new.delete(key);
+    }
+    this.lanes[lane].add(key);
+    this.options.onDepthChange?.(this.depth);
     this.pump();
   }
 
@@ -106,7 +125,7 @@ export class WorkQueue {
 
   /** Resolves when nothing is pending or running (tests and the benchmark use it). */
   whenIdle(): Promise<void> {
-    if (this.pending.size === 0 && this.active.size === 0) return Promise.resolve();
+    if (this.depth === 0 && this.active.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -115,18 +134,30 @@ export class WorkQueue {
       for (const resolve of this.drainWaiters.splice(0)) resolve();
     }
     if (!this.running) return;
-    for (const key of this.pending) {
-      if (this.active.size >= this.options.concurrency) break;
+    while (this.active.size < this.options.concurrency) {
       if (this.options.canStart && !this.options.canStart()) break;
-      if (this.active.has(key)) continue;
-      this.pending.delete(key);
+      const key = this.next();
+      if (key === undefined) break;
       this.active.add(key);
       void this.process(key);
     }
-    this.options.onDepthChange?.(this.pending.size);
-    if (this.pending.size === 0 && this.active.size === 0) {
+    this.options.onDepthChange?.(this.depth);
+    if (this.depth === 0 && this.active.size === 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
+  }
+
+  /** The next key to start, taken out of its lane: the other lane's turn when both wait. */
+  private next(): string | undefined {
+    const order: Lane[] = this.lastLane === 'known' ? ['new', 'known'] : ['known', 'new'];
+    for (const lane of order) {
+      const first = this.lanes[lane].values().next();
+      if (first.done) continue;
+      this.lanes[lane].delete(first.value);
+      this.lastLane = lane;
+      return first.value;
+    }
+    return undefined;
   }
 
   private async process(key: string): Promise<void> {
@@ -145,7 +176,7 @@ export class WorkQueue {
       this.addAfter(key, delay);
     } finally {
       this.active.delete(key);
-      if (this.dirty.delete(key)) this.pending.add(key);
+      if (this.dirty.delete(key)) this.lanes[this.options.laneOf?.(key) ?? 'known'].add(key);
       this.pump();
     }
   }

@@ -152,3 +152,54 @@ test('while canStart is false no run starts; the keys wait', async () => {
   assert.deepEqual(ran.sort(), ['a', 'b', 'c']);
   queue.stop();
 });
+
+test('a known key added behind a burst of new ones starts at the next free worker, and the burst still moves', async () => {
+  const started: string[] = [];
+  const queue = new WorkQueue(
+    async (key) => {
+      started.push(key);
+      await sleep(5);
+    },
+    { concurrency: 2, laneOf: (key) => (key.startsWith('known') ? 'known' : 'new') },
+  );
+  for (let i = 0; i < 1_000; i++) queue.add(`new-${i}`);
+  queue.start();
+  await sleep(20);
+  const before = started.length;
+  queue.add('known-drifted');
+  queue.add('known-resync-1');
+  queue.add('known-resync-2');
+  await sleep(40);
+  const position = started.indexOf('known-drifted');
+  assert.ok(position >= before, 'started after it was added');
+  assert.ok(position <= before + 2, `started within two starts, was ${position - before}`);
+  // Alternating: the known keys did not take every start either.
+  const afterKnown = started.slice(position, position + 4);
+  assert.ok(
+    afterKnown.some((k) => k.startsWith('new-')),
+    afterKnown.join(', '),
+  );
+  queue.stop();
+  await queue.whenDrained();
+});
+
+test('a new key that turns known while it waits moves to the known lane', async () => {
+  const known = new Set<string>();
+  const started: string[] = [];
+  const queue = new WorkQueue(
+    async (key) => {
+      started.push(key);
+      await sleep(1);
+    },
+    { concurrency: 1, laneOf: (key) => (known.has(key) ? 'known' : 'new') },
+  );
+  for (let i = 0; i < 50; i++) queue.add(`t-${i}`);
+  known.add('t-49');
+  queue.add('t-49');
+  assert.equal(queue.depth, 50, 'moved, not added twice');
+  queue.start();
+  await queue.whenIdle();
+  assert.equal(started[0], 't-49');
+  assert.equal(started.length, 50);
+  queue.stop();
+});
