@@ -2,7 +2,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerLocalDatabaseServers, type LocalServer } from '../hack/database-servers.ts';
+import { POLICY_DEFAULT_DENY } from '../src/tenant/network.ts';
+import { kubeconfigFileAccess } from '../src/k8s/cluster-access.ts';
 import { KubeClient } from '../src/k8s/client.ts';
+import { objectPath, RESOURCES } from '../src/k8s/resources.ts';
 import { VaultClient } from '../src/vault/client.ts';
 import { KvV2 } from '../src/vault/kv.ts';
 import { OperatorProcess } from './operator-process.ts';
@@ -125,6 +128,66 @@ async function memoryMib(
   return { proc: rssKib / MIB, metric, peak: peakKib / MIB };
 }
 
+/**
+ * Creates a burst of new tenants and, as soon as they are all submitted,
+ * deletes a settled tenant's default-deny NetworkPolicy (as break-glass, the
+ * one identity the guard lets do it): how long until it is back, and how
+ * much of the burst was Ready by then.
+ */
+async function driftDuringBurst(
+  client: KubeClient,
+  runId: string,
+  settledTenant: string,
+  options: ScaleOptions,
+): Promise<{
+  burst: number;
+  repairMs: number;
+  burstReadyAtRepair: number;
+  versionsAfter: Map<string, string>;
+}> {
+  const access = kubeconfigFileAccess(env('BREAK_GLASS_KUBECONFIG'));
+  if (!access) throw new Error('the break-glass kubeconfig uses a client certificate');
+  const breakGlass = await KubeClient.create(access);
+  const burst = Math.min(
+    1_000,
+    Math.max(10, Math.floor((options.tenants + options.databases) / 10)),
+  );
+  const names = Array.from({ length: burst }, (_, i) => `b${runId}-${i}`);
+  const policy = objectPath(
+    RESOURCES.NetworkPolicy,
+    POLICY_DEFAULT_DENY,
+    `tenant-${settledTenant}`,
+  );
+  let repairMs = NaN;
+  let readyAtRepair = 0;
+  const timings = await createAndTimeToReady(
+    client,
+    names,
+    (name) => ({
+      owners: [{ kind: 'Group', name: `${name}-admins` }],
+      database: { enabled: false },
+    }),
+    3_600_000,
+    {
+      afterCreated: async (ready) => {
+        await breakGlass.delete(policy);
+        const start = performance.now();
+        while (!(await client.get(policy))) await sleep(50);
+        repairMs = performance.now() - start;
+        readyAtRepair = ready();
+      },
+    },
+  );
+  await breakGlass.close();
+  if (timings.notReady > 0) throw new Error(`${timings.notReady} of the burst never became Ready`);
+  return {
+    burst,
+    repairMs,
+    burstReadyAtRepair: readyAtRepair,
+    versionsAfter: await resourceVersions(client),
+  };
+}
+
 export async function benchScale(options: ScaleOptions): Promise<boolean> {
   const runId = Date.now().toString(36);
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -192,6 +255,9 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   const resyncs = steadyReconciles / total;
   const dbResyncs = options.databases * resyncs;
 
+  // Fairness: a burst of new tenants, and drift on a settled one in the middle of it.
+  const fairness = await driftDuringBurst(client, runId, plain[0] ?? withDatabase[0]!, options);
+
   // Restart: a new process, synced (every tenant reconciled once, /readyz 200), with zero writes.
   await operator.stop();
   const restartAt = performance.now();
@@ -199,11 +265,11 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   await until(
     'every tenant reconciled after the restart',
     600_000,
-    async () => (await reconciles(operator)) >= total,
+    async () => (await reconciles(operator)) >= total + fairness.burst,
   );
   const restartSyncMs = performance.now() - restartAt;
   await settled(operator, 2_000);
-  const restartWrites = changedKeys(rvAfter, await resourceVersions(client));
+  const restartWrites = changedKeys(fairness.versionsAfter, await resourceVersions(client));
   const restarted = await memoryMib(operator);
   await operator.stop();
 
@@ -231,6 +297,11 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
       sqlStatements: sql.statements,
       vaultRequestsPerDatabaseTenantResync: dbResyncs > 0 ? vaultRequests.total / dbResyncs : 0,
       sqlPerDatabaseTenantResync: dbResyncs > 0 ? sql.statements / dbResyncs : 0,
+    },
+    fairness: {
+      burst: fairness.burst,
+      repairSeconds: fairness.repairMs / 1000,
+      burstReadyWhenRepaired: fairness.burstReadyAtRepair,
     },
     restart: {
       syncSeconds: restartSyncMs / 1000,
@@ -271,6 +342,10 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
       `${vaultRequests.total} ${JSON.stringify(result.steadyState.vaultRequestsByPath)}`,
     ],
     [
+      `drift repaired during a burst of ${fairness.burst} new tenants`,
+      `${(fairness.repairMs / 1000).toFixed(1)} s (${fairness.burstReadyAtRepair} of the burst Ready by then)`,
+    ],
+    [
       'restart to synced (every tenant reconciled)',
       `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects changed`,
     ],
@@ -279,6 +354,7 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   await client.close();
   return (
     timings.notReady === 0 &&
+    fairness.repairMs < 10_000 &&
     steadyWrites.length === 0 &&
     restartWrites.length === 0 &&
     newKvVersions === 0 &&

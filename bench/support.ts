@@ -79,6 +79,10 @@ export async function createAndTimeToReady(
   names: string[],
   spec: (name: string) => Record<string, unknown>,
   timeoutMs = 600_000,
+  hooks: {
+    /** Runs once every tenant is submitted, while they provision; gets a count of those Ready. */
+    afterCreated?: (ready: () => number) => Promise<void>;
+  } = {},
 ): Promise<ReadyTimings> {
   const created = new Map<string, number>();
   const readyAt = new Map<string, number>();
@@ -106,6 +110,7 @@ export async function createAndTimeToReady(
       spec: spec(name),
     });
   });
+  await hooks.afterCreated?.(() => names.filter((n) => readyAt.has(n)).length);
   const deadline = Date.now() + timeoutMs;
   while (names.some((n) => !readyAt.has(n)) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
