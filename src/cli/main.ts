@@ -55,7 +55,7 @@ ${INSTALL_RBAC_USAGE}
 operator options (environment variable in brackets):
   --namespace NS          namespace of the leader-election Lease [POD_NAMESPACE] (tenant-system)
   --concurrency N         tenants reconciled at once, 1-1000 (8)
-  --api-qps N             requests a second to the API server, at most, 1-10000 (100);
+  --api-qps N             requests a second to the API server, at most, 1-10000 (200);
                           a 429 from the server is retried after its Retry-After
   --api-concurrency N     requests to the API server at once, at most, 1-1000 (32)
   --resync-period SEC     full resync period, seconds, 1-2147483 (300); each tenant's

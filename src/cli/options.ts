@@ -152,7 +152,7 @@ export function parseOperatorOptions(
     `${hostname()}-${process.pid}`,
   );
   const concurrency = pick('concurrency', values.concurrency, env, undefined, '8');
-  const apiQps = pick('api-qps', values['api-qps'], env, undefined, '100');
+  const apiQps = pick('api-qps', values['api-qps'], env, undefined, '200');
   const apiConcurrency = pick('api-concurrency', values['api-concurrency'], env, undefined, '32');
   const resync = pick('resync-period', values['resync-period'], env, undefined, '300');
   const port = pick('metrics-port', values['metrics-port'], env, 'METRICS_PORT', '8080');

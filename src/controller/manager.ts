@@ -330,9 +330,13 @@ export class Operator {
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
       canStart: () => this.leader.holdsLease(),
-      // Never reconciled (no status yet): the new lane, so a burst of new
-      // tenants takes turns with the resyncs and repairs of the others.
-      laneOf: (name) => (this.tenants.get(name)?.status?.phase ? 'known' : 'new'),
+      // Not yet provisioned: the new lane, so a burst of new tenants (and
+      // the passes each takes until Ready) takes turns with the resyncs and
+      // repairs of the others.
+      laneOf: (name) => {
+        const phase = this.tenants.get(name)?.status?.phase;
+        return phase === undefined || phase === 'Provisioning' ? 'new' : 'known';
+      },
       onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
       onError: (name, err, retryInMs) =>
         log.warn(

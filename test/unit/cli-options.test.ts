@@ -94,7 +94,7 @@ describe('operator command-line input', () => {
       namespace: 'ops',
       identity: 'a',
       concurrency: 3,
-      apiQps: 100,
+      apiQps: 200,
       apiConcurrency: 32,
       resyncPeriodSeconds: 300,
       metricsHost: '0.0.0.0',
