@@ -70,7 +70,7 @@ export class KubeClient {
   readonly server: string;
   /** API requests that change something, by resource, since start. */
   private readonly writeCounts = new Map<string, number>();
-  private readonly authorization: ClusterAccess['authorization'];
+  private readonly credentialHeaders: ClusterAccess['headers'];
   private readonly agent: Agent;
   private readonly observers: RequestObserver[] = [];
   private writeGuard: WriteGuard | undefined;
@@ -79,7 +79,7 @@ export class KubeClient {
   private readonly limiter: PQueue | undefined;
 
   private constructor(access: ClusterAccess, agent: Agent, rateLimit?: RateLimit) {
-    this.authorization = access.authorization;
+    this.credentialHeaders = access.headers;
     this.server = access.server;
     this.agent = agent;
     this.limiter = rateLimit
@@ -144,11 +144,10 @@ export class KubeClient {
 
   /** Headers are made per call: bearer tokens (service account, exec plugins) rotate. */
   private async headers(contentType?: string): Promise<Record<string, string>> {
-    const authorization = await this.authorization();
     return {
       accept: 'application/json',
       'user-agent': 'tenant-operator',
-      ...(authorization ? { authorization } : {}),
+      ...(await this.credentialHeaders()),
       ...(contentType ? { 'content-type': contentType } : {}),
     };
   }

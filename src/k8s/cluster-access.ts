@@ -24,8 +24,11 @@ export interface ClusterAccess {
   key?: string;
   /** false only when the kubeconfig says insecure-skip-tls-verify. */
   rejectUnauthorized: boolean;
-  /** The Authorization header's value, if any; asked before every request. */
-  authorization: () => Promise<string | undefined>;
+  /**
+   * The credential headers (Authorization; impersonation when the library
+   * reads the kubeconfig), asked before every request: tokens rotate.
+   */
+  headers: () => Promise<Record<string, string>>;
   /** Where this came from, for the log. */
   source: string;
 }
@@ -71,12 +74,12 @@ export function inClusterAccess(
     throw configError(
       'not in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset',
     );
-  const authorization = tokenFromFile(join(dir, 'token'));
+  const token = tokenFromFile(join(dir, 'token'));
   return {
     server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`,
     ca: readFileSync(join(dir, 'ca.crt'), 'utf8'),
     rejectUnauthorized: true,
-    authorization,
+    headers: async () => ({ authorization: await token() }),
     source: 'in-cluster ServiceAccount',
   };
 }
@@ -186,9 +189,12 @@ export function kubeconfigFileAccess(file: string): ClusterAccess | undefined {
     ...(cert === undefined ? {} : { cert }),
     ...(key === undefined ? {} : { key }),
     rejectUnauthorized: cluster['insecure-skip-tls-verify'] !== true,
-    authorization: token
-      ? () => Promise.resolve(`Bearer ${token}`)
-      : (tokenFile ?? (() => Promise.resolve(undefined))),
+    headers: async () =>
+      token
+        ? { authorization: `Bearer ${token}` }
+        : tokenFile
+          ? { authorization: await tokenFile() }
+          : {},
     source: `kubeconfig ${file}, context ${contextName}`,
   };
 }
@@ -214,10 +220,13 @@ export async function accessFromKubeConfig(
     ...(cert === undefined ? {} : { cert }),
     ...(key === undefined ? {} : { key }),
     rejectUnauthorized: !(tls.rejectUnauthorized === false || cluster.skipTLSVerify),
-    authorization: async () => {
+    headers: async () => {
       const options: { headers?: Record<string, string> } = {};
       await kubeConfig.applyToHTTPSOptions(options);
-      return options.headers?.Authorization ?? options.headers?.authorization;
+      // Lower-case names, as fetch sends them and as the client merges its own.
+      return Object.fromEntries(
+        Object.entries(options.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]),
+      );
     },
     source,
   };

@@ -95,7 +95,7 @@ async function throttledClient(rateLimit?: { qps: number; concurrency: number })
       server: server.stdout.trim(),
       ca: readFileSync(join(requireEnv('TEST_CLUSTER_DIR'), 'certs', 'ca.crt'), 'utf8'),
       rejectUnauthorized: true,
-      authorization: () => Promise.resolve(`Bearer ${token}`),
+      headers: () => Promise.resolve({ authorization: `Bearer ${token}` }),
       source: 'test',
     },
     rateLimit ? { rateLimit } : {},

@@ -67,7 +67,7 @@ test("the current context's cluster and user: files relative to the kubeconfig, 
   assert.equal(access.cert, 'CERT FROM FILE');
   assert.equal(access.key, 'KEY FROM FILE');
   assert.equal(access.rejectUnauthorized, true);
-  assert.equal(await access.authorization(), undefined);
+  assert.deepEqual(await access.headers(), {});
 });
 
 test('-data fields are base64; a token becomes a bearer header; insecure-skip-tls-verify is kept', async () => {
@@ -82,7 +82,7 @@ test('-data fields are base64; a token becomes a bearer header; insecure-skip-tl
   assert.ok(access);
   assert.deepEqual([access.ca, access.cert, access.key], ['CA', 'CERT', 'KEY']);
   assert.equal(access.rejectUnauthorized, false);
-  assert.equal(await access.authorization(), 'Bearer s3cr3t');
+  assert.equal((await access.headers())?.authorization, 'Bearer s3cr3t');
 });
 
 test('a token file is read again when it changes (the kubelet rotates it)', async () => {
@@ -94,7 +94,7 @@ test('a token file is read again when it changes (the kubelet rotates it)', asyn
   utimesSync(path, new Date(), new Date(Date.now() + 5_000));
   assert.equal(await token(), 'Bearer second');
   const access = kubeconfigFileAccess(kubeconfig('token-file.yaml', { tokenFile: 'token' }));
-  assert.equal(await access?.authorization(), 'Bearer second');
+  assert.equal((await access?.headers())?.authorization, 'Bearer second');
 });
 
 test('users with a plugin, basic auth or impersonation, and clusters behind a proxy, are left to the library', () => {
@@ -131,7 +131,14 @@ test('loadClusterAccess: KUBECONFIG first; a plugin user goes through @kubernete
   const viaLibrary = await loadClusterAccess({ KUBECONFIG: plugin, HOME: dir });
   assert.match(viaLibrary.source, /@kubernetes\/client-node/);
   assert.equal(viaLibrary.server, 'https://127.0.0.1:6443');
-  assert.equal(await viaLibrary.authorization(), 'Bearer from-plugin');
+  assert.equal((await viaLibrary.headers())?.authorization, 'Bearer from-plugin');
+  // Impersonation (`as`) is the library's too, and its header reaches every request.
+  const impersonating = kubeconfig('as.yaml', { token: 'abc', as: 'someone' });
+  const asSomeone = await loadClusterAccess({ KUBECONFIG: impersonating, HOME: dir });
+  assert.deepEqual(await asSomeone.headers(), {
+    authorization: 'Bearer abc',
+    'impersonate-user': 'someone',
+  });
 });
 
 test('in a pod: the service address and the mounted token and CA', async () => {
@@ -145,7 +152,7 @@ test('in a pod: the service address and the mounted token and CA', async () => {
   );
   assert.equal(access.server, 'https://[fd00::1]:443');
   assert.equal(access.ca, 'CLUSTER CA');
-  assert.equal(await access.authorization(), 'Bearer pod-token');
+  assert.equal((await access.headers())?.authorization, 'Bearer pod-token');
 });
 
 test('no kubeconfig and not in a pod: an error that says so', async () => {
