@@ -12,7 +12,8 @@ import { KvV2 } from '../src/vault/kv.ts';
 import { OperatorProcess } from './operator-process.ts';
 import { sumOf } from './prometheus-text.ts';
 import {
-  changedKeys,
+  changes,
+  type ObjectVersion,
   kvVersions,
   resourceVersions,
   StatementCounts,
@@ -152,7 +153,7 @@ async function driftDuringBurst(
   burst: number;
   repairMs: number;
   burstReadyAtRepair: number;
-  versionsAfter: Map<string, string>;
+  versionsAfter: Map<string, ObjectVersion>;
 }> {
   const access = kubeconfigFileAccess(env('BREAK_GLASS_KUBECONFIG'));
   if (!access) throw new Error('the break-glass kubeconfig uses a client certificate');
@@ -257,7 +258,8 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   const sql = (await statements?.sinceReset()) ?? { statements: 0, alterRole: 0 };
   const rvAfter = await resourceVersions(client);
   const kvAfter = await kvVersions(kv, withDatabase);
-  const steadyWrites = changedKeys(rvBefore, rvAfter);
+  const steady = changes(rvBefore, rvAfter);
+  const steadyWrites = steady.ours;
   const newKvVersions = [...kvAfter].filter(([t, v]) => kvBefore.get(t) !== v).length;
   const steadyMemory = await memoryMib(operator);
   const total = options.tenants + options.databases;
@@ -278,7 +280,8 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   );
   const restartSyncMs = performance.now() - restartAt;
   await settled(operator, 2_000);
-  const restartWrites = changedKeys(fairness.versionsAfter, await resourceVersions(client));
+  const restart = changes(fairness.versionsAfter, await resourceVersions(client));
+  const restartWrites = restart.ours;
   const restarted = await memoryMib(operator);
   await operator.stop();
 
@@ -300,6 +303,8 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
       resyncsPerTenant: resyncs,
       apiObjectsChanged: steadyWrites.length,
       changedExamples: steadyWrites.slice(0, 5),
+      changedByOthers: steady.others.length,
+      changedByOthersExamples: steady.others.slice(0, 5),
       newKvVersions,
       alterRole: sql.alterRole,
       vaultRequests: vaultRequests.total,
@@ -317,6 +322,7 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
       syncSeconds: restartSyncMs / 1000,
       apiObjectsChanged: restartWrites.length,
       changedExamples: restartWrites.slice(0, 5),
+      changedByOthers: restart.others.length,
     },
   };
   const file = join(RESULTS_DIR, `scale-${result.date.replace(/[:.]/g, '-')}.json`);
@@ -341,7 +347,7 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
     ['not Ready', String(timings.notReady)],
     [
       `steady state (${(steadyMs / 1000).toFixed(0)} s, ${resyncs.toFixed(1)} resyncs per tenant)`,
-      `${steadyWrites.length} API objects changed, ${newKvVersions} new KV versions, ${sql.alterRole} ALTER ROLE`,
+      `${steadyWrites.length} API objects written by us (${steady.others.length} by others), ${newKvVersions} new KV versions, ${sql.alterRole} ALTER ROLE`,
     ],
     [
       'per database tenant per resync',
@@ -357,7 +363,7 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
     ],
     [
       'restart to synced (every tenant reconciled)',
-      `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects changed`,
+      `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects written by us (${restart.others.length} by others)`,
     ],
   ]);
   await statements?.close();

@@ -1,7 +1,7 @@
 import { open, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import type { LocalServer } from '../hack/database-servers.ts';
-import { MANAGED_SELECTOR } from '../src/api/constants.ts';
+import { FIELD_MANAGER, MANAGED_SELECTOR } from '../src/api/constants.ts';
 import type { KubeClient } from '../src/k8s/client.ts';
 import { collectionPath, RESOURCES, type ResourceType } from '../src/k8s/resources.ts';
 import { objectKey, type KubeList, type KubeObject } from '../src/k8s/types.ts';
@@ -14,9 +14,16 @@ import type { VaultClient } from '../src/vault/client.ts';
 // KV versions and its audit log (every request, whoever counts it), and
 // PostgreSQL's pg_stat_statements (every statement, by text).
 
-/** Every Tenant and every object the operator manages, by kind/namespace/name, with its resourceVersion. */
-export async function resourceVersions(client: KubeClient): Promise<Map<string, string>> {
-  const versions = new Map<string, string>();
+/** An object as the server last wrote it: its resourceVersion, and who wrote what, when. */
+export interface ObjectVersion {
+  resourceVersion: string;
+  /** Each field manager's entries (operation, subresource, time), as JSON. */
+  writers: Map<string, string>;
+}
+
+/** Every Tenant and every object the operator manages, by kind/namespace/name. */
+export async function resourceVersions(client: KubeClient): Promise<Map<string, ObjectVersion>> {
+  const versions = new Map<string, ObjectVersion>();
   const kinds: [ResourceType, string | undefined][] = [
     [RESOURCES.Tenant, undefined],
     [RESOURCES.Namespace, MANAGED_SELECTOR],
@@ -33,7 +40,19 @@ export async function resourceVersions(client: KubeClient): Promise<Map<string, 
         query: { labelSelector, limit: 500, continue: continueToken },
       });
       for (const item of page.items) {
-        versions.set(`${type.kind}/${objectKey(item)}`, item.metadata.resourceVersion ?? '');
+        const writers = new Map<string, string>();
+        for (const entry of item.metadata.managedFields ?? []) {
+          const manager = entry.manager ?? '?';
+          const seen = writers.get(manager) ?? '';
+          writers.set(
+            manager,
+            seen + JSON.stringify([entry.operation, entry.subresource, entry.time]),
+          );
+        }
+        versions.set(`${type.kind}/${objectKey(item)}`, {
+          resourceVersion: item.metadata.resourceVersion ?? '',
+          writers,
+        });
       }
       continueToken = page.metadata.continue || undefined;
     } while (continueToken);
@@ -41,11 +60,33 @@ export async function resourceVersions(client: KubeClient): Promise<Map<string, 
   return versions;
 }
 
-/** Keys added, removed or with another resourceVersion. */
-export function changedKeys(before: Map<string, string>, after: Map<string, string>): string[] {
-  const changed = [...after].filter(([key, rv]) => before.get(key) !== rv).map(([key]) => key);
-  for (const key of before.keys()) if (!after.has(key)) changed.push(key);
-  return changed;
+export interface Changes {
+  /** Objects the operator wrote (its field manager's entries changed), created or that vanished. */
+  ours: string[];
+  /** Objects only others wrote to (e.g. the quota controller updating a ResourceQuota's status), with who. */
+  others: string[];
+}
+
+/** What changed between two listings, and who changed it, from the objects' own managedFields. */
+export function changes(
+  before: Map<string, ObjectVersion>,
+  after: Map<string, ObjectVersion>,
+): Changes {
+  const ours: string[] = [];
+  const others: string[] = [];
+  for (const [key, now] of after) {
+    const then = before.get(key);
+    if (!then) {
+      ours.push(key);
+      continue;
+    }
+    if (then.resourceVersion === now.resourceVersion) continue;
+    const writers = [...now.writers].filter(([m, entries]) => then.writers.get(m) !== entries);
+    if (writers.some(([m]) => m === FIELD_MANAGER) || writers.length === 0) ours.push(key);
+    else others.push(`${key} (${writers.map(([m]) => m).join(', ')})`);
+  }
+  for (const key of before.keys()) if (!after.has(key)) ours.push(key);
+  return { ours, others };
 }
 
 /** Each database tenant's credentials secret, and its current KV version. */

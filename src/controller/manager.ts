@@ -330,12 +330,12 @@ export class Operator {
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
       canStart: () => this.leader.holdsLease(),
-      // Not yet provisioned: the new lane, so a burst of new tenants (and
-      // the passes each takes until Ready) takes turns with the resyncs and
-      // repairs of the others.
-      laneOf: (name) => {
+      // Not yet provisioned: new, so a burst of new tenants (and the passes
+      // each takes until Ready) takes turns with the resyncs of the others,
+      // and a change to a settled tenant (a repair) goes before both.
+      stageOf: (name) => {
         const phase = this.tenants.get(name)?.status?.phase;
-        return phase === undefined || phase === 'Provisioning' ? 'new' : 'known';
+        return phase === undefined || phase === 'Provisioning' ? 'new' : 'settled';
       },
       onDepthChange: (depth) => this.metrics.queueDepth.set(depth),
       onError: (name, err, retryInMs) =>
@@ -422,7 +422,7 @@ export class Operator {
     this.resync = new SpreadResync({
       periodMs: this.options.resyncPeriodMs,
       names: () => this.tenants.list().map((t) => t.metadata.name),
-      enqueue: (name) => this.queue.add(name),
+      enqueue: (name) => this.queue.add(name, 'resync'),
       onPeriod: () => this.resyncShared(),
     });
     this.resync.start();
@@ -443,7 +443,7 @@ export class Operator {
   /** Enqueues every tenant: the backstop that catches anything a watch missed. */
   resyncAll(): void {
     this.resyncShared();
-    for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
+    for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name, 'resync');
   }
 
   /** What the resync checks once a period besides the tenants. */

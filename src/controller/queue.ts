@@ -5,15 +5,20 @@
 // (canStart) can hold back new work without losing it, and stop() lets the
 // runs under way finish (whenDrained) while starting no new one.
 //
-// Fairness: keys wait in two lanes, known (a tenant the operator has
-// reconciled before: resyncs, repairs of drift) and new (a tenant not yet
-// provisioned). When both hold keys, starts alternate between them, so a
-// burst of a thousand new tenants does not stand in front of a repair: the
-// repair waits for one free worker, not for the burst.
+// Fairness: keys wait in three lanes. `changed`: a settled tenant something
+// happened to (drift seen by a watch, a spec edit, a timer); it goes first,
+// so a repair waits for one free worker and for nothing else. `new`: a tenant
+// not yet provisioned. `resync`: the periodic check of a settled tenant.
+// New and resync take turns, so neither a burst of a thousand new tenants
+// nor the resync of ten thousand settled ones holds the other back.
 
 export type ReconcileResult = { requeueAfterMs?: number } | void;
 export type Worker = (key: string) => Promise<ReconcileResult>;
-export type Lane = 'known' | 'new';
+/** Where a tenant is: provisioned once (settled) or not yet (new). */
+export type Stage = 'settled' | 'new';
+/** Why a key is added: something changed, or the periodic resync. */
+export type Reason = 'change' | 'resync';
+type Lane = 'changed' | 'new' | 'resync';
 
 export interface QueueOptions {
   concurrency: number;
@@ -23,8 +28,8 @@ export interface QueueOptions {
   onError?: (key: string, err: unknown, retryInMs: number) => void;
   /** Asked before each run starts; while false, keys wait (the leader checks its lease). */
   canStart?: () => boolean;
-  /** Which lane a key waits in, asked when it is added (default: known). */
-  laneOf?: (key: string) => Lane;
+  /** Where a key's tenant is, asked when it is added (default: settled). */
+  stageOf?: (key: string) => Stage;
 }
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days); longer delays re-arm in steps. */
@@ -33,12 +38,16 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class WorkQueue {
   private readonly worker: Worker;
   private readonly options: Required<
-    Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart' | 'laneOf'>
+    Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart' | 'stageOf'>
   > &
     QueueOptions;
-  private readonly lanes: Record<Lane, Set<string>> = { known: new Set(), new: new Set() };
-  /** The lane the last run was started from. */
-  private lastLane: Lane = 'new';
+  private readonly lanes: Record<Lane, Set<string>> = {
+    changed: new Set(),
+    new: new Set(),
+    resync: new Set(),
+  };
+  /** Of new and resync, the lane the last run was started from. */
+  private lastTurn: 'new' | 'resync' = 'resync';
   private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
@@ -54,7 +63,7 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.lanes.known.size + this.lanes.new.size;
+    return this.lanes.changed.size + this.lanes.new.size + this.lanes.resync.size;
   }
 
   start(): void {
@@ -82,17 +91,27 @@ export class WorkQueue {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  add(key: string): void {
+  private laneFor(key: string, reason: Reason): Lane {
+    if ((this.options.stageOf?.(key) ?? 'settled') === 'new') return 'new';
+    return reason === 'resync' ? 'resync' : 'changed';
+  }
+
+  add(key: string, reason: Reason = 'change'): void {
     if (this.active.has(key)) {
       this.dirty.add(key);
       return;
     }
-    const lane = this.options.laneOf?.(key) ?? 'known';
-    if (this.lanes.known.has(key)) return;
-    if (this.lanes.new.has(key)) {
-      if (lane === 'new') return;
-      // Reconciled meanwhile (or found settled): it moves up.
-      this.lanes.new.delete(key);
+    const lane = this.laneFor(key, reason);
+    if (this.lanes.changed.has(key)) return;
+    const waiting = this.lanes.new.has(key)
+      ? 'new'
+      : this.lanes.resync.has(key)
+        ? 'resync'
+        : undefined;
+    if (waiting !== undefined) {
+      // Only a change moves a waiting key up; anything else finds it waiting already.
+      if (lane !== 'changed') return;
+      this.lanes[waiting].delete(key);
     }
     this.lanes[lane].add(key);
     this.options.onDepthChange?.(this.depth);
@@ -147,14 +166,14 @@ export class WorkQueue {
     }
   }
 
-  /** The next key to start, taken out of its lane: the other lane's turn when both wait. */
+  /** The next key to start, taken out of its lane: changed first, then new and resync in turn. */
   private next(): string | undefined {
-    const order: Lane[] = this.lastLane === 'known' ? ['new', 'known'] : ['known', 'new'];
-    for (const lane of order) {
+    const turns: Lane[] = this.lastTurn === 'new' ? ['resync', 'new'] : ['new', 'resync'];
+    for (const lane of ['changed', ...turns] as Lane[]) {
       const first = this.lanes[lane].values().next();
       if (first.done) continue;
       this.lanes[lane].delete(first.value);
-      this.lastLane = lane;
+      if (lane !== 'changed') this.lastTurn = lane;
       return first.value;
     }
     return undefined;
@@ -176,7 +195,8 @@ export class WorkQueue {
       this.addAfter(key, delay);
     } finally {
       this.active.delete(key);
-      if (this.dirty.delete(key)) this.lanes[this.options.laneOf?.(key) ?? 'known'].add(key);
+      // Marked while it ran: something changed.
+      if (this.dirty.delete(key)) this.lanes[this.laneFor(key, 'change')].add(key);
       this.pump();
     }
   }

@@ -160,15 +160,15 @@ test('a known key added behind a burst of new ones starts at the next free worke
       started.push(key);
       await sleep(5);
     },
-    { concurrency: 2, laneOf: (key) => (key.startsWith('known') ? 'known' : 'new') },
+    { concurrency: 2, stageOf: (key) => (key.startsWith('known') ? 'settled' : 'new') },
   );
   for (let i = 0; i < 1_000; i++) queue.add(`new-${i}`);
   queue.start();
   await sleep(20);
   const before = started.length;
   queue.add('known-drifted');
-  queue.add('known-resync-1');
-  queue.add('known-resync-2');
+  queue.add('known-resync-1', 'resync');
+  queue.add('known-resync-2', 'resync');
   await sleep(40);
   const position = started.indexOf('known-drifted');
   assert.ok(position >= before, 'started after it was added');
@@ -183,7 +183,7 @@ test('a known key added behind a burst of new ones starts at the next free worke
   await queue.whenDrained();
 });
 
-test('a new key that turns known while it waits moves to the known lane', async () => {
+test('a new key that turns settled while it waits, and changes, moves ahead', async () => {
   const known = new Set<string>();
   const started: string[] = [];
   const queue = new WorkQueue(
@@ -191,7 +191,7 @@ test('a new key that turns known while it waits moves to the known lane', async 
       started.push(key);
       await sleep(1);
     },
-    { concurrency: 1, laneOf: (key) => (known.has(key) ? 'known' : 'new') },
+    { concurrency: 1, stageOf: (key) => (known.has(key) ? 'settled' : 'new') },
   );
   for (let i = 0; i < 50; i++) queue.add(`t-${i}`);
   known.add('t-49');
@@ -202,4 +202,28 @@ test('a new key that turns known while it waits moves to the known lane', async 
   assert.equal(started[0], 't-49');
   assert.equal(started.length, 50);
   queue.stop();
+});
+
+test('changes go before everything; new tenants and resyncs take turns', async () => {
+  const started: string[] = [];
+  const queue = new WorkQueue(
+    async (key) => {
+      started.push(key);
+      await sleep(1);
+    },
+    { concurrency: 1, stageOf: (key) => (key.startsWith('new') ? 'new' : 'settled') },
+  );
+  for (let i = 0; i < 5; i++) queue.add(`new-${i}`);
+  for (let i = 0; i < 5; i++) queue.add(`settled-${i}`, 'resync');
+  queue.add('settled-4'); // a change to a tenant waiting for its resync: it moves up
+  queue.add('settled-9');
+  assert.equal(queue.depth, 11);
+  queue.start();
+  await queue.whenIdle();
+  queue.stop();
+  assert.deepEqual(started.slice(0, 2), ['settled-4', 'settled-9']);
+  const rest = started.slice(2);
+  // Alternating: never two of the same lane in a row while both wait.
+  for (let i = 1; i < 8; i++)
+    assert.notEqual(rest[i]!.split('-')[0], rest[i - 1]!.split('-')[0], rest.join(', '));
 });
