@@ -8,6 +8,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { buildAdmissionGuard } from '../../src/admission/policies.ts';
 import { renderCrds } from '../../src/cli/gen-crds.ts';
+import { LEASE_NAME } from '../../src/controller/leader.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
@@ -515,6 +516,30 @@ describe('the rendered chart on the real API server', () => {
       operator.output.every((line) => !/forbidden/i.test(line)),
       operator.output.filter((line) => /forbidden/i.test(line)).join('\n'),
     );
+  });
+
+  test("the ServiceAccount's Lease requests are on the API server's leader-election priority level, its other requests are not", () => {
+    // APF names the flow schema and priority level of each request in the
+    // response headers (kubectl -v=8 prints them), whatever the answer.
+    const levelOf = (args: string[]): string => {
+      const asked = kubectl([...args, '-n', OPERATOR_NAMESPACE, '--as', SA_USER, '-v=8']);
+      const uid = /X-Kubernetes-Pf-Prioritylevel-Uid: (\S+)/i.exec(asked.stderr)?.[1];
+      assert.ok(
+        uid,
+        `no priority level in the answer to ${args.join(' ')}: ${asked.stderr.slice(-2000)}`,
+      );
+      return uid;
+    };
+    const leaderElection = kubectl([
+      'get',
+      'prioritylevelconfiguration',
+      'leader-election',
+      '-o',
+      'jsonpath={.metadata.uid}',
+    ]).stdout.trim();
+    assert.ok(leaderElection, 'the API server has a leader-election priority level');
+    assert.equal(levelOf(['get', 'lease', LEASE_NAME]), leaderElection);
+    assert.notEqual(levelOf(['get', 'configmaps']), leaderElection);
   });
 
   test("the chart's ServiceMonitor and PrometheusRule are what the Prometheus Operator's CRDs accept", () => {
