@@ -182,7 +182,11 @@ async function driftDuringBurst(
       afterCreated: async (ready) => {
         await breakGlass.delete(policy);
         const start = performance.now();
-        while (!(await client.get(policy))) await sleep(50);
+        const deadline = Date.now() + 300_000;
+        while (!(await client.get(policy))) {
+          if (Date.now() > deadline) throw new Error(`${policy} was not put back within 5 min`);
+          await sleep(50);
+        }
         repairMs = performance.now() - start;
         readyAtRepair = ready();
       },
