@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,15 +33,18 @@ export interface ScaleOptions {
   databases: number;
   /** Resync period of the operator under test, seconds. */
   resyncSeconds: number;
+  /** How long the operator trusts cached Vault answers, seconds (--vault-verify-period). */
+  vaultVerifySeconds: number;
   /** Resync periods watched in steady state. */
   steadyPeriods: number;
   concurrency: number;
 }
 
+const ROOT = join(import.meta.dirname, '..');
 const RESULTS_DIR = join(import.meta.dirname, 'results');
 const MIB = 1024;
 
-function env(name: string): string {
+export function env(name: string): string {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set (hack/bench.sh sets it)`);
   return value;
@@ -63,13 +66,17 @@ function operatorEnv(): NodeJS.ProcessEnv {
   delete inherited.VAULT_TOKEN;
   return {
     ...inherited,
-    NODE_OPTIONS: `--max-old-space-size=${chartHeapLimitMiB()}`,
+    // BENCH_HEAP_SNAPSHOT=1: the restarted operator writes a heap snapshot
+    // at the end of the run (SIGUSR2), for the post-mortem of its memory.
+    NODE_OPTIONS: `--max-old-space-size=${chartHeapLimitMiB()}${
+      process.env.BENCH_HEAP_SNAPSHOT === '1' ? ` --heapsnapshot-signal=SIGUSR2` : ''
+    }`,
     KUBECONFIG: env('BENCH_OPERATOR_KUBECONFIG'),
     VAULT_K8S_TOKEN_FILE: env('BENCH_OPERATOR_VAULT_JWT'),
   };
 }
 
-async function until(
+export async function until(
   what: string,
   timeoutMs: number,
   check: () => Promise<boolean>,
@@ -93,7 +100,7 @@ async function reconciles(operator: OperatorProcess): Promise<number> {
  * An empty queue in every sample for `quietMs`. Not "no reconcile at all":
  * the spread resync reconciles a few tenants every second, for ever.
  */
-async function settled(operator: OperatorProcess, quietMs: number): Promise<void> {
+export async function settled(operator: OperatorProcess, quietMs: number): Promise<void> {
   let quietSince = Date.now();
   await until('the operator to settle', 1_800_000, async () => {
     const depth = sumOf(await operator.metrics(), 'tenant_operator_queue_depth');
@@ -105,7 +112,10 @@ async function settled(operator: OperatorProcess, quietMs: number): Promise<void
   });
 }
 
-async function startOperator(options: ScaleOptions, logFile: string): Promise<OperatorProcess> {
+export async function startOperator(
+  options: ScaleOptions,
+  logFile: string,
+): Promise<OperatorProcess> {
   const operator = await OperatorProcess.start({
     args: [
       '--namespace',
@@ -114,6 +124,8 @@ async function startOperator(options: ScaleOptions, logFile: string): Promise<Op
       String(options.concurrency),
       '--resync-period',
       String(options.resyncSeconds),
+      '--vault-verify-period',
+      String(options.vaultVerifySeconds),
       '--cluster-cidr',
       '10.0.0.0/24',
     ],
@@ -287,6 +299,23 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   const restart = changes(fairness.versionsAfter, await resourceVersions(client));
   const restartWrites = restart.ours;
   const restarted = await memoryMib(operator);
+  if (process.env.BENCH_HEAP_SNAPSHOT === '1') {
+    const before = new Set(readdirSync(ROOT));
+    process.kill(operator.pid, 'SIGUSR2');
+    const written = () =>
+      readdirSync(ROOT).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    await until('the heap snapshot', 300_000, () => Promise.resolve(written() !== undefined));
+    // Written whole when its size holds still (the process writes it in one go).
+    let size = -1;
+    await until('the heap snapshot written', 600_000, async () => {
+      await sleep(3_000);
+      const now = statSync(join(ROOT, written()!)).size;
+      const still = now === size && now > 0;
+      size = now;
+      return still;
+    });
+    console.log(`heap snapshot: ${join(ROOT, written()!)}`);
+  }
   await operator.stop();
 
   const result = {

@@ -252,6 +252,8 @@ EOF
 # - restore tokens: through the token role $RESTORE_TOKEN_ROLE only, asking
 #   for restore-* policies only; the role itself allows nothing but restore-*
 #   (and never root, default or the operator's own policy);
+# - the names (only) of all ACL policies, Kubernetes auth roles and Transit
+#   keys, one LIST each, for the inventory that catches deletions;
 # - its own token: lookup-self, renew-self, revoke-self come with `default`.
 # Everything else (sys/, other KV prefixes, other auth methods and roles,
 # other token creation, token roles) is refused.
@@ -268,6 +270,17 @@ path "$KV_MOUNT/data/database-servers/*" {
 }
 path "sys/policies/acl/tenant-*" {
   capabilities = ["create", "read", "update", "delete"]
+}
+# Names only, one request for all tenants: a policy, role or key deleted
+# behind the operator's back is seen at the next resync (src/vault/inventory.ts).
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+path "auth/kubernetes/role" {
+  capabilities = ["list"]
+}
+path "$TRANSIT_MOUNT/keys" {
+  capabilities = ["list"]
 }
 path "sys/policies/acl/$OPERATOR_VAULT_NAME" {
   capabilities = ["deny"]

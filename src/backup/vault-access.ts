@@ -6,6 +6,7 @@ import {
   type VaultClient,
   type VaultResponse,
 } from '../vault/client.ts';
+import { cachedRead, type VaultReads } from '../vault/inventory.ts';
 import type { KubernetesAuth, KubernetesRole } from '../vault/kubernetes-auth.ts';
 import type { KvV2 } from '../vault/kv.ts';
 import {
@@ -143,17 +144,31 @@ function sameRole(desired: KubernetesRole, live: KubernetesRole): boolean {
   );
 }
 
-/** One read of each object; no write. */
+/** One read of each object (or its cached answer, with `reads`); no write. */
 export async function readTenantBackupVault(
   objects: BackupVaultObjects,
   tenant: string,
+  reads?: VaultReads,
 ): Promise<TenantBackupVaultState> {
   assertTenantName(tenant);
+  const key = transitKeyName(tenant);
+  const backupPolicy = backupPolicyName(tenant);
+  const restorePolicy = restorePolicyName(tenant);
+  const role = backupAuthRoleName(tenant);
   return {
-    key: await objects.transit.keyInfo(transitKeyName(tenant)),
-    backupPolicy: await objects.policies.readPolicy(backupPolicyName(tenant)),
-    restorePolicy: await objects.policies.readPolicy(restorePolicyName(tenant)),
-    role: await objects.kubernetesAuth.readKubernetesRole(backupAuthRoleName(tenant)),
+    key: await objects.transit.keyInfo(key, cachedRead(reads, 'transitKey', key)),
+    backupPolicy: await objects.policies.readPolicy(
+      backupPolicy,
+      cachedRead(reads, 'policy', backupPolicy),
+    ),
+    restorePolicy: await objects.policies.readPolicy(
+      restorePolicy,
+      cachedRead(reads, 'policy', restorePolicy),
+    ),
+    role: await objects.kubernetesAuth.readKubernetesRole(
+      role,
+      cachedRead(reads, 'kubernetesRole', role),
+    ),
   };
 }
 
@@ -192,15 +207,16 @@ function assertUsableKey(key: TransitKeyInfo): void {
 /**
  * The tenant's Transit key (aes256-gcm96, not exportable, not deletable),
  * its backup and restore policies and the backup job's auth role. Reads
- * each, writes only what differs: an unchanged tenant costs four reads and
- * no write. Objects of the tenant's names that are not this Tenant's throw
+ * each, writes only what differs: an unchanged tenant costs four reads (or
+ * their cached answers, with `reads`) and no write. Objects of the tenant's names that are not this Tenant's throw
  * FOREIGN_OBJECT before anything is written.
  */
 export async function ensureTenantBackupKeys(
   objects: BackupVaultObjects,
   tenant: BackupTenant,
+  reads?: VaultReads,
 ): Promise<EnsuredBackupKeys> {
-  const state = await readTenantBackupVault(objects, tenant.name);
+  const state = await readTenantBackupVault(objects, tenant.name, reads);
   const foreign = foreignBackupObjects(state, tenant);
   if (foreign.length > 0)
     throw new OperatorError(

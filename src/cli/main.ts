@@ -153,6 +153,7 @@ async function runOperator(args: string[]): Promise<void> {
     concurrency: options.concurrency,
     apiRateLimit: { qps: options.apiQps, concurrency: options.apiConcurrency },
     resyncPeriodMs: options.resyncPeriodSeconds * 1000,
+    vaultVerifyPeriodMs: options.vaultVerifyPeriodSeconds * 1000,
     metricsHost: options.metricsHost,
     metricsPort: options.metricsPort,
     leaseDurationSeconds,

@@ -46,8 +46,10 @@ import { forbiddenRanges } from '../tenant/egress-blocks.ts';
 import type { EgressConfig } from '../tenant/egress.ts';
 import { HostResolver } from '../tenant/host-resolver.ts';
 import type { VaultClient } from '../vault/client.ts';
+import { VaultInventory, type VaultReads } from '../vault/inventory.ts';
 import { KubernetesAuth } from '../vault/kubernetes-auth.ts';
 import { KvV2 } from '../vault/kv.ts';
+import { TENANTS_KV_FOLDER } from '../tenant/database-vault.ts';
 import { VaultPolicies } from '../vault/policy.ts';
 import { startHealthServer } from './health.ts';
 import { Informer } from './informer.ts';
@@ -72,6 +74,12 @@ export interface OperatorOptions {
   /** Client-side bound on the reconcile traffic to the API server (the lease has its own client). */
   apiRateLimit?: RateLimit;
   resyncPeriodMs: number;
+  /**
+   * How long a settled tenant's Vault objects are trusted without reading
+   * them again (read-cache.ts); deletions are seen sooner, through the
+   * inventory. Default 0: read every time.
+   */
+  vaultVerifyPeriodMs?: number;
   metricsHost: string;
   metricsPort: number;
   leaseDurationSeconds: number;
@@ -110,6 +118,10 @@ export interface BackupOptions {
 const DRAIN_TIMEOUT_MS = 20_000;
 /** How often expired erasure certificate copies are looked for. */
 const CERTIFICATE_EXPIRY_INTERVAL_MS = 24 * 3_600_000;
+/** How old the Vault inventory (names of policies, roles, keys) may be: deletions are seen this late. */
+const INVENTORY_MAX_AGE_MS = 30_000;
+/** How long a DatabaseServer's admin credentials read from Vault are reused. */
+const ADMIN_CREDENTIALS_MAX_AGE_MS = 30_000;
 
 export class Operator {
   readonly metrics: Metrics;
@@ -257,15 +269,43 @@ export class Operator {
         port: Number(vaultUrl.port || (vaultUrl.protocol === 'https:' ? 443 : 80)),
       };
       const servers = informer<DatabaseServerObject>('DatabaseServer');
-      const kv = new KvV2(this.options.vault, this.options.vaultKvMount);
-      this.connections = new DatabaseServerConnections(this.client, kv, () => this.assertLeading());
+      const vault = this.options.vault;
+      const kv = new KvV2(vault, this.options.vaultKvMount);
+      const policies = new VaultPolicies(vault);
+      const kubernetesAuth = new KubernetesAuth(vault);
+      const verifyPeriodMs = this.options.vaultVerifyPeriodMs ?? 0;
+      this.connections = new DatabaseServerConnections(
+        this.client,
+        kv,
+        () => this.assertLeading(),
+        Math.min(verifyPeriodMs, ADMIN_CREDENTIALS_MAX_AGE_MS),
+      );
+      const vaultReads: VaultReads = {
+        maxAgeMs: verifyPeriodMs,
+        inventory:
+          verifyPeriodMs > 0
+            ? new VaultInventory(
+                {
+                  policies,
+                  kubernetesAuth,
+                  kv,
+                  kvFolder: TENANTS_KV_FOLDER,
+                  ...(this.options.backup
+                    ? { transit: new Transit(vault, this.options.backup.transitMount) }
+                    : {}),
+                },
+                Math.min(verifyPeriodMs, INVENTORY_MAX_AGE_MS),
+              )
+            : undefined,
+      };
       deps.database = {
         servers,
         tenants: this.tenants,
         connections: this.connections,
         kv,
-        policies: new VaultPolicies(this.options.vault),
-        kubernetesAuth: new KubernetesAuth(this.options.vault),
+        policies,
+        kubernetesAuth,
+        vaultReads,
         events,
         log,
         vaultAudience: this.options.vaultAudience,
@@ -412,6 +452,8 @@ export class Operator {
 
   private async lead(): Promise<void> {
     this.metrics.leader.set(1);
+    // Another replica may have led in between: what this one read before is stale.
+    this.options.vault?.readCache.clear();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     await this.applySharedObjects();
     this.queue.start();
@@ -519,6 +561,7 @@ export class Operator {
       verifier: this.verifier,
       events: database.events,
       log: this.options.log,
+      ...(database.vaultReads ? { vaultReads: database.vaultReads } : {}),
     };
   }
 

@@ -49,7 +49,8 @@ export interface LoginRoleOptions {
   canLogin?: boolean;
 }
 
-interface RoleRow {
+/** A role as the catalogs describe it (ROLE_QUERY). */
+export interface RoleRow {
   rolcanlogin: boolean;
   rolsuper: boolean;
   rolcreatedb: boolean;
@@ -75,7 +76,8 @@ const KEYWORDS: Record<Attribute, readonly [string, string]> = {
   rolinherit: ['INHERIT', 'NOINHERIT'],
 };
 
-const UNPRIVILEGED = {
+/** What no tenant role may have: every one of these false. */
+export const UNPRIVILEGED = {
   rolsuper: false,
   rolcreatedb: false,
   rolcreaterole: false,
@@ -83,28 +85,57 @@ const UNPRIVILEGED = {
   rolbypassrls: false,
 } as const;
 
-const ROLE_QUERY = `
-  SELECT r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
+const ROLE_COLUMNS = `
+  r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
          r.rolbypassrls, r.rolinherit,
          coalesce(r.rolvaliduntil = 'infinity', true) AS valid_forever,
          shobj_description(r.oid, 'pg_authid') AS marker,
          ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                WHERE m.member = r.oid) AS member_of,
          coalesce((SELECT s.setconfig FROM pg_db_role_setting s
-                   WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}') AS settings
-  FROM pg_roles r WHERE r.rolname = $1`;
+                   WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}') AS settings`;
 
-const DATABASE_QUERY = `
-  SELECT o.rolname AS owner, shobj_description(o.oid, 'pg_authid') AS owner_marker,
+const ROLE_QUERY = `SELECT ${ROLE_COLUMNS} FROM pg_roles r WHERE r.rolname = $1`;
+
+const DATABASE_COLUMNS = `
+  o.rolname AS owner, shobj_description(o.oid, 'pg_authid') AS owner_marker,
          d.datacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
            AS public_has_privileges,
          EXISTS (SELECT 1 FROM aclexplode(d.datacl) a
                  WHERE a.grantee = d.datdba AND a.privilege_type = 'CONNECT') AS owner_has_connect,
          ARRAY(SELECT DISTINCT g.rolname::text FROM aclexplode(d.datacl) a
-               JOIN pg_roles g ON g.oid = a.grantee WHERE a.grantee <> d.datdba) AS other_grantees
+               JOIN pg_roles g ON g.oid = a.grantee WHERE a.grantee <> d.datdba) AS other_grantees`;
+
+const DATABASE_QUERY = `SELECT ${DATABASE_COLUMNS}
   FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = $1`;
 
-interface DatabaseRow {
+/**
+ * A tenant's roles ($1) and database ($2) in one statement: what a resync of
+ * a settled tenant reads, and all it reads when nothing differs. With
+ * `verifiers`, each role's password verifier too (pg_authid: superuser only).
+ */
+function footprintQuery(verifiers: boolean): string {
+  return `
+  SELECT
+    (SELECT coalesce(json_agg(x), '[]'::json) FROM (
+       SELECT r.rolname, ${ROLE_COLUMNS}
+              ${verifiers ? ', (SELECT p.rolpassword FROM pg_authid p WHERE p.oid = r.oid) AS verifier' : ''}
+       FROM pg_roles r WHERE r.rolname = ANY($1::text[])) x) AS roles,
+    (SELECT row_to_json(x) FROM (
+       SELECT ${DATABASE_COLUMNS}
+       FROM pg_database d JOIN pg_roles o ON o.oid = d.datdba WHERE d.datname = $2) x) AS database`;
+}
+
+/** A tenant's roles and database as one read found them (inspectTenant). */
+export interface TenantFootprint {
+  roles: ReadonlyMap<string, RoleRow>;
+  database: DatabaseRow | undefined;
+  /** Password verifiers by role; undefined when the admin may not read them. */
+  verifiers: ReadonlyMap<string, string | null> | undefined;
+}
+
+/** A database as the catalogs describe it (DATABASE_QUERY). */
+export interface DatabaseRow {
   owner: string;
   owner_marker: string | null;
   public_has_privileges: boolean;
@@ -142,6 +173,39 @@ export class PostgresAdmin {
       'SHOW server_version',
     );
     return { serverVersion: rows[0]?.server_version ?? 'unknown' };
+  }
+
+  /**
+   * The tenant's roles and database in one query, which also proves the
+   * server reachable: a settled tenant's resync reads this and nothing else.
+   */
+  async inspectTenant(roles: readonly string[], database: string): Promise<TenantFootprint> {
+    const run = (verifiers: boolean) =>
+      this.query<{
+        roles: (RoleRow & { rolname: string; verifier?: string | null })[];
+        database: DatabaseRow | null;
+      }>(`inspect roles ${roles.join(', ')} and database ${database}`, footprintQuery(verifiers), [
+        [...roles],
+        database,
+      ]);
+    let rows;
+    const verifiers = this.canReadVerifiers;
+    try {
+      rows = await run(verifiers);
+    } catch (err: unknown) {
+      if (!verifiers || sqlState(err) !== SQLSTATE.INSUFFICIENT_PRIVILEGE) throw err;
+      this.canReadVerifiers = false;
+      rows = await run(false);
+    }
+    const row = rows[0];
+    const found = row?.roles ?? [];
+    return {
+      roles: new Map(found.map((r) => [r.rolname, r])),
+      database: row?.database ?? undefined,
+      verifiers: this.canReadVerifiers
+        ? new Map(found.map((r) => [r.rolname, r.verifier ?? null]))
+        : undefined,
+    };
   }
 
   async roleExists(role: string): Promise<boolean> {

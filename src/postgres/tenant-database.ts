@@ -1,5 +1,6 @@
 import { ERROR_CODES, OperatorError } from '../errors.ts';
-import type { PostgresAdmin } from './admin.ts';
+import { UNPRIVILEGED, type PostgresAdmin, type RoleRow, type TenantFootprint } from './admin.ts';
+import { verifierAccepts } from './scram.ts';
 import type { DatabaseIdentifiers } from './identifiers.ts';
 
 // A tenant's whole footprint on one server, in the order PostgreSQL's
@@ -35,16 +36,78 @@ export async function foreignDatabaseObjects(
   ids: DatabaseIdentifiers,
   claim: string,
 ): Promise<string[]> {
+  const footprint = await admin.inspectTenant([ids.ownerRole, ...ids.loginRoles], ids.database);
+  return foreignInFootprint(footprint, ids, claim);
+}
+
+/** The same as foreignDatabaseObjects, from a footprint already read (no query). */
+export function foreignInFootprint(
+  footprint: TenantFootprint,
+  ids: DatabaseIdentifiers,
+  claim: string,
+): string[] {
   const foreign: string[] = [];
   for (const role of [ids.ownerRole, ...ids.loginRoles]) {
-    const found = await admin.roleClaim(role);
-    if (found.exists && found.marker !== claim) foreign.push(`role ${role}`);
+    const row = footprint.roles.get(role);
+    if (row && row.marker !== claim) foreign.push(`role ${role}`);
   }
-  const database = await admin.databaseClaim(ids.database);
-  if (database && (database.owner !== ids.ownerRole || database.ownerMarker !== claim)) {
+  const database = footprint.database;
+  if (database && (database.owner !== ids.ownerRole || database.owner_marker !== claim)) {
     foreign.push(`database ${ids.database} (owned by role ${database.owner})`);
   }
   return foreign;
+}
+
+function roleIs(
+  row: RoleRow | undefined,
+  claim: string,
+  wanted: Partial<Record<keyof typeof UNPRIVILEGED | 'rolcanlogin' | 'rolinherit', boolean>>,
+): row is RoleRow {
+  return (
+    row !== undefined &&
+    row.marker === claim &&
+    row.valid_forever &&
+    Object.entries(wanted).every(([attribute, value]) => row[attribute as keyof RoleRow] === value)
+  );
+}
+
+/**
+ * Whether ensureTenantDatabase would change nothing, judged from one
+ * footprint: then a resync needs no other query. Any doubt (a verifier that
+ * cannot be read, a password that does not match) answers false, and the
+ * full, statement-by-statement repair runs.
+ */
+export async function footprintSettled(
+  footprint: TenantFootprint,
+  ids: DatabaseIdentifiers,
+  claim: string,
+  options: EnsureTenantOptions = {},
+): Promise<boolean> {
+  if (!roleIs(footprint.roles.get(ids.ownerRole), claim, { rolcanlogin: false, ...UNPRIVILEGED }))
+    return false;
+  const database = footprint.database;
+  if (
+    !database ||
+    database.owner !== ids.ownerRole ||
+    database.owner_marker !== claim ||
+    database.public_has_privileges ||
+    database.other_grantees.length > 0 ||
+    !database.owner_has_connect
+  )
+    return false;
+  for (const { role, canLogin, password } of wantedLogins(ids, options)) {
+    const row = footprint.roles.get(role);
+    if (!roleIs(row, claim, { rolcanlogin: canLogin, ...UNPRIVILEGED, rolinherit: true }))
+      return false;
+    if (!row.member_of.includes(ids.ownerRole) || !row.settings.includes(`role=${ids.ownerRole}`))
+      return false;
+    if (password !== undefined) {
+      const verifier = footprint.verifiers?.get(role);
+      if (typeof verifier !== 'string' || !(await verifierAccepts(verifier, password)))
+        return false;
+    }
+  }
+  return true;
 }
 
 /** Returns whether anything had to change. */
@@ -54,20 +117,29 @@ export async function ensureTenantDatabase(
   claim: string,
   options: EnsureTenantOptions = {},
 ): Promise<boolean> {
-  const canLogin = options.canLogin ?? true;
-  const activeRole = options.active?.role ?? ids.loginRoles[0];
   let changed = await admin.ensureOwnerRole(ids.ownerRole, claim);
   changed = (await admin.ensureDatabase(ids.database, ids.ownerRole, claim)) || changed;
-  for (const role of ids.loginRoles) {
-    const active = role === activeRole;
-    const password = active ? options.active?.password : undefined;
-    const roleCanLogin = canLogin && (active || (options.standbyCanLogin ?? true));
+  for (const { role, canLogin, password } of wantedLogins(ids, options)) {
     changed =
-      (await admin.ensureLoginRole(role, ids.ownerRole, claim, password, {
-        canLogin: roleCanLogin,
-      })) || changed;
+      (await admin.ensureLoginRole(role, ids.ownerRole, claim, password, { canLogin })) || changed;
   }
   return changed;
+}
+
+/** Each login role as wanted: whether it may log in, and the password it must accept (if known). */
+function wantedLogins(
+  ids: DatabaseIdentifiers,
+  options: EnsureTenantOptions,
+): { role: string; canLogin: boolean; password: string | undefined }[] {
+  const activeRole = options.active?.role ?? ids.loginRoles[0];
+  return ids.loginRoles.map((role) => {
+    const active = role === activeRole;
+    return {
+      role,
+      canLogin: (options.canLogin ?? true) && (active || (options.standbyCanLogin ?? true)),
+      password: active ? options.active?.password : undefined,
+    };
+  });
 }
 
 /**

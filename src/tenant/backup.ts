@@ -22,7 +22,7 @@ import {
   transitKeyName,
   type BackupVaultObjects,
 } from '../backup/vault-access.ts';
-import { REASON } from '../controller/conditions.ts';
+import { CONDITION, REASON } from '../controller/conditions.ts';
 import type { EventRecorder } from '../controller/events.ts';
 import type { Informer } from '../controller/informer.ts';
 import { isConflict } from '../errors.ts';
@@ -32,7 +32,9 @@ import { objectKey, type KubeObject } from '../k8s/types.ts';
 import { syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { backupOutcome, type BackupOutcome, type Schedule } from './backup-status.ts';
 import type { DatabaseServerObject } from './database-servers.ts';
+import { settledReads } from './database.ts';
 import type { TenantObject, ValidTenant } from './model.ts';
+import type { VaultReads } from '../vault/inventory.ts';
 
 // The tenant's backups, as the operator runs them: its Transit key and
 // Vault roles (ensureTenantBackupKeys), the key's rotation, the backup
@@ -53,6 +55,8 @@ export interface BackupDeps {
   verifier: BackupVerifier;
   events: EventRecorder;
   log: Logger;
+  /** How a settled tenant's Vault objects are read (cached, checked by the inventory). */
+  vaultReads?: VaultReads;
 }
 
 /** Longest wait before looking at a tenant again for its verification (a resync comes anyway). */
@@ -187,7 +191,16 @@ export async function reconcileBackup(
   // the database is ready the backup status stays as it was.
   if (!databaseReady) return undefined;
 
-  const keys = await ensureTenantBackupKeys(deps.vault, valid);
+  const keys = await ensureTenantBackupKeys(
+    deps.vault,
+    valid,
+    // Keys ensured at the last reconcile: whatever it said after them.
+    settledReads(deps, tenant, CONDITION.BackupScheduled, [
+      REASON.NoBackupStore,
+      REASON.Suspended,
+      REASON.BackupsOff,
+    ]),
+  );
   if (keys.written.length > 0)
     deps.log.info({ tenant: valid.name, written: keys.written }, 'backup keys and roles written');
   const keyName = transitKeyName(valid.name);

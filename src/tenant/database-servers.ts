@@ -72,15 +72,25 @@ export class DatabaseServerConnections {
   private readonly locks = new Map<string, Promise<unknown>>();
   /** UIDs of deleted servers: a late get() for one of them must not open a pool again. */
   private readonly deleted = new Set<string>();
+  private readonly credentialsMaxAgeMs: number;
 
   /**
    * `beforeWrite` runs before every statement that changes a server (the
    * leader's fence: a replica that may have lost its lease writes nothing).
+   * `credentialsMaxAgeMs`: how long the admin credentials read from Vault
+   * are reused (every tenant of a server asks for its pool on each
+   * reconcile); a new version is picked up at most that late. 0: read each time.
    */
-  constructor(kube: KubeClient, kv: KvV2, beforeWrite: () => void = () => undefined) {
+  constructor(
+    kube: KubeClient,
+    kv: KvV2,
+    beforeWrite: () => void = () => undefined,
+    credentialsMaxAgeMs = 0,
+  ) {
     this.kube = kube;
     this.kv = kv;
     this.beforeWrite = beforeWrite;
+    this.credentialsMaxAgeMs = credentialsMaxAgeMs;
   }
 
   get(server: DatabaseServerObject): Promise<ServerHandle> {
@@ -124,7 +134,9 @@ export class DatabaseServerConnections {
       throw new OperatorError(ERROR_CODES.INVALID_SPEC, `DatabaseServer ${name} was deleted`);
     }
     const spec = parseServerSpec(server);
-    const credentials = await this.kv.readSecret(spec.adminCredentialsVaultPath);
+    const credentials = await this.kv.readSecret(spec.adminCredentialsVaultPath, {
+      cached: { maxAgeMs: this.credentialsMaxAgeMs },
+    });
     const username = credentials?.data.username;
     const password = credentials?.data.password;
     if (!username || !password) {

@@ -1,4 +1,5 @@
 import { MANAGED_BY_VALUE } from '../api/constants.ts';
+import { cachedRead, type VaultReads } from '../vault/inventory.ts';
 import type { KubernetesAuth, KubernetesRole } from '../vault/kubernetes-auth.ts';
 import type { KvV2, SecretMetadata } from '../vault/kv.ts';
 import { policyOwnerUid, tenantReadPolicy, type VaultPolicies } from '../vault/policy.ts';
@@ -32,8 +33,11 @@ export interface TenantVaultState {
   role: KubernetesRole | undefined;
 }
 
+/** The KV folder every tenant's secrets live under: tenants/<name>/… */
+export const TENANTS_KV_FOLDER = 'tenants';
+
 export function credentialsPath(tenant: string): string {
-  return `tenants/${tenant}/database`;
+  return `${TENANTS_KV_FOLDER}/${tenant}/database`;
 }
 
 export function vaultObjectName(tenant: string): string {
@@ -45,15 +49,26 @@ export function credentialsClaim(tenant: ValidTenant): Record<string, string> {
   return { 'managed-by': MANAGED_BY_VALUE, tenant: tenant.name, uid: tenant.uid };
 }
 
+/**
+ * `reads`: a settled tenant's resync may take the answers from the read
+ * cache; a closure or purge reads Vault (no `reads`).
+ */
 export async function readTenantVault(
   vault: VaultObjects,
   tenant: ValidTenant,
+  reads?: VaultReads,
 ): Promise<TenantVaultState> {
   const name = vaultObjectName(tenant.name);
   return {
-    credentialsMetadata: await vault.kv.readMetadata(credentialsPath(tenant.name)),
-    policy: await vault.policies.readPolicy(name),
-    role: await vault.kubernetesAuth.readKubernetesRole(name),
+    credentialsMetadata: await vault.kv.readMetadata(
+      credentialsPath(tenant.name),
+      cachedRead(reads, 'kvFolder', tenant.name),
+    ),
+    policy: await vault.policies.readPolicy(name, cachedRead(reads, 'policy', name)),
+    role: await vault.kubernetesAuth.readKubernetesRole(
+      name,
+      cachedRead(reads, 'kubernetesRole', name),
+    ),
   };
 }
 

@@ -16,7 +16,13 @@ import { databaseIdentifiersFor, type DatabaseIdentifiers } from '../postgres/id
 import { ownershipMarker } from '../postgres/ownership.ts';
 import { generatePassword } from '../postgres/password.ts';
 import { prepareRotation, retireStandbyRole } from '../postgres/rotation.ts';
-import { ensureTenantDatabase, foreignDatabaseObjects } from '../postgres/tenant-database.ts';
+import {
+  ensureTenantDatabase,
+  footprintSettled,
+  foreignInFootprint,
+} from '../postgres/tenant-database.ts';
+import type { TenantFootprint } from '../postgres/admin.ts';
+import type { VaultReads } from '../vault/inventory.ts';
 import type { KubernetesAuth } from '../vault/kubernetes-auth.ts';
 import type { KvV2, SecretVersion } from '../vault/kv.ts';
 import type { VaultPolicies } from '../vault/policy.ts';
@@ -75,6 +81,8 @@ export interface DatabaseDeps {
   reservations: Map<string, string>;
   /** Shortest spec.database.rotationInterval accepted (operator flag; tests lower it). */
   minRotationIntervalMs?: number;
+  /** How a settled tenant's Vault objects are read (cached, checked by the inventory). */
+  vaultReads?: VaultReads;
 }
 
 export interface DatabaseOutcome {
@@ -227,6 +235,8 @@ interface Context {
   ids: DatabaseIdentifiers;
   /** The marker the tenant's roles carry. */
   claim: string;
+  /** The tenant's roles and database as this reconcile found them. */
+  footprint: TenantFootprint;
   vault: TenantVaultState;
   /** Vault's credentials secret, when it holds a login role of this tenant. */
   stored: SecretVersion<StoredCredentials> | undefined;
@@ -255,10 +265,14 @@ export async function reconcileDatabase(
       UNREACHABLE_RETRY_MS,
     );
   }
+  const ids = databaseIdentifiersFor(valid.name);
+  const claim = ownershipMarker(valid.name, valid.uid);
   let handle: ServerHandle;
+  let footprint: TenantFootprint;
   try {
     handle = await deps.connections.get(serverObject);
-    await handle.admin.ping();
+    // One query: the server answers, and all of the tenant's objects on it.
+    footprint = await handle.admin.inspectTenant([ids.ownerRole, ...ids.loginRoles], ids.database);
   } catch (err: unknown) {
     // The admin credentials come from Vault: Vault being down is not the server's fault.
     if (toOperatorError(err).origin === 'vault') throw err;
@@ -269,10 +283,8 @@ export async function reconcileDatabase(
     );
   }
 
-  const ids = databaseIdentifiersFor(valid.name);
-  const claim = ownershipMarker(valid.name, valid.uid);
   // Step 2: nothing is written unless every object of the tenant's name is its own.
-  const foreignInDatabase = await foreignDatabaseObjects(handle.admin, ids, claim);
+  const foreignInDatabase = foreignInFootprint(footprint, ids, claim);
   if (foreignInDatabase.length > 0) {
     return conflict(
       REASON.DatabaseConflict,
@@ -280,13 +292,25 @@ export async function reconcileDatabase(
       `on DatabaseServer ${placedServer}, ${foreignInDatabase.join(', ')}`,
     );
   }
-  const vault = await readTenantVault(deps, valid);
+  const reads = settledReads(deps, tenant);
+  const vault = await readTenantVault(deps, valid, reads);
   const foreignInVault = foreignVaultObjects(deps, vault, valid);
   if (foreignInVault.length > 0) {
     return conflict(REASON.VaultConflict, valid, foreignInVault.join(', '));
   }
+  // The cached secret is the latest only while the metadata names its version.
+  const currentVersion = vault.credentialsMetadata?.currentVersion;
   const secret = vault.credentialsMetadata
-    ? await deps.kv.readSecret<StoredCredentials>(credentialsPath(valid.name))
+    ? await deps.kv.readSecret<StoredCredentials>(credentialsPath(valid.name), {
+        ...(reads && reads.maxAgeMs > 0
+          ? {
+              cached: {
+                maxAgeMs: reads.maxAgeMs,
+                fresh: (cached) => cached?.version === currentVersion,
+              },
+            }
+          : {}),
+      })
     : undefined;
   const context: Context = {
     deps,
@@ -298,6 +322,7 @@ export async function reconcileDatabase(
     admin: handle.admin,
     ids,
     claim,
+    footprint,
     vault,
     stored: secret && ids.loginRoles.includes(secret.data.username) ? secret : undefined,
   };
@@ -310,6 +335,26 @@ export async function reconcileDatabase(
     }
     throw err;
   }
+}
+
+/**
+ * Cached Vault answers serve a tenant whose step was done at its last
+ * reconcile, of the spec it has now: settled. Its `condition` is True, or False for one of
+ * `doneReasons` (reasons that come only after the step's Vault work). One
+ * being provisioned, in conflict or failing reads Vault every time, so that
+ * what someone fixes by hand is seen at once.
+ */
+export function settledReads(
+  deps: { vaultReads?: VaultReads | undefined },
+  tenant: TenantObject,
+  condition: string = CONDITION.DatabaseReady,
+  doneReasons: readonly string[] = [],
+): VaultReads | undefined {
+  // A changed spec is a moment to look at everything afresh.
+  if (tenant.status?.observedGeneration !== tenant.metadata.generation) return undefined;
+  const done = tenant.status?.conditions?.find((c) => c.type === condition);
+  if (!done) return undefined;
+  return done.status === 'True' || doneReasons.includes(done.reason) ? deps.vaultReads : undefined;
 }
 
 function conflict(reason: string, valid: ValidTenant, objects: string): DatabaseOutcome {
@@ -330,14 +375,17 @@ async function provision(context: Context): Promise<DatabaseOutcome> {
   //    login role is current and of its password; PostgreSQL is made to agree
   //    (a password changed behind our back is put back from Vault).
   //    The other login role may log in only during a rotation's grace period.
-  const existedBefore = await admin.databaseExists(ids.database);
+  const existedBefore = context.footprint.database !== undefined;
   const current = stored?.data;
   const retirement = standbyRetirement(context);
-  await ensureTenantDatabase(admin, ids, claim, {
+  const wanted = {
     ...(current ? { active: { role: current.username, password: current.password } } : {}),
     canLogin: loginAllowed,
     standbyCanLogin: current !== undefined && !retirement.recorded && !retirement.due,
-  });
+  };
+  // A settled tenant's footprint already says all is as wanted: no more queries.
+  if (!(await footprintSettled(context.footprint, ids, claim, wanted)))
+    await ensureTenantDatabase(admin, ids, claim, wanted);
   if (!existedBefore && tenant.status?.database?.name) {
     // It was there once and is gone: recreated empty, which is data loss.
     await deps.events.record(

@@ -1,4 +1,5 @@
 import { ERROR_CODES, OperatorError, type ErrorCode } from '../errors.ts';
+import { VaultReadCache } from './read-cache.ts';
 
 // A small client for Vault's (and OpenBao's) HTTP API, on Node's global fetch.
 // Nothing here knows about Kubernetes. Secrets never reach an error message or
@@ -137,6 +138,11 @@ export class VaultClient {
   readonly address: string;
   readonly namespace: string | undefined;
   readonly timeoutMs: number;
+  /**
+   * Answers the wrappers may reuse (read-cache.ts), this client's own: a
+   * client with another token (withToken) starts with none.
+   */
+  readonly readCache = new VaultReadCache();
   readonly #token: string | undefined;
   readonly #tokenProvider: VaultTokenProvider | undefined;
   readonly #beforeWrite: (() => void) | undefined;

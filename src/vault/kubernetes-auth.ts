@@ -1,5 +1,6 @@
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { vaultPath, type VaultAuth, type VaultClient } from './client.ts';
+import type { CachedRead } from './read-cache.ts';
 
 // Roles of Vault's Kubernetes auth method, and logging in with a service
 // account token. Vault checks the token with a TokenReview at the API server
@@ -74,6 +75,10 @@ export class KubernetesAuth {
     return vaultPath('auth', this.mount, 'role', name);
   }
 
+  private writing<R>(name: string, write: () => Promise<R>): Promise<R> {
+    return this.client.readCache.writing([this.rolePath(name)], write);
+  }
+
   /** Creates or replaces a role. */
   async putKubernetesRole(name: string, role: KubernetesRole): Promise<void> {
     if (
@@ -84,22 +89,41 @@ export class KubernetesAuth {
         ERROR_CODES.INVALID_SPEC,
         `Vault role ${name}: bound service account names and namespaces must not be empty`,
       );
-    await this.client.write(this.rolePath(name), {
-      bound_service_account_names: role.boundServiceAccountNames,
-      bound_service_account_namespaces: role.boundServiceAccountNamespaces,
-      token_policies: role.policies,
-      token_ttl: role.ttl,
-      ...(role.maxTtl === undefined ? {} : { token_max_ttl: role.maxTtl }),
-      // An update keeps fields it is not given: these two would let tokens outlive token_max_ttl.
-      token_period: role.period ?? 0,
-      token_explicit_max_ttl: role.explicitMaxTtl ?? 0,
-      // Always sent, so that replacing a role with one without audience clears it.
-      audience: role.audience ?? '',
-    });
+    await this.writing(name, () =>
+      this.client.write(this.rolePath(name), {
+        bound_service_account_names: role.boundServiceAccountNames,
+        bound_service_account_namespaces: role.boundServiceAccountNamespaces,
+        token_policies: role.policies,
+        token_ttl: role.ttl,
+        ...(role.maxTtl === undefined ? {} : { token_max_ttl: role.maxTtl }),
+        // An update keeps fields it is not given: these two would let tokens outlive token_max_ttl.
+        token_period: role.period ?? 0,
+        token_explicit_max_ttl: role.explicitMaxTtl ?? 0,
+        // Always sent, so that replacing a role with one without audience clears it.
+        audience: role.audience ?? '',
+      }),
+    );
   }
 
-  /** The role as Vault holds it (TTLs in seconds); undefined when it does not exist. */
-  async readKubernetesRole(name: string): Promise<KubernetesRole | undefined> {
+  /**
+   * The role as Vault holds it (TTLs in seconds); undefined when it does not
+   * exist. `cached`: possibly from the read cache (read-cache.ts).
+   */
+  async readKubernetesRole(
+    name: string,
+    cached?: CachedRead<KubernetesRole>,
+  ): Promise<KubernetesRole | undefined> {
+    return this.client.readCache.read(this.rolePath(name), cached, () =>
+      this.readKubernetesRoleNow(name),
+    );
+  }
+
+  /** The names of every role of this auth method: one request, for checks across all tenants. */
+  async listKubernetesRoles(): Promise<string[]> {
+    return this.client.list(vaultPath('auth', this.mount, 'role'));
+  }
+
+  private async readKubernetesRoleNow(name: string): Promise<KubernetesRole | undefined> {
     const response = await this.client.read<RoleResponse>(this.rolePath(name));
     const role = response?.data;
     if (!role) return undefined;
@@ -117,7 +141,7 @@ export class KubernetesAuth {
 
   /** Deletes a role; a missing one counts as deleted. Tokens already issued live until their TTL. */
   async deleteKubernetesRole(name: string): Promise<void> {
-    await this.client.delete(this.rolePath(name));
+    await this.writing(name, () => this.client.delete(this.rolePath(name)));
   }
 
   /**

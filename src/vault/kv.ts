@@ -1,5 +1,6 @@
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { vaultPath, type VaultClient } from './client.ts';
+import type { CachedRead } from './read-cache.ts';
 
 // Secrets in a KV version 2 engine. Paths are relative to the mount
 // ("tenants/acme/database"); the engine's data/ and metadata/ prefixes are
@@ -54,6 +55,16 @@ export class KvV2 {
     return vaultPath(this.mount, 'metadata', path);
   }
 
+  /** The read-cache keys of a secret: its latest version, its metadata. */
+  private cacheKeys(path: string): [data: string, metadata: string] {
+    return [`kv-data:${this.dataPath(path)}`, `kv-metadata:${this.metadataPath(path)}`];
+  }
+
+  /** A write to the secret at `path`, which no cached answer about it survives. */
+  private writing<R>(path: string, write: () => Promise<R>): Promise<R> {
+    return this.client.readCache.writing(this.cacheKeys(path), write);
+  }
+
   /**
    * Writes a new version and answers its number. `cas: 0` writes only if the
    * secret does not exist yet; `cas: n` only if the current version is n.
@@ -71,10 +82,12 @@ export class KvV2 {
           `secret field ${JSON.stringify(key)} is not a string`,
         );
     }
-    const response = await this.client.write<{ version: number }>(this.dataPath(path), {
-      ...(options.cas === undefined ? {} : { options: { cas: options.cas } }),
-      data,
-    });
+    const response = await this.writing(path, () =>
+      this.client.write<{ version: number }>(this.dataPath(path), {
+        ...(options.cas === undefined ? {} : { options: { cas: options.cas } }),
+        data,
+      }),
+    );
     const version = response?.data?.version;
     if (typeof version !== 'number')
       throw new OperatorError(
@@ -86,13 +99,24 @@ export class KvV2 {
 
   /**
    * The latest (or the given) version; undefined when the secret, or that
-   * version, does not exist or is deleted or destroyed.
+   * version, does not exist or is deleted or destroyed. `cached`: the latest
+   * version may be answered from the read cache (read-cache.ts).
    */
   async readSecret<T extends SecretData = SecretData>(
     path: string,
-    options: { version?: number } = {},
+    options: { version?: number; cached?: CachedRead<SecretVersion<T>> } = {},
   ): Promise<SecretVersion<T> | undefined> {
-    const query = options.version === undefined ? '' : `?version=${Math.trunc(options.version)}`;
+    if (options.version !== undefined) return this.readVersion<T>(path, options.version);
+    return this.client.readCache.read(this.cacheKeys(path)[0], options.cached, () =>
+      this.readVersion<T>(path, undefined),
+    );
+  }
+
+  private async readVersion<T extends SecretData>(
+    path: string,
+    version: number | undefined,
+  ): Promise<SecretVersion<T> | undefined> {
+    const query = version === undefined ? '' : `?version=${Math.trunc(version)}`;
     const response = await this.client.read<DataResponse>(this.dataPath(path) + query);
     const body = response?.data;
     if (!body?.data || body.metadata.destroyed || body.metadata.deletion_time) return undefined;
@@ -104,7 +128,16 @@ export class KvV2 {
   }
 
   /** Version history without the values; undefined when the secret does not exist. */
-  async readMetadata(path: string): Promise<SecretMetadata | undefined> {
+  async readMetadata(
+    path: string,
+    cached?: CachedRead<SecretMetadata>,
+  ): Promise<SecretMetadata | undefined> {
+    return this.client.readCache.read(this.cacheKeys(path)[1], cached, () =>
+      this.readMetadataNow(path),
+    );
+  }
+
+  private async readMetadataNow(path: string): Promise<SecretMetadata | undefined> {
     const response = await this.client.read<MetadataResponse>(this.metadataPath(path));
     const body = response?.data;
     if (!body) return undefined;
@@ -134,12 +167,14 @@ export class KvV2 {
    * version, it claims the path, and a crash in between leaves the claim.
    */
   async writeCustomMetadata(path: string, customMetadata: Record<string, string>): Promise<void> {
-    await this.client.write(this.metadataPath(path), { custom_metadata: customMetadata });
+    await this.writing(path, () =>
+      this.client.write(this.metadataPath(path), { custom_metadata: customMetadata }),
+    );
   }
 
   /** Removes every version and the metadata: nothing is left to undelete. Missing is fine. */
   async deleteSecretAllVersions(path: string): Promise<void> {
-    await this.client.delete(this.metadataPath(path));
+    await this.writing(path, () => this.client.delete(this.metadataPath(path)));
   }
 
   /**

@@ -1,5 +1,6 @@
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { vaultPath, type VaultClient } from './client.ts';
+import type { CachedRead } from './read-cache.ts';
 
 // ACL policies, and the one policy a tenant's workloads get: read their own
 // secrets, nothing else. A policy has no metadata, so the tenant's carries a
@@ -142,6 +143,10 @@ export function policyOwnerUid(hcl: string): string | undefined {
   return OWNER_LINE.exec(hcl)?.[1];
 }
 
+function cacheKey(name: string): string {
+  return `policy:${name}`;
+}
+
 export class VaultPolicies {
   private readonly client: VaultClient;
 
@@ -152,21 +157,35 @@ export class VaultPolicies {
   /** Creates or replaces an ACL policy. */
   async putPolicy(name: string, hcl: string): Promise<void> {
     assertPolicyName(name);
-    await this.client.request('PUT', vaultPath('sys/policies/acl', name), { policy: hcl });
+    await this.client.readCache.writing([cacheKey(name)], () =>
+      this.client.request('PUT', vaultPath('sys/policies/acl', name), { policy: hcl }),
+    );
   }
 
-  /** The policy's HCL, undefined when it does not exist (for "unchanged, skip the write"). */
-  async readPolicy(name: string): Promise<string | undefined> {
+  /**
+   * The policy's HCL, undefined when it does not exist (for "unchanged, skip
+   * the write"); `cached`: possibly from the read cache (read-cache.ts).
+   */
+  async readPolicy(name: string, cached?: CachedRead<string>): Promise<string | undefined> {
     assertPolicyName(name);
-    const response = await this.client.read<{ policy: string }>(
-      vaultPath('sys/policies/acl', name),
-    );
-    return response?.data?.policy;
+    return this.client.readCache.read(cacheKey(name), cached, async () => {
+      const response = await this.client.read<{ policy: string }>(
+        vaultPath('sys/policies/acl', name),
+      );
+      return response?.data?.policy;
+    });
+  }
+
+  /** The names of every ACL policy: one request, for checks across all tenants. */
+  async listPolicies(): Promise<string[]> {
+    return this.client.list('sys/policies/acl');
   }
 
   /** Deletes an ACL policy; a missing one counts as deleted. */
   async deletePolicy(name: string): Promise<void> {
     assertPolicyName(name);
-    await this.client.delete(vaultPath('sys/policies/acl', name));
+    await this.client.readCache.writing([cacheKey(name)], () =>
+      this.client.delete(vaultPath('sys/policies/acl', name)),
+    );
   }
 }

@@ -1,4 +1,5 @@
 import { ERROR_CODES, OperatorError } from '../errors.ts';
+import type { CachedRead } from './read-cache.ts';
 import { vaultPath, type VaultClient } from './client.ts';
 
 // Transit keys for envelope encryption: Vault hands out a fresh data key per
@@ -96,6 +97,11 @@ export class Transit {
     return vaultPath(this.mount, 'keys', name, ...rest);
   }
 
+  /** A change to the key (create, configure, rotate, delete): no cached answer about it survives. */
+  private writing<R>(name: string, write: () => Promise<R>): Promise<R> {
+    return this.client.readCache.writing([this.keyPath(name)], write);
+  }
+
   /**
    * Creates an aes256-gcm96 key unless one exists; refuses a key of another
    * type (Vault's create is a silent no-op for an existing key of any type).
@@ -104,9 +110,9 @@ export class Transit {
     // `exportable` is not sent: false is Vault's default, and the operator's
     // policy refuses the parameter whatever its value, so that no request of
     // the operator can ever make a key exportable.
-    const response = await this.client.write<KeyResponse>(this.keyPath(name), {
-      type: KEY_TYPE,
-    });
+    const response = await this.writing(name, () =>
+      this.client.write<KeyResponse>(this.keyPath(name), { type: KEY_TYPE }),
+    );
     // Vault 1.21 answers with the key; older servers with 204.
     const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
     if (!info)
@@ -132,7 +138,9 @@ export class Transit {
     };
     if (Object.keys(body).length === 0)
       throw new OperatorError(ERROR_CODES.INTERNAL, `Transit key ${name}: empty configuration`);
-    const response = await this.client.write<KeyResponse>(this.keyPath(name, 'config'), body);
+    const response = await this.writing(name, () =>
+      this.client.write<KeyResponse>(this.keyPath(name, 'config'), body),
+    );
     const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
     if (!info) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `Transit key ${name} is gone`);
     return info;
@@ -140,26 +148,40 @@ export class Transit {
 
   /** Adds a new key version (used for new encryptions); old versions still decrypt. */
   async rotateKey(name: string): Promise<TransitKeyInfo> {
-    const response = await this.client.write<KeyResponse>(this.keyPath(name, 'rotate'));
+    const response = await this.writing(name, () =>
+      this.client.write<KeyResponse>(this.keyPath(name, 'rotate')),
+    );
     // Vault 1.21 answers with the key; older servers with 204.
     const info = response?.data?.type ? toInfo(response.data) : await this.keyInfo(name);
     if (!info) throw new OperatorError(ERROR_CODES.API_NOT_FOUND, `Transit key ${name} is gone`);
     return info;
   }
 
-  /** undefined when the key does not exist. */
-  async keyInfo(name: string): Promise<TransitKeyInfo | undefined> {
-    const response = await this.client.read<KeyResponse>(this.keyPath(name));
-    return response?.data ? toInfo(response.data) : undefined;
+  /** undefined when the key does not exist. `cached`: possibly from the read cache (read-cache.ts). */
+  async keyInfo(
+    name: string,
+    cached?: CachedRead<TransitKeyInfo>,
+  ): Promise<TransitKeyInfo | undefined> {
+    return this.client.readCache.read(this.keyPath(name), cached, async () => {
+      const response = await this.client.read<KeyResponse>(this.keyPath(name));
+      return response?.data ? toInfo(response.data) : undefined;
+    });
+  }
+
+  /** The names of every key of this mount: one request, for checks across all tenants. */
+  async listKeys(): Promise<string[]> {
+    return this.client.list(vaultPath(this.mount, 'keys'));
   }
 
   /** Destroys the key and all its versions; a missing key counts as deleted. */
   async deleteKey(name: string): Promise<void> {
     const info = await this.keyInfo(name);
     if (!info) return;
-    if (!info.deletionAllowed)
-      await this.client.write(this.keyPath(name, 'config'), { deletion_allowed: true });
-    await this.client.delete(this.keyPath(name));
+    await this.writing(name, async () => {
+      if (!info.deletionAllowed)
+        await this.client.write(this.keyPath(name, 'config'), { deletion_allowed: true });
+      await this.client.delete(this.keyPath(name));
+    });
   }
 
   /** A fresh 256-bit data key, in plaintext and wrapped by the latest version of `name`. */

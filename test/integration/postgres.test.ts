@@ -20,6 +20,7 @@ import {
   dropTenantDatabase,
   ensureTenantDatabase,
   foreignDatabaseObjects,
+  footprintSettled,
   revokeTenantAccess,
   type LoginCredentials,
 } from '../../src/postgres/tenant-database.ts';
@@ -441,6 +442,88 @@ describe('provisioning', () => {
         await euAdmin.passwordWorks(credentials.role, credentials.password, ALPHA.database),
         true,
       );
+    }
+  });
+});
+
+describe('one-query footprint', () => {
+  const GAMMA = databaseIdentifiersFor('pgit-gamma');
+  const GAMMA_CLAIM = claimOf('pgit-gamma');
+
+  async function settled(credentials: LoginCredentials): Promise<boolean> {
+    const footprint = await euAdmin.inspectTenant(
+      [GAMMA.ownerRole, ...GAMMA.loginRoles],
+      GAMMA.database,
+    );
+    return footprintSettled(footprint, GAMMA, GAMMA_CLAIM, { active: credentials });
+  }
+
+  test('a settled tenant reads as settled; every kind of drift does not, until repaired', async () => {
+    const credentials = await provision(euAdmin, GAMMA, GAMMA_CLAIM);
+    await ensureTenantDatabase(euAdmin, GAMMA, GAMMA_CLAIM, { active: credentials });
+    assert.equal(await settled(credentials), true, 'freshly provisioned');
+    const [login, standby] = [
+      credentials.role,
+      GAMMA.loginRoles.find((r) => r !== credentials.role)!,
+    ];
+    const drifts = [
+      `ALTER ROLE ${login} CREATEDB`,
+      `ALTER ROLE ${standby} CREATEROLE`,
+      `ALTER ROLE ${GAMMA.ownerRole} LOGIN`,
+      `ALTER ROLE ${login} NOLOGIN`,
+      `ALTER ROLE ${login} NOINHERIT`,
+      `ALTER ROLE ${login} VALID UNTIL '2030-01-01'`,
+      `ALTER ROLE ${login} PASSWORD 'changed-behind-our-back'`,
+      `REVOKE ${GAMMA.ownerRole} FROM ${standby}`,
+      `ALTER ROLE ${login} RESET role`,
+      `GRANT CONNECT ON DATABASE ${GAMMA.database} TO PUBLIC`,
+      `GRANT CONNECT ON DATABASE ${GAMMA.database} TO ${ALPHA.ownerRole}`,
+      `REVOKE CONNECT ON DATABASE ${GAMMA.database} FROM ${GAMMA.ownerRole}`,
+      `DROP ROLE ${standby}`,
+      `DROP DATABASE ${GAMMA.database}`,
+    ];
+    await ensureTenantDatabase(euAdmin, ALPHA, ALPHA_CLAIM);
+    for (const drift of drifts) {
+      await adminQuery(eu, drift);
+      assert.equal(await settled(credentials), false, `not settled after: ${drift}`);
+      assert.equal(
+        await ensureTenantDatabase(euAdmin, GAMMA, GAMMA_CLAIM, { active: credentials }),
+        true,
+        `repaired after: ${drift}`,
+      );
+      assert.equal(await settled(credentials), true, `settled again after repairing: ${drift}`);
+    }
+    // Another tenant's marker on a role is not drift to repair but a foreign object.
+    await adminQuery(eu, `COMMENT ON ROLE ${standby} IS '${BETA_CLAIM}'`);
+    assert.equal(await settled(credentials), false);
+    assert.deepEqual(await foreignDatabaseObjects(euAdmin, GAMMA, GAMMA_CLAIM), [
+      `role ${standby}`,
+    ]);
+    await adminQuery(eu, `COMMENT ON ROLE ${standby} IS '${GAMMA_CLAIM}'`);
+    assert.equal(await settled(credentials), true);
+  });
+
+  test('an admin that may not read password verifiers never calls a footprint settled', async () => {
+    const credentials = await provision(euAdmin, GAMMA, GAMMA_CLAIM);
+    const role = 'pgit_footprint_admin';
+    await adminQuery(eu, `DROP ROLE IF EXISTS ${role}`);
+    const password = generatePassword();
+    await adminQuery(eu, `CREATE ROLE ${role} LOGIN CREATEROLE PASSWORD '${password}'`);
+    const limited = new PostgresAdmin({ ...eu, user: role, password });
+    try {
+      const footprint = await limited.inspectTenant(
+        [GAMMA.ownerRole, ...GAMMA.loginRoles],
+        GAMMA.database,
+      );
+      assert.equal(footprint.verifiers, undefined);
+      assert.equal(footprint.roles.size, 3);
+      assert.equal(
+        await footprintSettled(footprint, GAMMA, GAMMA_CLAIM, { active: credentials }),
+        false,
+      );
+    } finally {
+      await limited.close();
+      await adminQuery(eu, `DROP ROLE IF EXISTS ${role}`);
     }
   });
 });

@@ -310,7 +310,10 @@ describe('the tenant-operator policy', () => {
     ]) {
       await rejectsForbidden(op.read(path), `GET ${path}`);
     }
-    await rejectsForbidden(op.list('sys/policies/acl'), 'listing policies');
+    // Names, not contents: the inventory (src/vault/inventory.ts) lists them.
+    assert.ok((await op.list('sys/policies/acl')).includes(OPERATOR_ROLE));
+    assert.ok((await op.list('auth/kubernetes/role')).includes(OPERATOR_ROLE));
+    await rejectsForbidden(op.list('auth/token/accessors'), 'listing token accessors');
     await rejectsForbidden(
       op.write('auth/token/create', { policies: ['default'] }),
       'token create',

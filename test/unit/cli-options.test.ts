@@ -97,6 +97,7 @@ describe('operator command-line input', () => {
       apiQps: 200,
       apiConcurrency: 32,
       resyncPeriodSeconds: 300,
+      vaultVerifyPeriodSeconds: 1500,
       metricsHost: '0.0.0.0',
       metricsPort: 0,
       leaseDurationSeconds: 4,
@@ -109,6 +110,14 @@ describe('operator command-line input', () => {
     });
     assert.equal(parseOperatorOptions([], { METRICS_PORT: '9000' }).metricsPort, 9000);
     assert.equal(parseOperatorOptions([], {}).backupImage, 'tenant-operator:latest');
+    assert.equal(
+      parseOperatorOptions(['--vault-verify-period', '0'], {}).vaultVerifyPeriodSeconds,
+      0,
+    );
+    assert.throws(
+      () => parseOperatorOptions(['--vault-verify-period', '86401'], {}),
+      /--vault-verify-period/,
+    );
     assert.equal(parseOperatorOptions([], {}).certificateRetentionSeconds, 1826 * 86_400);
     assert.throws(
       () => parseOperatorOptions(['--certificate-retention', '5y'], {}),
