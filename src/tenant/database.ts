@@ -110,6 +110,8 @@ export interface StoredCredentials extends Record<string, string> {
 
 export const DEFAULT_MIN_ROTATION_INTERVAL_MS = 60_000;
 const UNREACHABLE_RETRY_MS = 15_000;
+/** How long a cached KV version is kept while the metadata still names it (its data never changes). */
+const KV_VERSION_MAX_AGE_MS = 24 * 3_600_000;
 const CONFLICT_RETRY_MS = 30_000;
 
 /** How long the previous login role keeps working after a rotation, so apps can re-read Vault. */
@@ -298,15 +300,21 @@ export async function reconcileDatabase(
   if (foreignInVault.length > 0) {
     return conflict(REASON.VaultConflict, valid, foreignInVault.join(', '));
   }
-  // The cached secret is the latest only while the metadata names its version.
-  const currentVersion = vault.credentialsMetadata?.currentVersion;
-  const secret = vault.credentialsMetadata
+  // A version's data never changes: the cached secret stands as long as the
+  // metadata names it as current and neither deleted nor destroyed.
+  const metadata = vault.credentialsMetadata;
+  const currentVersion = metadata?.currentVersion;
+  const current = metadata?.versions[String(currentVersion)];
+  const secret = metadata
     ? await deps.kv.readSecret<StoredCredentials>(credentialsPath(valid.name), {
         ...(reads && reads.maxAgeMs > 0
           ? {
               cached: {
-                maxAgeMs: reads.maxAgeMs,
-                fresh: (cached) => cached?.version === currentVersion,
+                maxAgeMs: KV_VERSION_MAX_AGE_MS,
+                fresh: (cached) =>
+                  cached?.version === currentVersion &&
+                  !current?.deletionTime &&
+                  !current?.destroyed,
               },
             }
           : {}),
