@@ -29,10 +29,25 @@ import {
   vaultObjectName,
 } from '../src/tenant/database-vault.ts';
 import { metadataRanges } from '../src/tenant/egress-blocks.ts';
+import {
+  backupAuthRoleName,
+  backupPolicyName,
+  desiredBackupRole,
+  removeTenantBackupVault,
+  restorePolicyName,
+  transitKeyName,
+  type BackupVaultObjects,
+} from '../src/backup/vault-access.ts';
 import { VaultClient } from '../src/vault/client.ts';
+import { Transit } from '../src/vault/transit.ts';
 import { KubernetesAuth } from '../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../src/vault/kv.ts';
-import { tenantReadPolicy, VaultPolicies } from '../src/vault/policy.ts';
+import {
+  tenantBackupPolicy,
+  tenantReadPolicy,
+  tenantRestorePolicy,
+  VaultPolicies,
+} from '../src/vault/policy.ts';
 import { env, settled, startOperator, until, type ScaleOptions } from './scale.ts';
 import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from './support.ts';
 
@@ -45,10 +60,12 @@ import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from '
 //   - a tenant with a database: the owner role, two login roles (password,
 //     claim, membership, session role), the database, its grants, a login
 //     that proves the password, the claimed KV secret, the policy and the
-//     Kubernetes auth role.
-// Backups are off for these tenants on both sides (the bare calls do not
-// make Transit keys and CronJobs). The two go in both orders, with every
-// trace of one phase removed before the next.
+//     Kubernetes auth role; and its backup key and roles (Transit key,
+//     backup and restore policies, the backup job's auth role), which the
+//     operator makes even with scheduled backups off.
+// Scheduled backups are off for these tenants (no CronJob on either side).
+// The two go in both orders, with every trace of one phase removed before
+// the next.
 
 const RESULTS_DIR = join(import.meta.dirname, 'results');
 
@@ -75,6 +92,8 @@ class BareWork {
   private readonly pools: Map<string, pg.Pool>;
   private readonly vault: VaultClient;
   private readonly ca: string;
+  /** The made-up Tenant uid each bare tenant's claims carry. */
+  private readonly uids = new Map<string, string>();
 
   constructor(
     kube: KubeClient,
@@ -187,6 +206,38 @@ class BareWork {
       explicitMaxTtl: 0,
       audience: 'vault',
     });
+    // Its backup keys and roles, which the operator makes even with
+    // scheduled backups off (on-demand backups need them).
+    const backup = this.backupObjects();
+    const paths = {
+      transitMount: backup.transit.mount,
+      transitKey: transitKeyName(name),
+      credentialsDataPath: kv.dataPath(path),
+    };
+    await backup.transit.ensureKey(transitKeyName(name));
+    await backup.policies.putPolicy(
+      restorePolicyName(name),
+      tenantRestorePolicy(name, valid.uid, paths),
+    );
+    await backup.policies.putPolicy(
+      backupPolicyName(name),
+      tenantBackupPolicy(name, valid.uid, paths),
+    );
+    await backup.kubernetesAuth.putKubernetesRole(
+      backupAuthRoleName(name),
+      desiredBackupRole(backup, name),
+    );
+    this.uids.set(name, valid.uid);
+  }
+
+  private backupObjects(): BackupVaultObjects {
+    return {
+      transit: new Transit(this.vault),
+      policies: new VaultPolicies(this.vault),
+      kubernetesAuth: new KubernetesAuth(this.vault),
+      kv: new KvV2(this.vault),
+      operatorNamespace: 'tenant-system',
+    };
   }
 
   /** Everything provision() made, gone. */
@@ -201,6 +252,7 @@ class BareWork {
     await new KvV2(this.vault).deleteSecretAllVersions(credentialsPath(name));
     await new VaultPolicies(this.vault).deletePolicy(vaultObjectName(name));
     await new KubernetesAuth(this.vault).deleteKubernetesRole(vaultObjectName(name));
+    await removeTenantBackupVault(this.backupObjects(), { name, uid: this.uids.get(name) ?? '' });
   }
 
   async close(): Promise<void> {
