@@ -24,8 +24,7 @@ import { desiredChildren } from '../src/tenant/children.ts';
 import {
   credentialsClaim,
   credentialsPath,
-  TENANT_TOKEN_MAX_TTL_SECONDS,
-  TENANT_TOKEN_TTL_SECONDS,
+  tenantAuthRole,
   vaultObjectName,
 } from '../src/tenant/database-vault.ts';
 import { metadataRanges } from '../src/tenant/egress-blocks.ts';
@@ -196,16 +195,7 @@ class BareWork {
       object,
       tenantReadPolicy(kv.mount, name, valid.uid),
     );
-    await new KubernetesAuth(this.vault).putKubernetesRole(object, {
-      boundServiceAccountNames: ['*'],
-      boundServiceAccountNamespaces: [valid.namespace],
-      policies: [object],
-      ttl: TENANT_TOKEN_TTL_SECONDS,
-      maxTtl: TENANT_TOKEN_MAX_TTL_SECONDS,
-      period: 0,
-      explicitMaxTtl: 0,
-      audience: 'vault',
-    });
+    await new KubernetesAuth(this.vault).putKubernetesRole(object, tenantAuthRole(valid, 'vault'));
     // Its backup keys and roles, which the operator makes even with
     // scheduled backups off (on-demand backups need them).
     const backup = this.backupObjects();

@@ -125,19 +125,27 @@ export async function ensureTenantVaultAccess(
   const name = vaultObjectName(tenant.name);
   const policy = tenantReadPolicy(vault.kv.mount, tenant.name, tenant.uid);
   if (state.policy !== policy) await vault.policies.putPolicy(name, policy);
-  const role: KubernetesRole = {
+  const role = tenantAuthRole(tenant, vault.vaultAudience);
+  if (!state.role || !sameRole(role, state.role)) {
+    await vault.kubernetesAuth.putKubernetesRole(name, role);
+  }
+}
+
+/** The Kubernetes auth role through which the tenant's service accounts read their own path. */
+export function tenantAuthRole(
+  tenant: Pick<ValidTenant, 'name' | 'namespace'>,
+  audience: string | undefined,
+): KubernetesRole {
+  return {
     boundServiceAccountNames: ['*'],
     boundServiceAccountNamespaces: [tenant.namespace],
-    policies: [name],
+    policies: [vaultObjectName(tenant.name)],
     ttl: TENANT_TOKEN_TTL_SECONDS,
     maxTtl: TENANT_TOKEN_MAX_TTL_SECONDS,
     period: 0,
     explicitMaxTtl: 0,
-    ...(vault.vaultAudience ? { audience: vault.vaultAudience } : {}),
+    ...(audience ? { audience } : {}),
   };
-  if (!state.role || !sameRole(role, state.role)) {
-    await vault.kubernetesAuth.putKubernetesRole(name, role);
-  }
 }
 
 /**

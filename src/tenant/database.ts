@@ -307,17 +307,16 @@ export async function reconcileDatabase(
   const current = metadata?.versions[String(currentVersion)];
   const secret = metadata
     ? await deps.kv.readSecret<StoredCredentials>(credentialsPath(valid.name), {
-        ...(reads && reads.maxAgeMs > 0
-          ? {
-              cached: {
+        cached:
+          reads && reads.maxAgeMs > 0
+            ? {
                 maxAgeMs: KV_VERSION_MAX_AGE_MS,
                 fresh: (cached) =>
                   cached?.version === currentVersion &&
                   !current?.deletionTime &&
                   !current?.destroyed,
-              },
-            }
-          : {}),
+              }
+            : undefined,
       })
     : undefined;
   const context: Context = {

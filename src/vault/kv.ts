@@ -104,7 +104,7 @@ export class KvV2 {
    */
   async readSecret<T extends SecretData = SecretData>(
     path: string,
-    options: { version?: number; cached?: CachedRead<SecretVersion<T>> } = {},
+    options: { version?: number; cached?: CachedRead<SecretVersion<T>> | undefined } = {},
   ): Promise<SecretVersion<T> | undefined> {
     if (options.version !== undefined) return this.readVersion<T>(path, options.version);
     return this.client.readCache.read(this.cacheKeys(path)[0], options.cached, () =>
