@@ -6,11 +6,14 @@ import { benchDrift } from './drift.ts';
 import { benchProvisioning } from './provision.ts';
 import { benchProvisioningRatio } from './provision-ratio.ts';
 import { benchScale } from './scale.ts';
+import { benchShards } from './shards.ts';
 
 // `npm run bench`: every benchmark, one after the other on one local stack.
 // `npm run bench -- --tenants N --databases M` runs the scale benchmark alone
 // at that size; `--only NAME` picks one benchmark. `--only ratio` times
 // provisioning against the bare calls (--ratio-tenants, --ratio-databases).
+// `--only shards` runs two replicas with --shards 2 and kills one
+// (--shard-tenants, --shard-lease: the lease duration in seconds).
 
 const BENCHMARKS = [
   'connections',
@@ -20,6 +23,7 @@ const BENCHMARKS = [
   'backup',
   'scale',
   'ratio',
+  'shards',
 ] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 
@@ -34,6 +38,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     'ratio-tenants': { type: 'string' },
     'ratio-databases': { type: 'string' },
+    'shard-tenants': { type: 'string' },
+    'shard-lease': { type: 'string' },
   },
 });
 
@@ -76,6 +82,13 @@ const run: Record<Benchmark, () => Promise<boolean>> = {
       tenants: count('ratio-tenants', values['ratio-tenants'], 1_000),
       databases: count('ratio-databases', values['ratio-databases'], 100),
       scale: scaleOptions,
+    }),
+  shards: () =>
+    benchShards({
+      tenants: count('shard-tenants', values['shard-tenants'], 2_000),
+      // The operator's default lease duration.
+      leaseDurationSeconds: count('shard-lease', values['shard-lease'], 15),
+      concurrency: scaleOptions.concurrency,
     }),
 };
 const results: boolean[] = [];

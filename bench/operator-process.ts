@@ -72,7 +72,16 @@ export class OperatorProcess {
   }
 
   private async get(path: string): Promise<{ status: number; body: string }> {
-    const response = await fetch(`http://127.0.0.1:${this.port}${path}`);
+    const url = `http://127.0.0.1:${this.port}${path}`;
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (err: unknown) {
+      // A kept-alive connection the server closed just as it was reused
+      // (ECONNRESET): once more on a new one. A process that is gone fails again.
+      if ((err as { cause?: { code?: string } }).cause?.code !== 'ECONNRESET') throw err;
+      response = await fetch(url);
+    }
     return { status: response.status, body: await response.text() };
   }
 

@@ -10,7 +10,7 @@ import {
 import { tenantSpecSchema } from '../src/api/tenant.ts';
 import { kubeconfigFileAccess } from '../src/k8s/cluster-access.ts';
 import { KubeClient } from '../src/k8s/client.ts';
-import { collectionPath, objectPath, RESOURCES } from '../src/k8s/resources.ts';
+import { collectionPath, objectPath, resourceOfPath, RESOURCES } from '../src/k8s/resources.ts';
 import type { KubeList, KubeObject } from '../src/k8s/types.ts';
 import {
   databaseIdentifiersFor,
@@ -47,6 +47,7 @@ import {
   tenantRestorePolicy,
   VaultPolicies,
 } from '../src/vault/policy.ts';
+import { sumOf, type Sample } from './prometheus-text.ts';
 import { env, settled, startOperator, until, type ScaleOptions } from './scale.ts';
 import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from './support.ts';
 
@@ -68,6 +69,12 @@ import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from '
 
 const RESULTS_DIR = join(import.meta.dirname, 'results');
 
+/** API requests made to provision, by method (GET, POST, PATCH, ...) and for writes by resource. */
+interface RequestCounts {
+  byMethod: Record<string, number>;
+  writesByResource: Record<string, number>;
+}
+
 interface PhaseResult {
   order: 'bare first' | 'operator first';
   bareMs: number;
@@ -75,7 +82,42 @@ interface PhaseResult {
   p50Ms: number;
   p99Ms: number;
   notReady: number;
+  /** What each side asked of the API server, for the whole phase. */
+  operatorRequests: RequestCounts;
+  bareRequests: RequestCounts;
 }
+
+function countBy(samples: Sample[], name: string, label: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const sample of samples) {
+    if (sample.name !== name) continue;
+    const key = sample.labels[label];
+    if (key === undefined) throw new Error(`${name} has a sample without ${label}`);
+    counts[key] = (counts[key] ?? 0) + sample.value;
+  }
+  return counts;
+}
+
+function difference(after: Record<string, number>, before: Record<string, number>) {
+  return Object.fromEntries(
+    Object.entries(after)
+      .map(([key, value]) => [key, value - (before[key] ?? 0)] as const)
+      .filter(([, value]) => value > 0),
+  );
+}
+
+/** The operator's own count of its API requests (its /metrics), leases included. */
+function operatorRequestCounts(samples: Sample[]): RequestCounts {
+  // Throws if the metrics are missing: a renamed metric must fail the run.
+  sumOf(samples, 'tenant_operator_api_requests_total');
+  return {
+    byMethod: countBy(samples, 'tenant_operator_api_requests_total', 'method'),
+    writesByResource: countBy(samples, 'tenant_operator_api_writes_total', 'resource'),
+  };
+}
+
+const total = (counts: Record<string, number>) =>
+  Object.values(counts).reduce((sum, n) => sum + n, 0);
 
 function spec(name: string, database: boolean, server: LocalServer | undefined) {
   return {
@@ -264,6 +306,17 @@ export interface RatioOptions {
   scale: ScaleOptions;
 }
 
+/** "14.2 (GET 3.1, PATCH 6.0, ...; writes: tenants 2.0, events 3.0, ...)", per tenant. */
+function describeRequests(counts: RequestCounts, tenants: number): string {
+  const per = (n: number) => (n / tenants).toFixed(1);
+  const list = (byKey: Record<string, number>) =>
+    Object.entries(byKey)
+      .sort(([, a], [, b]) => b - a)
+      .map(([key, n]) => `${key} ${per(n)}`)
+      .join(', ');
+  return `${per(total(counts.byMethod))} (${list(counts.byMethod)}; writes: ${list(counts.writesByResource)})`;
+}
+
 export async function benchProvisioningRatio(options: RatioOptions): Promise<boolean> {
   const runId = Date.now().toString(36);
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -272,6 +325,15 @@ export async function benchProvisioningRatio(options: RatioOptions): Promise<boo
   const operatorAccess = kubeconfigFileAccess(env('BENCH_OPERATOR_KUBECONFIG'));
   if (!operatorAccess) throw new Error('the operator kubeconfig uses a client certificate');
   const asOperator = await KubeClient.create(operatorAccess);
+  // Every request the bare calls make, counted as the operator counts its own.
+  const bareCounts: RequestCounts = { byMethod: {}, writesByResource: {} };
+  asOperator.onRequest((method, path) => {
+    bareCounts.byMethod[method] = (bareCounts.byMethod[method] ?? 0) + 1;
+    if (method === 'GET') return;
+    const resource = resourceOfPath(path);
+    bareCounts.writesByResource[resource] = (bareCounts.writesByResource[resource] ?? 0) + 1;
+  });
+  const bareCountsNow = (): RequestCounts => structuredClone(bareCounts);
   const servers =
     options.databases > 0 ? await registerLocalDatabaseServers(admin, options.databases + 10) : [];
   const all = localServers();
@@ -285,22 +347,29 @@ export async function benchProvisioningRatio(options: RatioOptions): Promise<boo
   const serverOf = (i: number) =>
     i < options.databases && servers.length > 0 ? servers[i % servers.length] : undefined;
 
-  const bareRun = async (tag: string): Promise<number> => {
+  const bareRun = async (tag: string): Promise<{ ms: number; requests: RequestCounts }> => {
     const names = Array.from({ length: options.tenants }, (_, i) => `${tag}-${i}`);
+    const before = bareCountsNow();
     const start = performance.now();
     await pool(names, options.scale.concurrency, (name) =>
       bare.provision(name, serverOf(Number(name.split('-').at(-1)))),
     );
     const elapsed = performance.now() - start;
+    const after = bareCountsNow();
+    const requests = {
+      byMethod: difference(after.byMethod, before.byMethod),
+      writesByResource: difference(after.writesByResource, before.writesByResource),
+    };
     await pool(names, 16, (name) => bare.remove(name, serverOf(Number(name.split('-').at(-1)))));
     await until('the bare namespaces to go', 1_800_000, () =>
       namespacesGone(admin, `tenant-${tag}-`),
     );
-    return elapsed;
+    return { ms: elapsed, requests };
   };
 
   const operatorRun = async (tag: string) => {
     const operator = await startOperator(options.scale, logFile);
+    const before = operatorRequestCounts(await operator.metrics());
     const names = Array.from({ length: options.tenants }, (_, i) => `${tag}-${i}`);
     const timings = await createAndTimeToReady(
       admin,
@@ -312,6 +381,11 @@ export async function benchProvisioningRatio(options: RatioOptions): Promise<boo
       3_600_000,
     );
     await settled(operator, 2_000);
+    const after = operatorRequestCounts(await operator.metrics());
+    const requests = {
+      byMethod: difference(after.byMethod, before.byMethod),
+      writesByResource: difference(after.writesByResource, before.writesByResource),
+    };
     // Cleanup: each tenant erased now (its name as confirmation), then released.
     await pool(names, 16, async (name) => {
       const path = objectPath(RESOURCES.Tenant, name);
@@ -329,28 +403,31 @@ export async function benchProvisioningRatio(options: RatioOptions): Promise<boo
     });
     await until('their namespaces to go', 1_800_000, () => namespacesGone(admin, `tenant-${tag}-`));
     await operator.stop();
-    return timings;
+    return { timings, requests };
   };
 
   const phases: PhaseResult[] = [];
   for (const order of ['bare first', 'operator first'] as const) {
     const n = phases.length;
-    let bareMs: number;
-    let timings: Awaited<ReturnType<typeof operatorRun>>;
+    let bareSide: Awaited<ReturnType<typeof bareRun>>;
+    let operatorSide: Awaited<ReturnType<typeof operatorRun>>;
     if (order === 'bare first') {
-      bareMs = await bareRun(`rb${n}${runId}`);
-      timings = await operatorRun(`ro${n}${runId}`);
+      bareSide = await bareRun(`rb${n}${runId}`);
+      operatorSide = await operatorRun(`ro${n}${runId}`);
     } else {
-      timings = await operatorRun(`ro${n}${runId}`);
-      bareMs = await bareRun(`rb${n}${runId}`);
+      operatorSide = await operatorRun(`ro${n}${runId}`);
+      bareSide = await bareRun(`rb${n}${runId}`);
     }
+    const { timings } = operatorSide;
     phases.push({
       order,
-      bareMs,
+      bareMs: bareSide.ms,
       operatorMs: timings.totalMs,
       p50Ms: percentile(timings.durations, 50),
       p99Ms: percentile(timings.durations, 99),
       notReady: timings.notReady,
+      operatorRequests: operatorSide.requests,
+      bareRequests: bareSide.requests,
     });
   }
   await bare.close();
@@ -369,6 +446,14 @@ export async function benchProvisioningRatio(options: RatioOptions): Promise<boo
       ],
       [`${p.order}: bare calls`, `${(p.bareMs / 1000).toFixed(1)} s`],
       [`${p.order}: operator / bare`, `${(p.operatorMs / p.bareMs).toFixed(2)}x`],
+      [
+        `${p.order}: API requests per tenant, operator`,
+        describeRequests(p.operatorRequests, options.tenants),
+      ],
+      [
+        `${p.order}: API requests per tenant, bare`,
+        describeRequests(p.bareRequests, options.tenants),
+      ],
     ]),
   );
   return phases.every((p) => p.notReady === 0);

@@ -50,25 +50,26 @@ export function env(name: string): string {
   return value;
 }
 
-/** The heap limit the chart gives the operator (values.yaml heapLimitMiB). */
-function chartHeapLimitMiB(): number {
+/** A V8 memory setting the chart gives the operator (values.yaml), MiB. */
+function chartValueMiB(key: 'heapLimitMiB' | 'semiSpaceMiB'): number {
   const values = parse(
     readFileSync(join(import.meta.dirname, '..', 'charts/tenant-operator/values.yaml'), 'utf8'),
-  ) as { heapLimitMiB?: unknown };
-  if (typeof values.heapLimitMiB !== 'number') throw new Error('values.yaml has no heapLimitMiB');
-  return values.heapLimitMiB;
+  ) as Record<string, unknown>;
+  const value = values[key];
+  if (typeof value !== 'number') throw new Error(`values.yaml has no ${key}`);
+  return value;
 }
 
 function operatorEnv(): NodeJS.ProcessEnv {
   // The operator's own identity and Vault login, as hack/demo.sh starts it,
-  // and its heap limit as the chart sets it.
+  // and its heap settings as the chart sets them.
   const inherited = { ...process.env };
   delete inherited.VAULT_TOKEN;
   return {
     ...inherited,
     // BENCH_HEAP_SNAPSHOT=1: the restarted operator writes a heap snapshot
     // at the end of the run (SIGUSR2), for the post-mortem of its memory.
-    NODE_OPTIONS: `--max-old-space-size=${chartHeapLimitMiB()}${
+    NODE_OPTIONS: `--max-old-space-size=${chartValueMiB('heapLimitMiB')} --max-semi-space-size=${chartValueMiB('semiSpaceMiB')}${
       process.env.BENCH_HEAP_SNAPSHOT === '1' ? ` --heapsnapshot-signal=SIGUSR2` : ''
     }`,
     KUBECONFIG: env('BENCH_OPERATOR_KUBECONFIG'),
@@ -322,7 +323,8 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
     runId,
     date: new Date().toISOString(),
     options,
-    heapLimitMiB: chartHeapLimitMiB(),
+    heapLimitMiB: chartValueMiB('heapLimitMiB'),
+    semiSpaceMiB: chartValueMiB('semiSpaceMiB'),
     memoryMiB: { idle, provisioned, steady: steadyMemory, afterRestart: restarted },
     provisioning: {
       tenants: total,

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_OPERATOR_USER } from '../admission/identities.ts';
 import { Operator } from '../controller/manager.ts';
+import { MAX_SHARDS } from '../controller/shards.ts';
 import { toOperatorError } from '../errors.ts';
 import { loadClusterAccess } from '../k8s/cluster-access.ts';
 import { KubeClient } from '../k8s/client.ts';
@@ -64,6 +65,10 @@ operator options (environment variable in brackets):
   --metrics-host HOST     address to listen on (0.0.0.0)
   --lease-duration SEC    leader lease duration, seconds, 2-3600 (15)
   --identity ID           leader-election identity [POD_NAME] (hostname-pid)
+  --shards N              split tenants over N shards by a hash of their name, each with
+                          its own Lease; replicas share them out evenly, and take over
+                          a dead one's after a lease duration [SHARDS] (1: one leader
+                          for all), 1-${MAX_SHARDS}
   --cluster-cidr CIDR     a pod, service or node range of the cluster; repeat for each
                           [CLUSTER_CIDRS, comma-separated]. Tenants' egress rules never
                           open these (nor the cloud metadata ranges), so 0.0.0.0/0 means
@@ -159,6 +164,7 @@ async function runOperator(args: string[]): Promise<void> {
     leaseDurationSeconds,
     renewDeadlineMs: (leaseDurationSeconds * 1000 * 2) / 3,
     retryPeriodMs: Math.max(500, (leaseDurationSeconds * 1000) / 7),
+    shards: options.shards,
     ...(vault ? { vault: vault.client } : {}),
     vaultKvMount: process.env.VAULT_KV_MOUNT ?? 'secret',
     vaultAudience: process.env.VAULT_K8S_AUDIENCE ?? 'vault',

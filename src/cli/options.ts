@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { DURATION_PATTERN, durationToMs } from '../api/duration.ts';
+import { MAX_SHARDS } from '../controller/shards.ts';
 
 // The `operator` command's flags, parsed and checked in one place before
 // anything starts: a typo in a number must stop the process with a message
@@ -31,6 +32,8 @@ export interface OperatorCliOptions {
   metricsHost: string;
   metricsPort: number;
   leaseDurationSeconds: number;
+  /** Shards of the tenants, each with its own Lease; 1 is a single leader. */
+  shards: number;
   /** The cluster's pod, service and node ranges (flags and CLUSTER_CIDRS together). */
   clusterCidrs: string[];
   minRotationIntervalSeconds: number;
@@ -57,6 +60,7 @@ const OPERATOR_FLAGS = {
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
   'lease-duration': { type: 'string' },
+  shards: { type: 'string' },
   identity: { type: 'string' },
   'cluster-cidr': { type: 'string', multiple: true },
   'min-rotation-interval': { type: 'string' },
@@ -170,6 +174,7 @@ export function parseOperatorOptions(
   const port = pick('metrics-port', values['metrics-port'], env, 'METRICS_PORT', '8080');
   const host = pick('metrics-host', values['metrics-host'], env, undefined, '0.0.0.0');
   const lease = pick('lease-duration', values['lease-duration'], env, undefined, '15');
+  const shards = pick('shards', values.shards, env, 'SHARDS', '1');
   const minRotation = pick(
     'min-rotation-interval',
     values['min-rotation-interval'],
@@ -236,6 +241,7 @@ export function parseOperatorOptions(
     metricsPort: wholeNumber(port.source, port.raw, 0, 65535),
     // Below 2 s the renew deadline (2/3 of it) is shorter than one retry period.
     leaseDurationSeconds: wholeNumber(lease.source, lease.raw, 2, 3600),
+    shards: wholeNumber(shards.source, shards.raw, 1, MAX_SHARDS),
     clusterCidrs,
     // Below a second, rotation would run on every reconcile and flood PostgreSQL and Vault.
     minRotationIntervalSeconds: wholeNumber(minRotation.source, minRotation.raw, 1, 31_536_000),

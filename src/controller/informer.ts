@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, type ResourceType } from '../k8s/resources.ts';
+import { cachedStrings } from '../k8s/shared-strings.ts';
 import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
+import { ObjectIndex } from './object-index.ts';
 
 // A list-then-watch cache of one resource type. It never stops on its own:
 // a watch the server closes is reopened from the last resourceVersion, an
@@ -45,9 +47,8 @@ export class Informer<T extends KubeObject> {
   readonly type: ResourceType;
   private readonly client: KubeClient;
   private readonly options: InformerOptions<T>;
-  private readonly store = new Map<string, T>();
-  /** The same objects by namespace, for "what is in this tenant's namespace" without a scan. */
-  private readonly byNamespace = new Map<string, Map<string, T>>();
+  /** By namespace, then name: "what is in this tenant's namespace" without a scan. */
+  private readonly store = new ObjectIndex<T>();
   private readonly handlers: ChangeHandler<T>[] = [];
   private resourceVersion: string | undefined;
   private synced = false;
@@ -65,8 +66,12 @@ export class Informer<T extends KubeObject> {
     this.handlers.push(handler);
   }
 
+  /** By objectKey: `namespace/name`, or the name of a cluster-scoped object. */
   get(key: string): T | undefined {
-    return this.store.get(key);
+    const slash = key.indexOf('/');
+    return slash < 0
+      ? this.store.get(key, undefined)
+      : this.store.get(key.slice(slash + 1), key.slice(0, slash));
   }
 
   /**
@@ -78,44 +83,35 @@ export class Informer<T extends KubeObject> {
   }
 
   private put(object: T): void {
-    const key = objectKey(object);
-    this.store.set(key, object);
-    const namespace = object.metadata.namespace;
-    if (namespace === undefined) return;
-    let objects = this.byNamespace.get(namespace);
-    if (!objects) this.byNamespace.set(namespace, (objects = new Map<string, T>()));
-    objects.set(key, object);
+    this.store.set(object);
   }
 
   private remove(object: T): void {
-    const key = objectKey(object);
-    this.store.delete(key);
-    const namespace = object.metadata.namespace;
-    const objects = namespace === undefined ? undefined : this.byNamespace.get(namespace);
-    objects?.delete(key);
-    if (objects?.size === 0) this.byNamespace.delete(namespace!);
+    this.store.delete(object.metadata.name, object.metadata.namespace);
   }
 
   /** The cached objects of one namespace. */
   inNamespace(namespace: string): T[] {
-    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
+    return this.store.inNamespace(namespace);
   }
 
   /**
    * What the cache keeps of an object: all but metadata.managedFields, which
    * the operator never reads and which is often the largest part of an
    * object (one entry per field manager). apiVersion and kind are set, as
-   * list items come without them.
+   * list items come without them. Its strings are the pooled copies
+   * (shared-strings.ts): ten thousand tenants repeat the same values.
    */
   private cacheable(object: T): T {
-    const metadata = { ...object.metadata };
-    delete metadata.managedFields;
+    // Left out by destructuring, not `delete`: an object that lost a
+    // property becomes a slow dictionary, twice the size.
+    const { managedFields, ...metadata } = object.metadata;
     const kept = { ...object, apiVersion: this.type.apiVersion, kind: this.type.kind, metadata };
-    return this.options.transform ? this.options.transform(kept) : kept;
+    return cachedStrings.shareAll(this.options.transform ? this.options.transform(kept) : kept);
   }
 
   list(): T[] {
-    return [...this.store.values()];
+    return this.store.values();
   }
 
   get hasSynced(): boolean {
@@ -198,9 +194,8 @@ export class Informer<T extends KubeObject> {
       listVersion = page.metadata.resourceVersion;
     } while (continueToken);
 
-    const previous = new Map(this.store);
+    const previous = new Map(this.store.values().map((object) => [objectKey(object), object]));
     this.store.clear();
-    this.byNamespace.clear();
     for (const object of fresh.values()) this.put(object);
     this.resourceVersion = listVersion;
     for (const [key, object] of fresh) {

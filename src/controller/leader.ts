@@ -31,6 +31,12 @@ export interface LeaderElectionOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   log: Logger;
+  /**
+   * Asked before taking a lease that is not ours yet (free, released or
+   * expired); renewing one we hold is never held back. Shards use it to stay
+   * within their fair share. Default: always.
+   */
+  mayAcquire?: () => boolean;
 }
 
 interface LeaseSpec {
@@ -154,9 +160,11 @@ export class LeaderElector {
       if (timeoutMs <= 0) throw new OperatorError(ERROR_CODES.NETWORK, 'renew deadline reached');
       return { timeoutMs, signal: this.stopRenewing.signal };
     };
+    const mayAcquire = () => this.leading || (this.options.mayAcquire?.() ?? true);
     try {
       const lease = await this.client.get<Lease>(path, bounded());
       if (!lease) {
+        if (!mayAcquire()) return false;
         await this.client.request('POST', collectionPath(RESOURCES.Lease, namespace), {
           ...bounded(),
           body: {
@@ -196,6 +204,7 @@ export class LeaderElector {
       }
       if (heldByOther && this.observedAt + duration > monotonicNow()) return false;
 
+      if (!mayAcquire()) return false;
       const takingOver = holder !== identity;
       // The resourceVersion in the body makes this a compare-and-swap: a
       // replica that raced us to the lease makes it fail with a conflict.

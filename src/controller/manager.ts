@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClusterAccess } from '../k8s/cluster-access.ts';
 import type { Logger } from 'pino';
@@ -53,15 +54,19 @@ import { TENANTS_KV_FOLDER } from '../tenant/database-vault.ts';
 import { VaultPolicies } from '../vault/policy.ts';
 import { startHealthServer } from './health.ts';
 import { Informer } from './informer.ts';
-import { LEASE_NAME, LeaderElector } from './leader.ts';
 import { WorkQueue } from './queue.ts';
 import { SpreadResync } from './resync.ts';
+import { ShardSet } from './shard-set.ts';
+import { shardOf } from './shards.ts';
 
 // Wires the pieces into a running operator: caches that follow the API
 // server, a queue of tenant names, the reconciler, leader election and the
 // health/metrics endpoint. Every replica keeps its caches warm and reports
 // readiness; only the leader reconciles, and its client refuses every write
 // the moment its lease could have run out (fencing by our own clock).
+// With --shards S > 1 there is a leader per shard (shard-set.ts): a replica
+// reconciles the tenants of the shards it holds, and each write is fenced by
+// the lease of the shard it is made for.
 
 export interface OperatorOptions {
   /** The API server and credentials (cluster-access.ts), or a KubeConfig already loaded. */
@@ -85,6 +90,8 @@ export interface OperatorOptions {
   leaseDurationSeconds: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
+  /** Shards of the tenants' name hash, each with its own Lease (default 1: one leader). */
+  shards?: number;
   onLostLeadership: () => void;
   /** Vault with the operator's token; without it tenants get no database. */
   vault?: VaultClient;
@@ -135,7 +142,11 @@ export class Operator {
   private informers: Informer<KubeObject>[] = [];
   private tenants!: Informer<TenantObject>;
   private deps: ReconcileDeps | undefined;
-  private leader!: LeaderElector;
+  private shards!: ShardSet;
+  /** Per shard just acquired: its tenants not yet reconciled by this replica, and since when. */
+  private readonly takeovers = new Map<number, { pending: Set<string>; since: number }>();
+  private working = false;
+  private expireCertificates: (() => void) | undefined;
   private server: Server | undefined;
   private running: Promise<unknown>[] = [];
   private resync: SpreadResync | undefined;
@@ -168,20 +179,32 @@ export class Operator {
    * the API server, Vault and PostgreSQL passes through it.
    */
   assertLeading(): void {
-    if (!this.leader) {
+    if (!this.shards) {
       throw new OperatorError(
         ERROR_CODES.NOT_LEADER,
         'not leading: leader election has not started',
       );
     }
-    this.leader.assertLeading();
+    // The shard of the tenant being reconciled; shard 0 for shared work.
+    this.shards.assertHolds();
+  }
+
+  /** Holds the lease of shard 0, which carries the work that belongs to no tenant. */
+  private holdsShared(): boolean {
+    return this.shards?.holds(0) ?? false;
+  }
+
+  private shardOf(tenant: string): number {
+    return shardOf(tenant, this.shards.count);
   }
 
   get ready(): { ok: boolean; detail: string } {
     const stale = this.informers.filter((i) => !i.live).map((i) => i.type.plural);
-    return stale.length === 0
-      ? { ok: true, detail: `ok (${this.leader?.holdsLease() ? 'leader' : 'standby'})` }
-      : { ok: false, detail: `watches not live: ${stale.join(', ')}` };
+    if (stale.length > 0) return { ok: false, detail: `watches not live: ${stale.join(', ')}` };
+    if ((this.shards?.count ?? 1) === 1)
+      return { ok: true, detail: `ok (${this.holdsShared() ? 'leader' : 'standby'})` };
+    const held = this.shards.heldShards();
+    return { ok: true, detail: `ok (${held.length > 0 ? `shards ${held.join(',')}` : 'standby'})` };
   }
 
   async start(): Promise<void> {
@@ -196,17 +219,27 @@ export class Operator {
         if (method !== 'GET') this.metrics.apiWrites.inc({ resource: resourceOfPath(path) });
       });
     }
-    this.leader = new LeaderElector(this.leaseClient, {
+    this.shards = new ShardSet(this.leaseClient, {
+      shards: this.options.shards ?? 1,
       namespace: this.options.namespace,
-      name: LEASE_NAME,
       identity: this.options.identity,
       leaseDurationSeconds: this.options.leaseDurationSeconds,
       renewDeadlineMs: this.options.renewDeadlineMs,
       retryPeriodMs: this.options.retryPeriodMs,
+      drainTimeoutMs: DRAIN_TIMEOUT_MS,
       log,
+      onAcquired: (shard) => void this.lead(shard).catch((err: unknown) => this.fatal(err)),
+      onReleased: (shard) => this.release(shard),
+      onLostAll: () => {
+        this.metrics.leader.set(0);
+        this.queue.stop();
+        this.serverQueue?.stop();
+        this.verifier?.stop();
+        this.options.onLostLeadership();
+      },
     });
     // Events too: a stale leader must not tell a story the new one contradicts.
-    this.client.setWriteGuard(() => this.leader.assertLeading());
+    this.client.setWriteGuard(() => this.assertLeading());
 
     const informer = <T extends KubeObject>(
       kind: keyof typeof RESOURCES,
@@ -340,7 +373,7 @@ export class Operator {
       };
       this.serverQueue = new WorkQueue((name) => reconcileDatabaseServer(serverDeps, name), {
         concurrency: 2,
-        canStart: () => this.leader.holdsLease(),
+        canStart: () => this.holdsShared(),
         onError: (name, err, retryInMs) =>
           log.warn(
             { databaseServer: name, err: toOperatorError(err).message, retryInMs },
@@ -367,9 +400,13 @@ export class Operator {
       });
     }
     this.deps = deps;
+    const sharded = this.shards.count > 1;
     this.queue = new WorkQueue((name) => this.reconcile(deps, name), {
       concurrency: this.options.concurrency,
-      canStart: () => this.leader.holdsLease(),
+      canStart: () => this.shards.holdsAny(),
+      // Sharded: only the tenants of the shards this replica holds, and not
+      // one of a shard being handed back.
+      ...(sharded ? { admits: (name: string) => this.shards.accepting(this.shardOf(name)) } : {}),
       // Not yet provisioned: new, so a burst of new tenants (and the passes
       // each takes until Ready) takes turns with the resyncs of the others,
       // and a change to a settled tenant (a repair) goes before both.
@@ -405,7 +442,7 @@ export class Operator {
       });
       // Which store a tenant uses, and the job's Secrets Role, follow the stores.
       this.backupStores?.onChange(() => {
-        if (this.leader.holdsLease()) this.checkSharedObjects();
+        if (this.holdsShared()) this.checkSharedObjects();
         for (const tenant of this.tenants.list()) this.queue.add(tenant.metadata.name);
       });
     }
@@ -422,25 +459,19 @@ export class Operator {
     this.metricsPort = health.port;
     log.info({ metricsPort: health.port }, 'health and metrics endpoint listening');
 
-    this.leader.start(
-      () => void this.lead().catch((err: unknown) => this.fatal(err)),
-      () => {
-        this.metrics.leader.set(0);
-        this.queue.stop();
-        this.serverQueue?.stop();
-        this.verifier?.stop();
-        this.options.onLostLeadership();
-      },
-    );
+    await this.shards.start();
   }
 
   private async reconcile(deps: ReconcileDeps, name: string) {
     const end = this.metrics.reconcileDuration.startTimer();
+    const shard = this.shardOf(name);
     try {
-      const result = await reconcileTenant(deps, name);
+      // Every write of this reconcile is fenced by the lease of the tenant's shard.
+      const result = await this.shards.runInShard(shard, () => reconcileTenant(deps, name));
       this.metrics.reconcileTotal.inc({
         result: result?.requeueAfterMs === undefined ? 'success' : 'requeue',
       });
+      this.reconciledAfterTakeover(shard, name);
       return result;
     } catch (err: unknown) {
       this.metrics.reconcileTotal.inc({ result: 'error' });
@@ -450,17 +481,58 @@ export class Operator {
     }
   }
 
-  private async lead(): Promise<void> {
+  /**
+   * A shard's lease was acquired (with one shard: leadership). Its tenants
+   * are reconciled once now, whatever their state: the previous holder may
+   * have stopped anywhere, and a new holder trusts nothing it read before.
+   */
+  private async lead(shard: number): Promise<void> {
     this.metrics.leader.set(1);
     // Another replica may have led in between: what this one read before is stale.
     this.options.vault?.readCache.clear();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
-    await this.applySharedObjects();
+    if (shard === 0) await this.applySharedObjects();
+    if (!this.working) this.startWork();
+    else if (shard === 0) this.expireCertificates?.();
+    const names = this.tenants
+      .list()
+      .map((t) => t.metadata.name)
+      .filter((name) => this.shardOf(name) === shard);
+    if (this.shards.count > 1) {
+      this.takeovers.set(shard, { pending: new Set(names), since: performance.now() });
+      this.options.log.info({ shard, tenants: names.length }, 'shard acquired');
+      if (names.length === 0) this.reconciledAfterTakeover(shard, '');
+    }
+    if (shard === 0) this.resyncShared();
+    for (const name of names) this.queue.add(name, 'resync');
+  }
+
+  /** Logs once every tenant of a shard just acquired has been reconciled here. */
+  private reconciledAfterTakeover(shard: number, name: string): void {
+    const takeover = this.takeovers.get(shard);
+    if (!takeover) return;
+    takeover.pending.delete(name);
+    if (takeover.pending.size > 0) return;
+    this.takeovers.delete(shard);
+    this.options.log.info(
+      { shard, ms: Math.round(performance.now() - takeover.since) },
+      'shard taken over: each of its tenants reconciled',
+    );
+  }
+
+  /** A shard's lease is gone (lost or handed back): its queued tenants are dropped as they come up. */
+  private release(shard: number): void {
+    this.takeovers.delete(shard);
+    if (!this.shards.holdsAny()) this.metrics.leader.set(0);
+    this.options.log.info({ shard }, 'shard released');
+  }
+
+  /** The queues and timers, started when the first shard (or the leader lease) is held. */
+  private startWork(): void {
+    this.working = true;
     this.queue.start();
     this.serverQueue?.start();
     this.verifier?.start();
-    // Every tenant once now (a new leader trusts nothing), then spread over each period.
-    this.resyncAll();
     this.resync = new SpreadResync({
       periodMs: this.options.resyncPeriodMs,
       names: () => this.tenants.list().map((t) => t.metadata.name),
@@ -473,9 +545,10 @@ export class Operator {
       // when leadership begins and daily after (the periods are years long).
       const stores = this.storeAccess;
       const expire = () => {
-        if (!this.leader.holdsLease()) return;
+        if (!this.holdsShared()) return;
         void removeExpiredCertificates(stores, new Date(), this.options.log);
       };
+      this.expireCertificates = expire;
       expire();
       this.certificateExpiryTimer = setInterval(expire, CERTIFICATE_EXPIRY_INTERVAL_MS);
       this.certificateExpiryTimer.unref();
@@ -491,7 +564,7 @@ export class Operator {
   /** What the resync checks once a period besides the tenants. */
   private resyncShared(): void {
     // No watch follows the shared roles (they change about never): the resync checks them.
-    if (this.leader?.holdsLease()) this.checkSharedObjects();
+    if (this.holdsShared()) this.checkSharedObjects();
     for (const server of this.deps?.database?.servers.list() ?? [])
       this.serverQueue?.add(server.metadata.name);
   }
@@ -514,6 +587,7 @@ export class Operator {
       kind: keyof typeof RESOURCES,
       labelSelector?: string,
       namespace?: string,
+      transform?: (object: T) => T,
     ) => Informer<T>,
   ): BackupDeps {
     const namespace = this.options.namespace;
@@ -530,7 +604,7 @@ export class Operator {
       connections: database.connections,
       log: this.options.log,
       concurrency: options.verifyConcurrency ?? 1,
-      canStart: () => this.leader.holdsLease(),
+      canStart: () => this.holdsShared(),
       onRecorded: (tenant) => this.queue.add(tenant),
       onResult: (_tenant, ok, durationMs) => {
         this.metrics.backupVerifications.inc({ result: ok ? 'passed' : 'failed' });
@@ -553,8 +627,15 @@ export class Operator {
         ...(this.options.vaultAudience ? { vaultAudience: this.options.vaultAudience } : {}),
         ...(process.env.VAULT_AUTH_MOUNT ? { vaultAuthMount: process.env.VAULT_AUTH_MOUNT } : {}),
       },
-      cronJobs: informer<KubeObject>('CronJob', MANAGED_SELECTOR, namespace),
-      serviceAccounts: informer<KubeObject>('ServiceAccount', MANAGED_SELECTOR, namespace),
+      // One of each per tenant with backups, wholly ours: cached compact like
+      // a tenant's children (a CronJob's pod template is most of its size).
+      cronJobs: informer<KubeObject>('CronJob', MANAGED_SELECTOR, namespace, compactOwnedObject),
+      serviceAccounts: informer<KubeObject>(
+        'ServiceAccount',
+        MANAGED_SELECTOR,
+        namespace,
+        compactOwnedObject,
+      ),
       records: informer<TenantBackupObject>('TenantBackup'),
       servers: database.servers,
       stores: this.storeAccess,
@@ -647,7 +728,7 @@ export class Operator {
       if (!drained)
         log.warn('reconciles still running at the drain deadline; refusing their writes');
     }
-    await this.leader?.stepDown(() => this.client.writesSettled());
+    await this.shards?.stop(() => this.client.writesSettled());
     this.metrics.leader.set(0);
     this.abort.abort();
     await Promise.allSettled(this.running);

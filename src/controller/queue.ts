@@ -30,6 +30,12 @@ export interface QueueOptions {
   canStart?: () => boolean;
   /** Where a key's tenant is, asked when it is added (default: settled). */
   stageOf?: (key: string) => Stage;
+  /**
+   * Whether this queue takes the key at all, asked when it is added and again
+   * when its turn comes (a sharded replica takes only its shards' tenants; a
+   * key whose shard was handed over meanwhile is dropped, not run). Default: all.
+   */
+  admits?: (key: string) => boolean;
 }
 
 /** Node timers overflow past 2^31-1 ms (~24.8 days); longer delays re-arm in steps. */
@@ -38,7 +44,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class WorkQueue {
   private readonly worker: Worker;
   private readonly options: Required<
-    Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart' | 'stageOf'>
+    Omit<QueueOptions, 'onDepthChange' | 'onError' | 'canStart' | 'stageOf' | 'admits'>
   > &
     QueueOptions;
   private readonly lanes: Record<Lane, Set<string>> = {
@@ -97,6 +103,7 @@ export class WorkQueue {
   }
 
   add(key: string, reason: Reason = 'change'): void {
+    if (this.options.admits && !this.options.admits(key)) return;
     if (this.active.has(key)) {
       this.dirty.add(key);
       return;
@@ -170,11 +177,12 @@ export class WorkQueue {
   private next(): string | undefined {
     const turns: Lane[] = this.lastTurn === 'new' ? ['resync', 'new'] : ['new', 'resync'];
     for (const lane of ['changed', ...turns] as Lane[]) {
-      const first = this.lanes[lane].values().next();
-      if (first.done) continue;
-      this.lanes[lane].delete(first.value);
-      if (lane !== 'changed') this.lastTurn = lane;
-      return first.value;
+      for (const key of this.lanes[lane]) {
+        this.lanes[lane].delete(key);
+        if (this.options.admits && !this.options.admits(key)) continue;
+        if (lane !== 'changed') this.lastTurn = lane;
+        return key;
+      }
     }
     return undefined;
   }

@@ -1,3 +1,5 @@
+import { nameHash } from './name-hash.ts';
+
 // The periodic resync, spread over its period. Each tenant has a fixed phase
 // in the period (a hash of its name), and a timer that ticks every second
 // enqueues the tenants whose phase has come: with 10,000 tenants and a 300 s
@@ -21,18 +23,8 @@ export interface ResyncOptions {
 
 const MIN_PER_SLOT = 50;
 
-/** FNV-1a, 32 bits: stable across restarts and replicas, cheap for short names. */
-function hash(name: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) {
-    h ^= name.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 export function slotOf(name: string, slots: number): number {
-  return hash(name) % slots;
+  return nameHash(name) % slots;
 }
 
 export class SpreadResync {

@@ -124,7 +124,7 @@ export function createMetrics(sources: MetricSources = {}) {
     }),
     leader: new Gauge({
       name: `${PREFIX}leader`,
-      help: '1 while this replica holds the leader lease.',
+      help: '1 while this replica holds the leader lease (with --shards: any shard lease).',
       ...metric,
     }),
     backupLastSuccess: perTenantGauge(

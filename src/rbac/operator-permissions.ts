@@ -5,7 +5,6 @@ import {
   TENANT_ADMIN_BASE_CLUSTER_ROLE,
   TENANT_ADMIN_CLUSTER_ROLE,
 } from '../api/constants.ts';
-import { LEASE_NAME } from '../controller/leader.ts';
 import { CREDENTIALS_SECRET } from '../tenant/database.ts';
 import { OWNER_BINDING_NAME } from '../tenant/rbac.ts';
 
@@ -106,13 +105,16 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
 ];
 
 export const OPERATOR_NAMESPACE_RULES: readonly PolicyRule[] = [
-  // Leader election (src/controller/leader.ts).
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  // Leader election (src/controller/leader.ts); with --shards, a Lease per
+  // shard and one per replica, listed to count the replicas alive and
+  // deleted when a replica stops or died long ago (shard-set.ts,
+  // membership.ts). A replica's Lease is named after its identity (the pod
+  // name), which is not known when RBAC is installed, so these verbs cannot
+  // name their objects; they are limited to the operator's own namespace.
   {
     apiGroups: ['coordination.k8s.io'],
     resources: ['leases'],
-    resourceNames: [LEASE_NAME],
-    verbs: ['get', 'update'],
+    verbs: ['create', 'get', 'list', 'update', 'delete'],
   },
   // Backup jobs: a ServiceAccount and a CronJob per tenant, and on-demand
   // Jobs (created once; the Job controller and its TTL do the rest).

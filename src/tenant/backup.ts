@@ -221,12 +221,10 @@ export async function reconcileBackup(
     buildBackupServiceAccount(valid, deps.job),
     expected,
   );
-  const cronJob = await syncJobObject(
-    sync,
-    deps.cronJobs,
-    buildBackupCronJob(valid, deps.job),
-    expected,
-  );
+  // On-demand Jobs are made from the CronJob as we keep it: the cache holds
+  // only its digest, and the live one says the same once synced.
+  const cronJob = buildBackupCronJob(valid, deps.job);
+  await syncJobObject(sync, deps.cronJobs, cronJob, expected);
 
   const store = deps.stores.choose(valid.spec.region);
   const active = backupsActive(valid);

@@ -17,6 +17,7 @@ import {
   getTenant,
   requireEnv,
   waitForPhase,
+  tenantEvents,
 } from '../support/cluster.ts';
 import { OPERATOR_NAMESPACE, OperatorProcess } from '../support/operator.ts';
 import { waitFor } from '../support/wait.ts';
@@ -53,7 +54,7 @@ after(async () => {
   await Promise.all(created.map((name) => eraseTenantAndWait(client, name, 120_000)));
   await cleaner.stop();
   // The Events about our tenants live outside their namespaces.
-  for (const event of await tenantEvents(created)) {
+  for (const event of await tenantEvents(client, created)) {
     await client.delete(objectPath(RESOURCES.Event, event.metadata.name, EVENTS_NAMESPACE));
   }
   for (const key of etcdKeys) await etcd('/v3/kv/deleterange', { key: base64(key) });
@@ -141,17 +142,6 @@ async function freezeMidReconcile(operator: OperatorProcess, names: string[]) {
   }
 }
 
-async function tenantEvents(names: string[]): Promise<KubeObject[]> {
-  const list = await client.request<KubeList<KubeObject>>(
-    'GET',
-    collectionPath(RESOURCES.Event, EVENTS_NAMESPACE),
-  );
-  return list.items.filter((event) => {
-    const involved = event.involvedObject as { kind?: string; name?: string } | undefined;
-    return involved?.kind === 'Tenant' && names.includes(involved.name ?? '');
-  });
-}
-
 interface ManagedFieldsEntry {
   manager?: string;
   operation?: string;
@@ -188,7 +178,8 @@ async function snapshot(names: string[]): Promise<Map<string, string>> {
       for (const item of list.items) record(`${kind}/${ns}/${item.metadata.name}`, item);
     }
   }
-  for (const event of await tenantEvents(names)) record(`Event/${event.metadata.name}`, event);
+  for (const event of await tenantEvents(client, names))
+    record(`Event/${event.metadata.name}`, event);
   return state;
 }
 
@@ -408,7 +399,7 @@ describe('a leader that loses its lease', () => {
 
       const { revision, lease } = await acquired;
       const acquireTime = Date.parse(lease.spec?.acquireTime ?? '');
-      const events = await tenantEvents(inFlight);
+      const events = await tenantEvents(client, inFlight);
       for (const name of inFlight) {
         // A finished it: the Tenant's last write came before B held the lease,
         // and the Provisioned event is A's.

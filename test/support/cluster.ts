@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { ANNOTATION_ERASE_NOW } from '../../src/api/constants.ts';
+import { ANNOTATION_ERASE_NOW, EVENTS_NAMESPACE } from '../../src/api/constants.ts';
 import { isNotFound } from '../../src/errors.ts';
 import { KubeClient } from '../../src/k8s/client.ts';
 import { kubeconfigFileAccess } from '../../src/k8s/cluster-access.ts';
-import { objectPath, RESOURCES } from '../../src/k8s/resources.ts';
-import type { KubeObject } from '../../src/k8s/types.ts';
+import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
+import type { KubeList, KubeObject } from '../../src/k8s/types.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
 import { waitFor } from './wait.ts';
 
@@ -210,4 +210,16 @@ export async function accessAllowed(client: KubeClient, review: AccessReview): P
     },
   );
   return result.status.allowed;
+}
+
+/** The Events about any of these Tenants (by name). */
+export async function tenantEvents(client: KubeClient, names: string[]): Promise<KubeObject[]> {
+  const list = await client.request<KubeList<KubeObject>>(
+    'GET',
+    collectionPath(RESOURCES.Event, EVENTS_NAMESPACE),
+  );
+  return list.items.filter((event) => {
+    const involved = event.involvedObject as { kind?: string; name?: string } | undefined;
+    return involved?.kind === 'Tenant' && names.includes(involved.name ?? '');
+  });
 }

@@ -47,6 +47,8 @@ describe('operator command-line input', () => {
     ],
     [['--lease-duration', ''], {}, /--lease-duration: expected a whole number/],
     [['--namespace', 'Not_A_Namespace'], {}, /--namespace: expected a namespace name/],
+    [['--shards', '0'], {}, /--shards: expected a whole number from 1 to 256, got "0"/],
+    [[], { SHARDS: 'many' }, /SHARDS: expected a whole number from 1 to 256, got "many"/],
     [['--no-such-flag'], {}, /Unknown option '--no-such-flag'/],
     [
       [],
@@ -88,6 +90,7 @@ describe('operator command-line input', () => {
         CLUSTER_CIDRS: '10.96.0.0/12, 10.0.0.0/16',
         BACKUP_IMAGE: 'registry.example/tenant-operator:1.2.3',
         PURGED_TENANTS: 'delete',
+        SHARDS: '4',
       },
     );
     assert.deepEqual(options, {
@@ -101,6 +104,7 @@ describe('operator command-line input', () => {
       metricsHost: '0.0.0.0',
       metricsPort: 0,
       leaseDurationSeconds: 4,
+      shards: 4,
       clusterCidrs: ['10.0.0.0/16', '10.96.0.0/12'],
       minRotationIntervalSeconds: 1,
       backupImage: 'registry.example/tenant-operator:1.2.3',
@@ -124,6 +128,9 @@ describe('operator command-line input', () => {
       /--certificate-retention: expected a duration such as 1826d/,
     );
     assert.equal(parseOperatorOptions([], {}).purgedTenants, 'keep');
+    // One shard, the single leader, unless asked; the flag wins over SHARDS.
+    assert.equal(parseOperatorOptions([], {}).shards, 1);
+    assert.equal(parseOperatorOptions(['--shards', '16'], { SHARDS: '2' }).shards, 16);
     const limited = parseOperatorOptions(['--api-qps', '20', '--api-concurrency', '4'], {});
     assert.deepEqual([limited.apiQps, limited.apiConcurrency], [20, 4]);
     assert.throws(() => parseOperatorOptions(['--api-qps', '0'], {}), /--api-qps/);

@@ -28,10 +28,10 @@ const policy: KubeObject = {
 test('a child keeps who it is, its labels and the digest of what we own, and nothing else', () => {
   const compact = compactOwnedObject(policy);
   assert.ok(isCompact(compact));
+  // No uid: a NetworkPolicy is read whole before it is written or deleted.
   assert.deepEqual(compact.metadata, {
     name: 'default-deny',
     namespace: 'tenant-acme',
-    uid: 'u-1',
     resourceVersion: '42',
     labels: { 'tenancy.io/tenant': 'acme' },
   });
@@ -59,4 +59,13 @@ test('a namespace keeps its owners and phase, which the reconcile reads from the
   const compact = compactOwnedObject(namespace);
   assert.deepEqual(compact.status, { phase: 'Terminating' });
   assert.deepEqual(compact.metadata.ownerReferences, policy.metadata.ownerReferences);
+  // Its erasure deletes it with a uid precondition, from the cache.
+  assert.equal(compact.metadata.uid, 'u-1');
+});
+
+test('the backup CronJob and ServiceAccount keep their uid: they are deleted from the cache', () => {
+  for (const kind of ['CronJob', 'ServiceAccount']) {
+    const compact = compactOwnedObject({ ...policy, kind, apiVersion: 'v1' });
+    assert.equal(compact.metadata.uid, 'u-1', kind);
+  }
 });

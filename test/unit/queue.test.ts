@@ -227,3 +227,27 @@ test('changes go before everything; new tenants and resyncs take turns', async (
   for (let i = 1; i < 8; i++)
     assert.notEqual(rest[i]!.split('-')[0], rest[i - 1]!.split('-')[0], rest.join(', '));
 });
+
+test('a key the queue does not admit is not taken, and one that stops being admitted while it waits is dropped', async () => {
+  const admitted = new Set(['a', 'b', 'c']);
+  const ran: string[] = [];
+  const queue = new WorkQueue(
+    (key) => {
+      ran.push(key);
+      return Promise.resolve();
+    },
+    { concurrency: 1, admits: (key) => admitted.has(key), canStart: () => ran.length < 100 },
+  );
+  queue.add('a');
+  queue.add('b');
+  queue.add('x');
+  assert.equal(queue.depth, 2, 'x was never queued');
+  // b's shard is handed over before its turn: dropped when it comes up, not run.
+  admitted.delete('b');
+  queue.add('c', 'resync');
+  queue.start();
+  await queue.whenIdle();
+  assert.deepEqual(ran, ['a', 'c']);
+  assert.equal(queue.depth, 0);
+  queue.stop();
+});
