@@ -9,7 +9,8 @@ import { ownedFieldsDigest } from './owned-fields.ts';
 // server before it is written, so a repair still starts from fresh state.
 // Ten thousand tenants are about eighty thousand such objects.
 
-const DIGEST = 'ownedFieldsDigest';
+/** The field of a compact object that holds its digest. */
+export const DIGEST = 'ownedFieldsDigest';
 
 /**
  * Kinds whose cached copy is deleted with a uid precondition (a tenant's

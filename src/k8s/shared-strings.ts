@@ -1,3 +1,5 @@
+import { DIGEST } from './compact-object.ts';
+
 // Ten thousand cached tenants repeat the same few hundred strings tens of
 // thousands of times: label values ("tenant-operator", "restricted"),
 // condition types, reasons and messages, finalizers, a tenant's name in the
@@ -6,8 +8,8 @@
 // caches keep one copy instead: every string value of a cached object is
 // looked up in a pool and replaced by the pool's instance.
 //
-// What is never shared is not pooled: uids, resourceVersions and an object's
-// own timestamps. The pool is bounded; when it is full it starts
+// What is never shared is not pooled: uids, resourceVersions, an object's
+// own timestamps and digests. The pool is bounded; when it is full it starts
 // over, which costs the sharing of objects cached from then on, never
 // correctness (a string is equal to its pooled copy).
 
@@ -16,7 +18,14 @@ const MAX_POOLED_LENGTH = 256;
 /** About 8 MiB of entries at most; enough for every shared value of 10,000 tenants. */
 const MAX_ENTRIES = 100_000;
 /** Fields whose values are unique to one object: pooling them would only fill the pool. */
-const UNIQUE_FIELDS = new Set(['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp']);
+const UNIQUE_FIELDS = new Set([
+  'uid',
+  'resourceVersion',
+  'creationTimestamp',
+  'deletionTimestamp',
+  // A compact object's digest (compact-object.ts): 80,000 distinct values at 10,000 tenants.
+  DIGEST,
+]);
 
 export class StringPool {
   private readonly pool = new Map<string, string>();

@@ -14,6 +14,8 @@ const tenant = (name: string, uid: string) => ({
     labels: { 'app.kubernetes.io/managed-by': 'tenant-operator' },
     ownerReferences: [{ kind: 'Tenant', name, uid: `owner-${uid}` }],
   },
+  // As compact objects carry it (compact-object.ts): unique to the object.
+  ownedFieldsDigest: `digest-${uid}`,
   status: {
     phase: 'Ready',
     conditions: [
