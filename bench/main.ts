@@ -35,6 +35,7 @@ const { values } = parseArgs({
     'steady-periods': { type: 'string', default: '6' },
     'vault-verify-period': { type: 'string' },
     concurrency: { type: 'string', default: '8' },
+    'api-qps': { type: 'string' },
     only: { type: 'string' },
     'ratio-tenants': { type: 'string' },
     'ratio-databases': { type: 'string' },
@@ -69,6 +70,9 @@ const scaleOptions = {
   ),
   steadyPeriods: count('steady-periods', values['steady-periods'], 6),
   concurrency: count('concurrency', values.concurrency, 8),
+  // The operator's own default unless asked: e.g. to see how much of the
+  // provisioning ratio is its client-side rate limit.
+  ...(values['api-qps'] === undefined ? {} : { apiQps: count('api-qps', values['api-qps'], 0) }),
 };
 const run: Record<Benchmark, () => Promise<boolean>> = {
   connections: benchConnections,

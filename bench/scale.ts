@@ -38,6 +38,8 @@ export interface ScaleOptions {
   /** Resync periods watched in steady state. */
   steadyPeriods: number;
   concurrency: number;
+  /** The operator's client-side request rate (--api-qps); unset: its default. */
+  apiQps?: number;
 }
 
 const ROOT = join(import.meta.dirname, '..');
@@ -129,6 +131,7 @@ export async function startOperator(
       String(options.vaultVerifySeconds),
       '--cluster-cidr',
       '10.0.0.0/24',
+      ...(options.apiQps === undefined ? [] : ['--api-qps', String(options.apiQps)]),
     ],
     env: operatorEnv(),
     logFile,

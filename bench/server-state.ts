@@ -138,8 +138,14 @@ export class VaultAudit {
       const entry = JSON.parse(line) as { type?: string; request?: { path?: string } };
       if (entry.type !== 'request') continue;
       total++;
-      // Group tenants' paths: "secret/metadata/tenants/<name>/database" → "secret/metadata/tenants/*".
-      const path = (entry.request?.path ?? '?').split('/').slice(0, 3).join('/');
+      // Group tenants' paths: "secret/metadata/tenants/<name>/database" →
+      // "secret/metadata/tenants", "transit/keys/<key>" → "transit/keys/*"
+      // ("transit/keys/" alone is the listing).
+      const segments = (entry.request?.path ?? '?').split('/');
+      const path =
+        segments[0] === 'transit' && segments[1] === 'keys' && (segments[2] ?? '') !== ''
+          ? 'transit/keys/*'
+          : segments.slice(0, 3).join('/');
       byPath.set(path, (byPath.get(path) ?? 0) + 1);
     }
     return { total, byPath };
