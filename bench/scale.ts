@@ -19,7 +19,13 @@ import {
   StatementCounts,
   VaultAudit,
 } from './server-state.ts';
-import { createAndTimeToReady, kubeConfig, percentile, printTable } from './support.ts';
+import {
+  createAndTimeToReady,
+  kubeConfig,
+  percentile,
+  plainTenantSpec,
+  printTable,
+} from './support.ts';
 
 // Scale, measured the way the operator runs: its own process, started with
 // the same command as the image, judged by its /proc entry and /metrics and by
@@ -186,28 +192,19 @@ async function driftDuringBurst(
   );
   let repairMs = NaN;
   let readyAtRepair = 0;
-  const timings = await createAndTimeToReady(
-    client,
-    names,
-    (name) => ({
-      owners: [{ kind: 'Group', name: `${name}-admins` }],
-      database: { enabled: false },
-    }),
-    3_600_000,
-    {
-      afterCreated: async (ready) => {
-        await breakGlass.delete(policy);
-        const start = performance.now();
-        const deadline = Date.now() + 300_000;
-        while (!(await client.get(policy))) {
-          if (Date.now() > deadline) throw new Error(`${policy} was not put back within 5 min`);
-          await sleep(50);
-        }
-        repairMs = performance.now() - start;
-        readyAtRepair = ready();
-      },
+  const timings = await createAndTimeToReady(client, names, plainTenantSpec, 3_600_000, {
+    afterCreated: async (ready) => {
+      await breakGlass.delete(policy);
+      const start = performance.now();
+      const deadline = Date.now() + 300_000;
+      while (!(await client.get(policy))) {
+        if (Date.now() > deadline) throw new Error(`${policy} was not put back within 5 min`);
+        await sleep(50);
+      }
+      repairMs = performance.now() - start;
+      readyAtRepair = ready();
     },
-  );
+  });
   await breakGlass.close();
   if (timings.notReady > 0) throw new Error(`${timings.notReady} of the burst never became Ready`);
   return {

@@ -10,7 +10,14 @@ import type { KubeList, KubeObject } from '../src/k8s/types.ts';
 import { OperatorProcess } from './operator-process.ts';
 import { sumOf } from './prometheus-text.ts';
 import { env, settled, until } from './scale.ts';
-import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from './support.ts';
+import {
+  createAndTimeToReady,
+  kubeConfig,
+  percentile,
+  plainTenantSpec,
+  pool,
+  printTable,
+} from './support.ts';
 
 // Sharding, measured: two operator processes with --shards 2 share the
 // tenants, each holding one shard's Lease; then one is killed with SIGKILL
@@ -165,15 +172,7 @@ async function measure(options: ShardsOptions, started: OperatorProcess[]): Prom
   ]);
 
   const names = Array.from({ length: options.tenants }, (_, i) => `k${runId}-${i}`);
-  const timings = await createAndTimeToReady(
-    client,
-    names,
-    (name) => ({
-      owners: [{ kind: 'Group', name: `${name}-admins` }],
-      database: { enabled: false },
-    }),
-    3_600_000,
-  );
+  const timings = await createAndTimeToReady(client, names, plainTenantSpec, 3_600_000);
   if (timings.notReady > 0) throw new Error(`${timings.notReady} tenants never became Ready`);
   await settled(first, 5_000);
   await settled(second, 5_000);

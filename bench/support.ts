@@ -73,6 +73,11 @@ export interface ReadyTimings {
   notReady: number;
 }
 
+/** The spec of a benchmark tenant without a database: one owner group. */
+export function plainTenantSpec(name: string): Record<string, unknown> {
+  return { owners: [{ kind: 'Group', name: `${name}-admins` }], database: { enabled: false } };
+}
+
 /** Creates the tenants (32 requests at a time) and times each to phase Ready. */
 export async function createAndTimeToReady(
   client: KubeClient,

@@ -66,12 +66,9 @@ export class Informer<T extends KubeObject> {
     this.handlers.push(handler);
   }
 
-  /** By objectKey: `namespace/name`, or the name of a cluster-scoped object. */
-  get(key: string): T | undefined {
-    const slash = key.indexOf('/');
-    return slash < 0
-      ? this.store.get(key, undefined)
-      : this.store.get(key.slice(slash + 1), key.slice(0, slash));
+  /** The cached object of that name (and namespace, for a namespaced kind). */
+  get(name: string, namespace?: string): T | undefined {
+    return this.store.get(name, namespace);
   }
 
   /**

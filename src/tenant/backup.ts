@@ -28,7 +28,7 @@ import type { Informer } from '../controller/informer.ts';
 import { isConflict } from '../errors.ts';
 import { failpoint } from '../failpoints.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
-import { objectKey, type KubeObject } from '../k8s/types.ts';
+import type { KubeObject } from '../k8s/types.ts';
 import { syncChild, type ChildSyncDeps } from './child-sync.ts';
 import { backupOutcome, type BackupOutcome, type Schedule } from './backup-status.ts';
 import type { DatabaseServerObject } from './database-servers.ts';
@@ -68,7 +68,7 @@ async function liveOf(
   desired: KubeObject,
 ): Promise<KubeObject | undefined> {
   return (
-    informer.get(objectKey(desired)) ??
+    informer.get(desired.metadata.name, desired.metadata.namespace) ??
     (await sync.client.get<KubeObject>(
       objectPath(
         RESOURCES[desired.kind as 'CronJob' | 'ServiceAccount'],
@@ -102,7 +102,7 @@ async function removeJobObjects(
     [deps.cronJobs, 'CronJob', backupCronJobName(valid.name)],
     [deps.serviceAccounts, 'ServiceAccount', backupServiceAccountName(valid.name)],
   ] as const) {
-    const live = informer.get(`${namespace}/${name}`);
+    const live = informer.get(name, namespace);
     if (!live) continue;
     await sync.client.request('DELETE', objectPath(RESOURCES[kind], name, namespace), {
       body: { preconditions: { uid: live.metadata.uid } },

@@ -99,7 +99,7 @@ async function purgeAccess(deps: PurgeDeps, tenant: TenantObject, valid: ValidTe
     [deps.backup.cronJobs, 'CronJob', backupCronJobName(valid.name)],
     [deps.backup.serviceAccounts, 'ServiceAccount', backupServiceAccountName(valid.name)],
   ] as const) {
-    const live = informer.get(`${namespace}/${name}`);
+    const live = informer.get(name, namespace);
     if (!live) continue;
     await deps.client
       .request('DELETE', objectPath(RESOURCES[kind], name, namespace), {

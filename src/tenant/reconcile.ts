@@ -22,7 +22,7 @@ import { ERROR_CODES, isNotFound, OperatorError, toOperatorError } from '../erro
 import type { KubeClient } from '../k8s/client.ts';
 import { objectPath, RESOURCES, resourceFor } from '../k8s/resources.ts';
 import { ServerAnswers } from '../k8s/server-answers.ts';
-import { objectKey, type KubeObject } from '../k8s/types.ts';
+import type { KubeObject } from '../k8s/types.ts';
 import type { Metrics } from '../metrics/registry.ts';
 import { reconcileBackup, type BackupDeps } from './backup.ts';
 import type { BackupOutcome } from './backup-status.ts';
@@ -550,7 +550,7 @@ async function syncChildren(
     // Missing from the cache is not missing: the cache holds only objects
     // with our labels, and those may be what was removed. In a namespace
     // this reconcile has just created there is nothing to look for.
-    const cached = informer.get(objectKey(child));
+    const cached = informer.get(child.metadata.name, child.metadata.namespace);
     const live =
       cached ??
       (namespaceJustCreated
