@@ -155,20 +155,18 @@ export async function readTenantBackupVault(
   const backupPolicy = backupPolicyName(tenant);
   const restorePolicy = restorePolicyName(tenant);
   const role = backupAuthRoleName(tenant);
+  // Independent reads, at once (see readTenantVault).
+  const [keyInfo, backupPolicyText, restorePolicyText, roleInfo] = await Promise.all([
+    objects.transit.keyInfo(key, cachedRead(reads, 'transitKey', key)),
+    objects.policies.readPolicy(backupPolicy, cachedRead(reads, 'policy', backupPolicy)),
+    objects.policies.readPolicy(restorePolicy, cachedRead(reads, 'policy', restorePolicy)),
+    objects.kubernetesAuth.readKubernetesRole(role, cachedRead(reads, 'kubernetesRole', role)),
+  ]);
   return {
-    key: await objects.transit.keyInfo(key, cachedRead(reads, 'transitKey', key)),
-    backupPolicy: await objects.policies.readPolicy(
-      backupPolicy,
-      cachedRead(reads, 'policy', backupPolicy),
-    ),
-    restorePolicy: await objects.policies.readPolicy(
-      restorePolicy,
-      cachedRead(reads, 'policy', restorePolicy),
-    ),
-    role: await objects.kubernetesAuth.readKubernetesRole(
-      role,
-      cachedRead(reads, 'kubernetesRole', role),
-    ),
+    key: keyInfo,
+    backupPolicy: backupPolicyText,
+    restorePolicy: restorePolicyText,
+    role: roleInfo,
   };
 }
 

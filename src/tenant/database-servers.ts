@@ -16,7 +16,10 @@ import type { KvV2 } from '../vault/kv.ts';
 // Admin connections to DatabaseServers, one pool per server, rebuilt when the
 // server's spec, its admin credentials in Vault or its CA change, closed when
 // the server is deleted. Credentials
-// come from Vault and the CA from a Secret; neither is ever logged.
+// come from Vault and the CA from a Secret; neither is ever logged. Both are
+// read again at most every `credentialsMaxAgeMs`: every reconcile of every
+// database tenant asks for its server's pool, and calls for one server run one
+// at a time, so a read per call made each server a queue of round trips.
 
 export interface DatabaseServerObject extends KubeObject {
   spec?: unknown;
@@ -73,6 +76,11 @@ export class DatabaseServerConnections {
   /** UIDs of deleted servers: a late get() for one of them must not open a pool again. */
   private readonly deleted = new Set<string>();
   private readonly credentialsMaxAgeMs: number;
+  /** The CA last read for each server, by the Secret key it came from. */
+  private readonly caReads = new Map<
+    string,
+    { source: string; readAt: number; ca: string | undefined }
+  >();
 
   /**
    * `beforeWrite` runs before every statement that changes a server (the
@@ -106,6 +114,7 @@ export class DatabaseServerConnections {
       // A server deleted and created again under the same name: only the old one goes.
       if (!cached || (uid && cached.uid && cached.uid !== uid)) return;
       this.handles.delete(server.metadata.name);
+      this.caReads.delete(server.metadata.name);
       await cached.handle.admin.close();
     });
   }
@@ -145,7 +154,7 @@ export class DatabaseServerConnections {
         `DatabaseServer ${name}: no username/password at Vault KV path ${spec.adminCredentialsVaultPath}`,
       );
     }
-    const caCertificate = await this.readCa(name, spec);
+    const caCertificate = await this.recentCa(name, spec);
     const fingerprint = createHash('sha256')
       .update(
         JSON.stringify([
@@ -181,6 +190,20 @@ export class DatabaseServerConnections {
     return handle;
   }
 
+  /** The server's CA, read again once older than credentialsMaxAgeMs or named differently. */
+  private async recentCa(name: string, spec: DatabaseServerSpec): Promise<string | undefined> {
+    const ref = spec.tls?.caSecretRef;
+    const source = JSON.stringify([spec.tls?.mode ?? '', ref?.namespace, ref?.name, ref?.key]);
+    const last = this.caReads.get(name);
+    if (last?.source === source && Date.now() - last.readAt < this.credentialsMaxAgeMs) {
+      return last.ca;
+    }
+    const readAt = Date.now();
+    const ca = await this.readCa(name, spec);
+    this.caReads.set(name, { source, readAt, ca });
+    return ca;
+  }
+
   private async readCa(name: string, spec: DatabaseServerSpec): Promise<string | undefined> {
     if (spec.tls?.mode === 'Disable') return undefined;
     const ref = spec.tls?.caSecretRef;
@@ -209,6 +232,7 @@ export class DatabaseServerConnections {
         this.serialized(name, async () => {
           const cached = this.handles.get(name);
           this.handles.delete(name);
+          this.caReads.delete(name);
           await cached?.handle.admin.close();
         }),
       ),

@@ -59,17 +59,15 @@ export async function readTenantVault(
   reads?: VaultReads,
 ): Promise<TenantVaultState> {
   const name = vaultObjectName(tenant.name);
-  return {
-    credentialsMetadata: await vault.kv.readMetadata(
-      credentialsPath(tenant.name),
-      cachedRead(reads, 'kvFolder', tenant.name),
-    ),
-    policy: await vault.policies.readPolicy(name, cachedRead(reads, 'policy', name)),
-    role: await vault.kubernetesAuth.readKubernetesRole(
-      name,
-      cachedRead(reads, 'kubernetesRole', name),
-    ),
-  };
+  // Three independent reads, at once: a new leader's first sync reads every
+  // database tenant's objects from Vault, and one after the other they made
+  // Vault's round trips the whole of a restart.
+  const [credentialsMetadata, policy, role] = await Promise.all([
+    vault.kv.readMetadata(credentialsPath(tenant.name), cachedRead(reads, 'kvFolder', tenant.name)),
+    vault.policies.readPolicy(name, cachedRead(reads, 'policy', name)),
+    vault.kubernetesAuth.readKubernetesRole(name, cachedRead(reads, 'kubernetesRole', name)),
+  ]);
+  return { credentialsMetadata, policy, role };
 }
 
 /** Whether the credentials secret exists and names this Tenant. */

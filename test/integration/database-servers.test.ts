@@ -373,6 +373,47 @@ describe('pools and reservations are let go', () => {
     await connections.closeAll();
   });
 
+  test('the CA is read again once older than the credentials age, not at every get()', async () => {
+    const credentialsPath = await dedicatedAdmin('dbs_ca_admin');
+    const caPath = objectPath(RESOURCES.Secret, 'dbs-ca-copy', CA_SECRET.namespace);
+    const shared = await client.get<KubeObject & { data: Record<string, string> }>(
+      objectPath(RESOURCES.Secret, CA_SECRET.name, CA_SECRET.namespace),
+    );
+    const pem = Buffer.from(shared?.data[CA_SECRET.key] ?? '', 'base64').toString('utf8');
+    assert.match(pem, /BEGIN CERTIFICATE/);
+    const caData = (text: string) => ({ [CA_SECRET.key]: Buffer.from(text).toString('base64') });
+    await client.create(collectionPath(RESOURCES.Secret, CA_SECRET.namespace), {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'dbs-ca-copy', namespace: CA_SECRET.namespace },
+      data: caData(pem),
+    });
+    const maxAgeMs = 1_500;
+    const connections = new DatabaseServerConnections(client, kv(), () => undefined, maxAgeMs);
+    const server: DatabaseServerObject = {
+      ...serverManifest('dbs-ca-age', {
+        adminCredentialsVaultPath: credentialsPath,
+        tls: { caSecretRef: { ...CA_SECRET, name: 'dbs-ca-copy' } },
+      }),
+      metadata: { name: 'dbs-ca-age', uid: randomBytes(8).toString('hex'), generation: 1 },
+    };
+    try {
+      const first = await connections.get(server);
+      await first.admin.ping();
+      // The same certificate, written differently: a changed CA once it is read.
+      await client.mergePatch(caPath, { data: caData(`${pem}\n`) });
+      assert.equal(await connections.get(server), first, 'within the age: the CA read before');
+      await sleep(maxAgeMs + 100);
+      const after = await connections.get(server);
+      assert.notEqual(after, first, 'past the age: the CA is read again and the pool rebuilt');
+      assert.equal(after.caCertificate, `${pem}\n`);
+      await after.admin.ping();
+    } finally {
+      await connections.closeAll();
+      await client.delete(caPath);
+    }
+  });
+
   test("a tenant deleted while its placement is reserved does not keep the server's slot", async () => {
     await addServer('dbs-res', { capacity: { maxDatabases: 1 } });
     await waitFor('dbs-res reachable', async () => (await getServer('dbs-res'))?.status?.reachable);
