@@ -58,8 +58,8 @@ export function env(name: string): string {
   return value;
 }
 
-/** A V8 memory setting the chart gives the operator (values.yaml), MiB. */
-function chartValueMiB(key: 'heapLimitMiB' | 'semiSpaceMiB'): number {
+/** A memory setting the chart gives the operator (values.yaml): MiB, or a count of arenas. */
+function chartValue(key: 'heapLimitMiB' | 'semiSpaceMiB' | 'mallocArenas'): number {
   const values = parse(
     readFileSync(join(import.meta.dirname, '..', 'charts/tenant-operator/values.yaml'), 'utf8'),
   ) as Record<string, unknown>;
@@ -70,16 +70,17 @@ function chartValueMiB(key: 'heapLimitMiB' | 'semiSpaceMiB'): number {
 
 function operatorEnv(): NodeJS.ProcessEnv {
   // The operator's own identity and Vault login, as hack/demo.sh starts it,
-  // and its heap settings as the chart sets them.
+  // and its heap and malloc settings as the chart sets them.
   const inherited = { ...process.env };
   delete inherited.VAULT_TOKEN;
   return {
     ...inherited,
     // BENCH_HEAP_SNAPSHOT=1: the restarted operator writes a heap snapshot
     // at the end of the run (SIGUSR2), for the post-mortem of its memory.
-    NODE_OPTIONS: `--max-old-space-size=${chartValueMiB('heapLimitMiB')} --max-semi-space-size=${chartValueMiB('semiSpaceMiB')}${
+    NODE_OPTIONS: `--max-old-space-size=${chartValue('heapLimitMiB')} --max-semi-space-size=${chartValue('semiSpaceMiB')}${
       process.env.BENCH_HEAP_SNAPSHOT === '1' ? ` --heapsnapshot-signal=SIGUSR2` : ''
     }`,
+    MALLOC_ARENA_MAX: String(chartValue('mallocArenas')),
     KUBECONFIG: env('BENCH_OPERATOR_KUBECONFIG'),
     VAULT_K8S_TOKEN_FILE: env('BENCH_OPERATOR_VAULT_JWT'),
   };
@@ -323,8 +324,9 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
     runId,
     date: new Date().toISOString(),
     options,
-    heapLimitMiB: chartValueMiB('heapLimitMiB'),
-    semiSpaceMiB: chartValueMiB('semiSpaceMiB'),
+    heapLimitMiB: chartValue('heapLimitMiB'),
+    mallocArenas: chartValue('mallocArenas'),
+    semiSpaceMiB: chartValue('semiSpaceMiB'),
     memoryMiB: { idle, provisioned, steady: steadyMemory, afterRestart: restarted },
     provisioning: {
       tenants: total,
