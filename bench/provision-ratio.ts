@@ -21,6 +21,7 @@ import { ownershipMarker } from '../src/postgres/ownership.ts';
 import { generatePassword } from '../src/postgres/password.ts';
 import { scramSha256Verifier } from '../src/postgres/scram.ts';
 import { desiredChildren } from '../src/tenant/children.ts';
+import type { EgressTarget } from '../src/tenant/egress.ts';
 import {
   credentialsClaim,
   credentialsPath,
@@ -55,8 +56,8 @@ import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from '
 // operator running as its own process, against the bare calls that make the
 // same things, at the operator's concurrency, in the same run:
 //   - every tenant: its namespace and the objects in it (network policies,
-//     RoleBinding, quota, limits), server-side applied with the operator's
-//     own identity;
+//     the egress to Vault and its database server among them, RoleBinding,
+//     quota, limits), server-side applied with the operator's own identity;
 //   - a tenant with a database: the owner role, two login roles (password,
 //     claim, membership, session role), the database, its grants, a login
 //     that proves the password, the claimed KV secret, the policy and the
@@ -175,7 +176,15 @@ class BareWork {
       spec: tenantSpecSchema.parse(spec(name, server !== undefined, server)),
       namespace: `tenant-${name}`,
     };
-    const children = desiredChildren(valid, { platform: [], forbidden: metadataRanges() });
+    // The same egress to the platform the operator opens: Vault for every
+    // tenant, and its database server for one with a database (both local:
+    // 127.0.0.1, as the operator resolves them).
+    const vault = new URL(env('VAULT_ADDR'));
+    const platform: EgressTarget[] = [
+      ...(server ? [{ blocks: [{ cidr: '127.0.0.1/32' }], port: server.port }] : []),
+      { blocks: [{ cidr: '127.0.0.1/32' }], port: Number(vault.port) },
+    ];
+    const children = desiredChildren(valid, { platform, forbidden: metadataRanges() });
     for (const object of [children.namespace, ...children.namespaced]) {
       // No owner: the bare calls have no Tenant to point at.
       await this.kube.apply({ ...object, metadata: { ...object.metadata, ownerReferences: [] } });

@@ -20,6 +20,8 @@ export type ChangeHandler<T> = (object: T, change: ChangeType) => void;
 
 export interface InformerOptions<T extends KubeObject = KubeObject> {
   labelSelector?: string;
+  /** e.g. metadata.name=X: RBAC that names its objects allows list and watch only so. */
+  fieldSelector?: string;
   /** Only this namespace's objects (namespaced kinds); unset: every namespace. */
   namespace?: string;
   /** How long the server keeps one watch open; the informer reopens it after. */
@@ -31,7 +33,19 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
    * as client-go's transform functions: e.g. compactOwnedObject.
    */
   transform?: (object: T) => T;
+  /**
+   * A second key to find objects by (`byIndex`), for a kind that is looked
+   * up by something other than its namespace: TenantBackup records, which
+   * are cluster-scoped, by the tenant they belong to. Undefined: not indexed.
+   */
+  indexBy?: (object: T) => string | undefined;
 }
+
+/** What a cache is asked to hold, beyond its kind. */
+export type CacheOptions<T extends KubeObject> = Omit<
+  InformerOptions<T>,
+  'log' | 'onConnectionChange'
+>;
 
 /** Kept short: after an outage the caches should follow again within seconds. */
 const MAX_BACKOFF_MS = 5_000;
@@ -49,6 +63,8 @@ export class Informer<T extends KubeObject> {
   private readonly options: InformerOptions<T>;
   /** By namespace, then name: "what is in this tenant's namespace" without a scan. */
   private readonly store = new ObjectIndex<T>();
+  /** indexBy's value, then objectKey: kept in step with the store by put and remove. */
+  private readonly indexed = new Map<string, Map<string, T>>();
   private readonly handlers: ChangeHandler<T>[] = [];
   private resourceVersion: string | undefined;
   private synced = false;
@@ -80,11 +96,36 @@ export class Informer<T extends KubeObject> {
   }
 
   private put(object: T): void {
+    this.unindex(object);
     this.store.set(object);
+    const value = this.options.indexBy?.(object);
+    if (value === undefined) return;
+    let objects = this.indexed.get(value);
+    if (!objects) this.indexed.set(value, (objects = new Map<string, T>()));
+    objects.set(objectKey(object), object);
   }
 
   private remove(object: T): void {
+    this.unindex(object);
     this.store.delete(object.metadata.name, object.metadata.namespace);
+  }
+
+  /** Drops the cached copy of `object` (by name, as it may have moved) from the index. */
+  private unindex(object: T): void {
+    if (!this.options.indexBy) return;
+    const cached = this.store.get(object.metadata.name, object.metadata.namespace);
+    if (!cached) return;
+    const value = this.options.indexBy(cached);
+    const objects = value === undefined ? undefined : this.indexed.get(value);
+    if (!objects || value === undefined) return;
+    objects.delete(objectKey(cached));
+    if (objects.size === 0) this.indexed.delete(value);
+  }
+
+  /** The cached objects whose `indexBy` is `value`; throws if the informer has no index. */
+  byIndex(value: string): T[] {
+    if (!this.options.indexBy) throw new Error(`the ${this.type.plural} informer has no index`);
+    return [...(this.indexed.get(value)?.values() ?? [])];
   }
 
   /** The cached objects of one namespace. */
@@ -181,6 +222,7 @@ export class Informer<T extends KubeObject> {
       const page = await this.client.request<KubeList<T>>('GET', this.collection(), {
         query: {
           labelSelector: this.options.labelSelector,
+          fieldSelector: this.options.fieldSelector,
           limit: PAGE_SIZE,
           continue: continueToken,
         },
@@ -193,6 +235,7 @@ export class Informer<T extends KubeObject> {
 
     const previous = new Map(this.store.values().map((object) => [objectKey(object), object]));
     this.store.clear();
+    this.indexed.clear();
     for (const object of fresh.values()) this.put(object);
     this.resourceVersion = listVersion;
     for (const [key, object] of fresh) {
@@ -214,6 +257,7 @@ export class Informer<T extends KubeObject> {
       this.collection(),
       {
         labelSelector: this.options.labelSelector,
+        fieldSelector: this.options.fieldSelector,
         resourceVersion: this.resourceVersion,
         allowWatchBookmarks: true,
         timeoutSeconds: timeout,

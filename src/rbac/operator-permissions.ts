@@ -93,14 +93,15 @@ export const CLUSTER_RULES: readonly PolicyRule[] = [
     verbs: ['get', 'patch'],
   },
   // The database-credentials Secret in each tenant namespace: created where
-  // it is missing, otherwise read and replaced by name. No other Secret of a
-  // tenant can be read.
+  // it is missing, otherwise read and replaced by name, and watched by name
+  // (list and watch with the field selector metadata.name, which RBAC
+  // checks against resourceNames). No other Secret of a tenant can be read.
   { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
   {
     apiGroups: [''],
     resources: ['secrets'],
     resourceNames: [CREDENTIALS_SECRET],
-    verbs: ['get', 'update', 'delete'],
+    verbs: ['get', 'list', 'watch', 'update', 'delete'],
   },
 ];
 

@@ -165,7 +165,7 @@ export async function reconcileBackup(
   planned: boolean,
   now: Date,
 ): Promise<BackupOutcome | undefined> {
-  const history = backupHistory(deps.records.list(), {
+  const history = backupHistory(deps.records.byIndex(valid.name), {
     name: valid.name,
     creationTimestamp: tenant.metadata.creationTimestamp,
   });

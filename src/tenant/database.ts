@@ -9,7 +9,8 @@ import { failpoint } from '../failpoints.ts';
 import { FIELD_MANAGER, LABEL_TENANT } from '../api/constants.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../k8s/resources.ts';
-import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
+import { digestOf } from '../k8s/compact-object.ts';
+import { ownedFieldsDigest, ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import type { PostgresAdmin } from '../postgres/admin.ts';
 import { databaseIdentifiersFor, type DatabaseIdentifiers } from '../postgres/identifiers.ts';
@@ -74,6 +75,12 @@ export interface DatabaseDeps {
   vaultAudience: string | undefined;
   /** Kubernetes API, for the optional credentials Secret. */
   kube: KubeClient;
+  /**
+   * Every Secret named database-credentials, in every namespace and whoever
+   * made it (a field selector, not our labels), cached compact: absent here
+   * is absent, so a reconcile reads the API server only to write.
+   */
+  credentialsSecrets: Informer<KubeObject>;
   /**
    * Placements chosen but not yet in any Tenant's status: reconciles of
    * different tenants run at once, and must not both take a server's last slot.
@@ -140,9 +147,9 @@ async function deliverSecret(
   credentials: StoredCredentials | undefined,
 ): Promise<void> {
   const path = objectPath(RESOURCES.Secret, CREDENTIALS_SECRET, tenant.namespace);
-  const live = await deps.kube.get<KubeObject>(path);
+  const cached = deps.credentialsSecrets.get(CREDENTIALS_SECRET, tenant.namespace);
   if (!credentials) {
-    if (live?.metadata.labels?.[LABEL_TENANT] === tenant.name) await deps.kube.delete(path);
+    if (cached?.metadata.labels?.[LABEL_TENANT] === tenant.name) await deps.kube.delete(path);
     return;
   }
   const desired: KubeObject = {
@@ -157,14 +164,23 @@ async function deliverSecret(
       ]),
     ),
   };
+  if (cached && digestOf(cached) === ownedFieldsDigest(desired)) return;
   // Compared exactly, like every child: a key added by someone else is drift.
-  // Created with POST, never applied: see child-sync.ts.
-  if (!live) await deps.kube.create(collectionPath(RESOURCES.Secret, tenant.namespace), desired);
-  else if (!ownedFieldsEqual(desired, live)) {
-    await deps.kube.request('PUT', path, {
+  // The cache holds a digest: the comparison and the replace start from the
+  // whole Secret as it is now. Created with POST, never applied: see child-sync.ts.
+  const live = cached ? await deps.kube.get<KubeObject>(path) : undefined;
+  if (!live) {
+    const created = await deps.kube.create(
+      collectionPath(RESOURCES.Secret, tenant.namespace),
+      desired,
+    );
+    deps.credentialsSecrets.upsert(created);
+  } else if (!ownedFieldsEqual(desired, live)) {
+    const replaced = await deps.kube.request<KubeObject>('PUT', path, {
       body: replacementFor(desired, live),
       query: { fieldManager: FIELD_MANAGER },
     });
+    deps.credentialsSecrets.upsert(replaced);
   }
 }
 

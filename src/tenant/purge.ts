@@ -151,7 +151,7 @@ async function purgeBackups(deps: PurgeDeps, tenant: TenantObject, valid: ValidT
       `${ids.size} backup(s) (${keys.length} objects) in BackupStore ${storeName}: ${[...ids].sort().join(', ')}`,
     );
   }
-  const records: TenantBackupObject[] = tenantRecords(deps.backup.records.list(), {
+  const records: TenantBackupObject[] = tenantRecords(deps.backup.records.byIndex(valid.name), {
     name: valid.name,
     creationTimestamp: tenant.metadata.creationTimestamp,
   });

@@ -496,11 +496,10 @@ async function ensureNamespace(
   mayCreate: boolean,
 ): Promise<NamespaceResult> {
   const name = desired.metadata.name;
-  // The cache holds only namespaces with our labels: one that someone else
-  // made, or whose labels were removed, is only seen by asking.
-  const live =
-    deps.namespaces.get(name) ??
-    (await deps.client.get<KubeObject>(objectPath(RESOURCES.Namespace, name)));
+  // The cache holds every namespace, ours or not (a new tenant's is known
+  // absent without asking); one made since that the watch has not brought
+  // yet fails our create, and the retry sees it.
+  const live = deps.namespaces.get(name);
   if (!live && !mayCreate) return { state: { kind: 'absent' }, created: false };
   if (!live) {
     const created = await createChild(syncDeps(deps), desired, planned);

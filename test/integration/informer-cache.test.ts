@@ -66,3 +66,36 @@ test('a watched object and an upserted one are cached without managedFields', as
   assert.equal(informer.get(NAME)?.metadata.managedFields, undefined);
   assert.equal(informer.get(NAME)?.metadata.resourceVersion, live.metadata.resourceVersion);
 });
+
+test('an index follows its objects through the watch: added, moved to another value, deleted', async () => {
+  const LABEL = 'example.com/index';
+  const name = `${NAME}-indexed`;
+  const indexed = new Informer<KubeObject>(client, RESOURCES.Namespace, {
+    log: pino({ level: 'silent' }),
+    indexBy: (object) => object.metadata.labels?.[LABEL],
+  });
+  const stopIndexed = new AbortController();
+  void indexed.run(stopIndexed.signal);
+  await indexed.waitForSync();
+  const names = (value: string) => indexed.byIndex(value).map((o) => o.metadata.name);
+  try {
+    assert.throws(() => informer.byIndex('a'), /has no index/);
+    await client.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name, labels: { [LABEL]: 'first' } },
+    });
+    await waitFor('indexed under first', () => names('first').includes(name));
+    await client.mergePatch(objectPath(RESOURCES.Namespace, name), {
+      metadata: { labels: { [LABEL]: 'second' } },
+    });
+    await waitFor('moved to second', () => names('second').includes(name));
+    assert.deepEqual(names('first'), [], 'nothing left under the old value');
+    await client.delete(objectPath(RESOURCES.Namespace, name));
+    await waitFor('gone', () => indexed.get(name) === undefined);
+    assert.deepEqual(names('second'), []);
+  } finally {
+    stopIndexed.abort();
+    await client.delete(objectPath(RESOURCES.Namespace, name));
+  }
+});

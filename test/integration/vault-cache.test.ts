@@ -116,6 +116,33 @@ describe('cached Vault reads and one-query database checks', () => {
     );
   });
 
+  test("a settled tenant's resyncs read nothing from the API server: not even its credentials Secret", async () => {
+    // Judged by the API server's audit log (hack/cluster.sh logs the
+    // operator's every request). The Secret's absence is known from the
+    // watch on Secrets of that name, not asked for at each reconcile.
+    const auditLog = join(requireEnv('TEST_CLUSTER_DIR'), 'logs', 'audit.log');
+    const start = (await readFile(auditLog)).length;
+    const before = await reconciles();
+    await new Promise((resolve) => setTimeout(resolve, 4 * RESYNC_SECONDS * 1000));
+    const resyncs = (await reconciles()) - before;
+    const lines = (await readFile(auditLog)).subarray(start).toString('utf8').split('\n');
+    const reads = lines.flatMap((line) => {
+      if (line === '') return [];
+      const entry = JSON.parse(line) as {
+        verb?: string;
+        user?: { username?: string };
+        objectRef?: { resource?: string; namespace?: string; name?: string };
+      };
+      return entry.user?.username === 'tenant-operator' &&
+        entry.verb === 'get' &&
+        entry.objectRef?.namespace === `tenant-${tenant}`
+        ? [`${entry.objectRef.resource}/${entry.objectRef.name}`]
+        : [];
+    });
+    assert.ok(resyncs >= 3, `only ${resyncs} reconciles in the window`);
+    assert.deepEqual(reads, [], `reads in ${tenant}'s namespace over ${resyncs} resyncs`);
+  });
+
   test('each resync of the settled tenant costs one SQL statement on its server', async () => {
     const server = localServers().find((s) => s.region === 'eu-west');
     assert.ok(server, 'a local server in eu-west');
