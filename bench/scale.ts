@@ -77,9 +77,10 @@ function operatorEnv(): NodeJS.ProcessEnv {
     ...inherited,
     // BENCH_HEAP_SNAPSHOT=1: the restarted operator writes a heap snapshot
     // at the end of the run (SIGUSR2), for the post-mortem of its memory.
+    // BENCH_NODE_OPTIONS: more for the operator's Node (e.g. --cpu-prof).
     NODE_OPTIONS: `--max-old-space-size=${chartValue('heapLimitMiB')} --max-semi-space-size=${chartValue('semiSpaceMiB')}${
       process.env.BENCH_HEAP_SNAPSHOT === '1' ? ` --heapsnapshot-signal=SIGUSR2` : ''
-    }`,
+    }${process.env.BENCH_NODE_OPTIONS ? ` ${process.env.BENCH_NODE_OPTIONS}` : ''}`,
     MALLOC_ARENA_MAX: String(chartValue('mallocArenas')),
     KUBECONFIG: env('BENCH_OPERATOR_KUBECONFIG'),
     VAULT_K8S_TOKEN_FILE: env('BENCH_OPERATOR_VAULT_JWT'),
