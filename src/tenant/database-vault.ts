@@ -59,9 +59,9 @@ export async function readTenantVault(
   reads?: VaultReads,
 ): Promise<TenantVaultState> {
   const name = vaultObjectName(tenant.name);
-  // Three independent reads, at once: a new leader's first sync reads every
-  // database tenant's objects from Vault, and one after the other they made
-  // Vault's round trips the whole of a restart.
+  // Three independent reads, at once: the reconcile waits for one round trip,
+  // not three (a new leader, trusting no cached answer, reads them for every
+  // database tenant).
   const [credentialsMetadata, policy, role] = await Promise.all([
     vault.kv.readMetadata(credentialsPath(tenant.name), cachedRead(reads, 'kvFolder', tenant.name)),
     vault.policies.readPolicy(name, cachedRead(reads, 'policy', name)),
