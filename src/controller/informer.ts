@@ -116,10 +116,10 @@ export class Informer<T extends KubeObject> {
     const cached = this.store.get(object.metadata.name, object.metadata.namespace);
     if (!cached) return;
     const value = this.options.indexBy(cached);
-    const objects = value === undefined ? undefined : this.indexed.get(value);
-    if (!objects || value === undefined) return;
-    objects.delete(objectKey(cached));
-    if (objects.size === 0) this.indexed.delete(value);
+    if (value === undefined) return;
+    const objects = this.indexed.get(value);
+    objects?.delete(objectKey(cached));
+    if (objects?.size === 0) this.indexed.delete(value);
   }
 
   /** The cached objects whose `indexBy` is `value`; throws if the informer has no index. */
