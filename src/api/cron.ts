@@ -68,14 +68,36 @@ export function cronFieldMessage(field: CronField, value: string): string {
 const FIELD_COUNT_MESSAGE =
   "must be 5 fields separated by single spaces (minute hour day-of-month month day-of-week), e.g. 'H 2 * * *'";
 
+/** Each field's element pattern, compiled once (every reconcile checks two schedules). */
+const ELEMENT_PATTERNS = new Map(
+  CRON_FIELDS.map((field) => [field.name, new RegExp(cronElementPattern(field))]),
+);
+
 function validElement(field: CronField, element: string): boolean {
-  if (!new RegExp(cronElementPattern(field)).test(element)) return false;
+  if (!ELEMENT_PATTERNS.get(field.name)!.test(element)) return false;
   const range = /^(\d+)-(\d+)/.exec(element);
   return !range || Number(range[1]) <= Number(range[2]);
 }
 
+/**
+ * Answers by schedule: ten thousand tenants write a handful of distinct
+ * schedules, and each reconcile checks its tenant's two. Bounded (a tenant
+ * may write any number of schedules over time): when full it starts over.
+ */
+const problemsBySchedule = new Map<string, readonly string[]>();
+const MAX_REMEMBERED_SCHEDULES = 1_000;
+
 /** What is wrong with a schedule, one message per field; empty when it is valid. */
-export function cronScheduleProblems(schedule: string): string[] {
+export function cronScheduleProblems(schedule: string): readonly string[] {
+  const known = problemsBySchedule.get(schedule);
+  if (known) return known;
+  const problems = Object.freeze(findProblems(schedule));
+  if (problemsBySchedule.size >= MAX_REMEMBERED_SCHEDULES) problemsBySchedule.clear();
+  problemsBySchedule.set(schedule, problems);
+  return problems;
+}
+
+function findProblems(schedule: string): string[] {
   const fields = schedule.split(' ');
   if (fields.length !== CRON_FIELDS.length) return [FIELD_COUNT_MESSAGE];
   const problems: string[] = [];

@@ -91,6 +91,11 @@ function normalize(kind: string, value: unknown, path: string[]): unknown {
 
 /** The part of an object the operator owns, normalised for comparison. */
 export function ownedFields(object: KubeObject): Record<string, unknown> {
+  return normalize(object.kind, ownedProjection(object), []) as Record<string, unknown>;
+}
+
+/** What the operator owns of an object, before normalisation. */
+function ownedProjection(object: KubeObject): Record<string, unknown> {
   const serverOwned = SERVER_OWNED[object.kind] ?? {};
   const labels = { ...object.metadata.labels };
   for (const label of serverOwned.labels ?? []) delete labels[label];
@@ -99,19 +104,15 @@ export function ownedFields(object: KubeObject): Record<string, unknown> {
       ([key]) => !SERVER_FIELDS.has(key) && !(serverOwned.fields ?? []).includes(key),
     ),
   );
-  return normalize(
-    object.kind,
-    {
-      metadata: {
-        labels,
-        annotations: object.metadata.annotations,
-        ownerReferences: object.metadata.ownerReferences,
-        finalizers: object.metadata.finalizers,
-      },
-      ...body,
+  return {
+    metadata: {
+      labels,
+      annotations: object.metadata.annotations,
+      ownerReferences: object.metadata.ownerReferences,
+      finalizers: object.metadata.finalizers,
     },
-    [],
-  ) as Record<string, unknown>;
+    ...body,
+  };
 }
 
 /** Whether `live` says exactly what `desired` says, in everything the operator owns. */
@@ -132,20 +133,53 @@ export function ownedFieldDiffers(desired: KubeObject, live: KubeObject, path: s
   return !isDeepStrictEqual(at(desired), at(live));
 }
 
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+/**
+ * The normalised value (see normalize) as JSON with sorted keys, written in
+ * one pass without building the normalised copy: every cached object's
+ * digest is computed when it is listed, and every desired object's at each
+ * reconcile, so at ten thousand tenants this is a good part of a restart.
+ * Undefined for what normalize drops. `path` is tracked only for kinds that
+ * have quantities.
+ */
+function normalJson(kind: string, value: unknown, path: string[] | undefined): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      path?.push(String(i));
+      const item = normalJson(kind, value[i], path);
+      path?.pop();
+      if (i > 0) out += ',';
+      // Items stay, as in normalize: a null item is written as null.
+      out += item ?? JSON.stringify(value[i]);
+    }
+    return `${out}]`;
+  }
+  if (typeof value === 'object') {
+    let out = '{';
+    for (const key of Object.keys(value).sort()) {
+      path?.push(key);
+      const child = normalJson(kind, (value as Record<string, unknown>)[key], path);
+      path?.pop();
+      if (child === undefined || child === '[]' || (child === '{}' && !SELECTOR_KEYS.has(key)))
+        continue;
+      out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${child}`;
+    }
+    return `${out}}`;
+  }
+  if (typeof value === 'string' && path && isQuantityPath(kind, path)) {
+    const exact = exactQuantityValue(value);
+    return exact === undefined ? JSON.stringify(value) : `{"quantity":${JSON.stringify(exact)}}`;
   }
   return JSON.stringify(value);
 }
 
 /** A digest of the owned fields: equal digests, equal owned fields. */
 export function ownedFieldsDigest(object: KubeObject): string {
+  const path = QUANTITY_PATHS[object.kind] ? [] : undefined;
   // base64url: 43 characters, kept per cached object (compact-object.ts).
   return createHash('sha256')
-    .update(stableJson(ownedFields(object)))
+    .update(normalJson(object.kind, ownedProjection(object), path) ?? '')
     .digest('base64url');
 }
 

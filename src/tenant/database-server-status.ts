@@ -31,6 +31,7 @@ import type { TenantObject } from './model.ts';
 export interface ServerStatusDeps {
   client: KubeClient;
   servers: Informer<DatabaseServerObject>;
+  /** Indexed by `status.database.server`. */
   tenants: Informer<TenantObject>;
   connections: DatabaseServerConnections;
   resolver: HostResolver;
@@ -60,7 +61,7 @@ export async function reconcileDatabaseServer(
     lastError = toOperatorError(err).message;
   }
   const addresses = spec ? await tenantAddresses(deps, spec) : undefined;
-  const databases = deps.tenants.list().filter((t) => t.status?.database?.server === name).length;
+  const databases = deps.tenants.byIndex(name).length;
   const conditions: ConditionInput[] = [
     reachable
       ? {

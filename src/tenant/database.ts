@@ -64,6 +64,7 @@ export { credentialsPath, vaultObjectName } from './database-vault.ts';
 
 export interface DatabaseDeps {
   servers: Informer<DatabaseServerObject>;
+  /** Indexed by `status.database.server`. */
   tenants: Informer<TenantObject>;
   connections: DatabaseServerConnections;
   kv: KvV2;
@@ -195,12 +196,7 @@ export function databaseDisabled(): DatabaseOutcome {
 
 /** Databases placed on a server, counted from the tenants themselves plus open reservations. */
 function placedOn(deps: DatabaseDeps, server: string): number {
-  const placed = new Set(
-    deps.tenants
-      .list()
-      .filter((t) => t.status?.database?.server === server)
-      .map((t) => t.metadata.name),
-  );
+  const placed = new Set(deps.tenants.byIndex(server).map((t) => t.metadata.name));
   for (const [tenant, reserved] of deps.reservations) if (reserved === server) placed.add(tenant);
   return placed.size;
 }

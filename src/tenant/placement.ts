@@ -1,4 +1,5 @@
 import type { DatabaseServerSpec, DatabaseServerStatus } from '../api/databaseserver.ts';
+import type { TenantObject } from './model.ts';
 
 // Where a tenant's database goes: a reachable server of the tenant's region
 // (any region when the tenant names none) with room left, the one with the
@@ -42,4 +43,16 @@ export function choosePlacement(servers: ServerView[], region: string | undefine
     return { reason: 'NoCapacity', message: `every DatabaseServer ${where} is full` };
   }
   return { server: best.s };
+}
+
+/**
+ * Whether a change to a DatabaseServer (reachable again, room freed) may
+ * unblock this tenant: it wants a database (the spec's default) that is
+ * not made yet. Read from the unvalidated spec: an invalid one is retried
+ * by its own reconcile, not by a server's change.
+ */
+export function waitsForDatabase(tenant: TenantObject): boolean {
+  if (tenant.status?.database?.name) return false;
+  const spec = tenant.spec as { database?: { enabled?: unknown } } | undefined;
+  return spec?.database?.enabled !== false;
 }

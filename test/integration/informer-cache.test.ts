@@ -99,3 +99,54 @@ test('an index follows its objects through the watch: added, moved to another va
     await client.delete(objectPath(RESOURCES.Namespace, name));
   }
 });
+
+test('a streamed list and a paged one fill the same cache, and both then follow the watch', async () => {
+  const LABEL = 'example.com/informer-mode';
+  const names = [0, 1, 2, 3].map((i) => `${NAME}-mode-${i}`);
+  const labelled = (name: string) => ({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name, labels: { [LABEL]: 'yes' } },
+  });
+  const stopBoth = new AbortController();
+  try {
+    for (const name of names.slice(0, 3)) await client.apply(labelled(name));
+    const [streamed, paged] = (['stream', 'pages'] as const).map((initialList) => {
+      const cache = new Informer<KubeObject>(client, RESOURCES.Namespace, {
+        log: pino({ level: 'silent' }),
+        labelSelector: LABEL,
+        initialList,
+      });
+      void cache.run(stopBoth.signal);
+      return cache;
+    }) as [Informer<KubeObject>, Informer<KubeObject>];
+    await Promise.all([streamed.waitForSync(), paged.waitForSync()]);
+    const versions = (cache: Informer<KubeObject>) =>
+      Object.fromEntries(
+        cache
+          .list()
+          .filter((o) => o.metadata.deletionTimestamp === undefined)
+          .map((o) => [o.metadata.name, o.metadata.resourceVersion]),
+      );
+    const expected: Record<string, string | undefined> = {};
+    for (const n of names.slice(0, 3)) expected[n] = (await fromServer(n)).metadata.resourceVersion;
+    assert.deepEqual(versions(streamed), expected, 'streamed: the server state at the start');
+    assert.deepEqual(versions(paged), expected, 'paged: the same');
+    assert.equal(streamed.live && paged.live, true);
+
+    // After the list, both follow changes: one added, one being deleted.
+    await client.apply(labelled(names[3]!));
+    await client.delete(objectPath(RESOURCES.Namespace, names[0]!));
+    for (const cache of [streamed, paged]) {
+      await waitFor('the new namespace', () => cache.get(names[3]!));
+      await waitFor(
+        'the deletion',
+        () =>
+          cache.get(names[0]!)?.metadata.deletionTimestamp !== undefined || !cache.get(names[0]!),
+      );
+    }
+  } finally {
+    stopBoth.abort();
+    for (const name of names) await client.delete(objectPath(RESOURCES.Namespace, name));
+  }
+});

@@ -170,4 +170,27 @@ describe('nextRun', () => {
       '2030-03-10T03:00:00.000Z',
     );
   });
+
+  test('a remembered answer is the one cron-parser gives, forwards, backwards and across runs', () => {
+    const schedule = '*/20 2-3 * * *';
+    const start = Date.parse('2030-03-04T01:50:00Z');
+    // Every 7 minutes for a day, then a few steps back in time.
+    const times = [
+      ...Array.from({ length: 210 }, (_, i) => start + i * 7 * 60_000),
+      start + 40 * 60_000,
+      start,
+      start + 30 * 60_000 - 1,
+    ];
+    for (const time of times) {
+      const after = new Date(time);
+      const fresh = CronExpressionParser.parse(schedule, { tz: 'Etc/UTC', currentDate: after })
+        .next()
+        .toDate();
+      assert.equal(
+        nextRun(schedule, after).toISOString(),
+        fresh.toISOString(),
+        after.toISOString(),
+      );
+    }
+  });
 });

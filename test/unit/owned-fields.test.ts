@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { tenantSpecSchema } from '../../src/api/tenant.ts';
 import {
   ownedFieldDiffers,
+  ownedFields,
   ownedFieldsDigest,
   ownedFieldsEqual,
   replacementFor,
@@ -9,6 +12,7 @@ import {
 import { exactQuantityValue } from '../../src/k8s/quantity.ts';
 import { ServerAnswers } from '../../src/k8s/server-answers.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
+import { desiredChildren } from '../../src/tenant/children.ts';
 
 // Exact comparison of what the operator owns: what the API server adds of
 // its own is ignored, everything anyone else adds, changes or removes is not.
@@ -302,6 +306,87 @@ describe('server answers', () => {
     assert.equal(
       answers.accepts(other, answer, () => warnings++),
       false,
+    );
+  });
+});
+
+describe('the digest', () => {
+  // The digest is written in one pass; its definition is the normalised
+  // owned fields as JSON with sorted keys. Held to that definition here.
+  function sortedJson(value: unknown): string {
+    if (Array.isArray(value)) return `[${value.map(sortedJson).join(',')}]`;
+    if (value !== null && typeof value === 'object') {
+      const keys = Object.keys(value).sort();
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${sortedJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    }
+    return JSON.stringify(value);
+  }
+  const byDefinition = (object: KubeObject) =>
+    createHash('sha256')
+      .update(sortedJson(ownedFields(object)))
+      .digest('base64url');
+
+  test('is the sorted JSON of the normalised owned fields, for every object a tenant gets', () => {
+    const spec = tenantSpecSchema.parse({
+      owners: [
+        { kind: 'Group', name: 'acme-admins' },
+        { kind: 'User', name: 'ada@example.com' },
+      ],
+      network: {
+        allowEgressCIDRs: ['203.0.113.0/24', '2001:db8::/64'],
+        allowIngressFromNamespaces: [
+          { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+        ],
+      },
+      quota: { cpu: '4', memory: '8Gi', storage: '100Gi', ephemeralStorage: '10Gi' },
+    });
+    const children = desiredChildren(
+      { name: 'acme', uid: 'u-1', spec, namespace: 'tenant-acme' },
+      {
+        platform: [{ blocks: [{ cidr: '198.51.100.7/32' }], port: 5432 }],
+        forbidden: [],
+      },
+    );
+    const objects = [children.namespace, ...children.namespaced];
+    assert.ok(objects.length >= 8, `${objects.length} objects`);
+    for (const object of objects)
+      assert.equal(
+        ownedFieldsDigest(object),
+        byDefinition(object),
+        `${object.kind} ${object.metadata.name}`,
+      );
+  });
+
+  test('drops and keeps what normalisation drops and keeps', () => {
+    const tricky: KubeObject[] = [
+      policy({ podSelector: {}, policyTypes: [], ingress: [{}], egress: null }),
+      policy({ podSelector: { matchLabels: {} }, ingress: [{ from: [] }, null], weird: '' }),
+      {
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: {
+          name: 'q',
+          namespace: 'n',
+          labels: {},
+          annotations: { 'a/b': '' },
+          finalizers: [],
+        },
+        spec: { hard: { cpu: '1000m', memory: '1024Mi', 'requests.storage': 'not-a-quantity' } },
+      },
+      asLive(policy({ podSelector: {} }), { status: { anything: true } }),
+      {
+        apiVersion: 'v1',
+        kind: 'LimitRange',
+        metadata: { name: 'limits', namespace: 'n' },
+        spec: { limits: [{ type: 'Container', default: { cpu: '0.5' }, max: {}, min: null }] },
+      },
+    ];
+    for (const object of tricky) assert.equal(ownedFieldsDigest(object), byDefinition(object));
+    // And the normalisations themselves: an empty podSelector is kept, an empty list is not.
+    assert.notEqual(ownedFieldsDigest(policy({ podSelector: {} })), ownedFieldsDigest(policy({})));
+    assert.equal(
+      ownedFieldsDigest(policy({ podSelector: {}, policyTypes: [] })),
+      ownedFieldsDigest(policy({ podSelector: {} })),
     );
   });
 });

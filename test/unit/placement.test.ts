@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { databaseServerSpecSchema } from '../../src/api/databaseserver.ts';
-import { choosePlacement, type ServerView } from '../../src/tenant/placement.ts';
+import type { TenantObject } from '../../src/tenant/model.ts';
+import { choosePlacement, type ServerView, waitsForDatabase } from '../../src/tenant/placement.ts';
 
 function server(
   name: string,
@@ -55,4 +56,28 @@ test('a tenant without a region may go anywhere', () => {
     undefined,
   );
   assert.equal(placement.server?.name, 'eu-1');
+});
+
+test('a server change wakes only tenants still waiting for their database', () => {
+  const tenant = (spec: unknown, status?: TenantObject['status']): TenantObject => ({
+    apiVersion: 'tenancy.io/v1alpha1',
+    kind: 'Tenant',
+    metadata: { name: 't' },
+    spec,
+    ...(status ? { status } : {}),
+  });
+  // The database is on by default: a spec that does not mention it waits too.
+  assert.equal(waitsForDatabase(tenant({})), true);
+  assert.equal(waitsForDatabase(tenant({ database: { enabled: true } })), true);
+  assert.equal(
+    waitsForDatabase(tenant({ database: { enabled: true } }, { database: { server: 'pg-1' } })),
+    true,
+  );
+  assert.equal(waitsForDatabase(tenant({ database: { enabled: false } })), false);
+  assert.equal(
+    waitsForDatabase(
+      tenant({ database: { enabled: true } }, { database: { server: 'pg-1', name: 'tenant_t' } }),
+    ),
+    false,
+  );
 });
