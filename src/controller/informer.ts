@@ -10,10 +10,10 @@ import { ObjectIndex } from './object-index.ts';
 // A list-then-watch cache of one resource type. The list comes as the
 // first events of the watch (sendInitialEvents, served from the API
 // server's watch cache), or, where the server does not offer that, in pages
-// before the watch. Streamed, a restart at ten thousand tenants filled its
-// caches in seconds: paged lists of CRDs are read from etcd and decoded
-// page by page (a page of 500 Tenants took the API server 0.3 s idle, and
-// the whole restart's lists 35 s), and a single unpaged list would hold a
+// before the watch. At 12,000 tenants, alone on the API server, the
+// Tenants came streamed in 3.2 s (48,000 NetworkPolicies in 2.7 s); in
+// pages of 500, each page took 0.3 s (the server reads and decodes them
+// from etcd), one after another. A single list without pages would hold a
 // 50 MiB answer in memory at once. It never stops on its own:
 // a watch the server closes is reopened from the last resourceVersion, an
 // expired resourceVersion (410 Gone) triggers a fresh list, and any other
