@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { BoundedMemo } from '../bounded-memo.ts';
 
 // Cron schedules as tenants write them: five fields, each `*`, `H` (a stable
 // per-tenant value, see src/backup/schedule.ts), a number, a range a-b, a
@@ -81,20 +82,13 @@ function validElement(field: CronField, element: string): boolean {
 
 /**
  * Answers by schedule: ten thousand tenants write a handful of distinct
- * schedules, and each reconcile checks its tenant's two. Bounded (a tenant
- * may write any number of schedules over time): when full it starts over.
+ * schedules, and each reconcile checks its tenant's two.
  */
-const problemsBySchedule = new Map<string, readonly string[]>();
-const MAX_REMEMBERED_SCHEDULES = 1_000;
+const problemsBySchedule = new BoundedMemo<readonly string[]>(1_000);
 
 /** What is wrong with a schedule, one message per field; empty when it is valid. */
 export function cronScheduleProblems(schedule: string): readonly string[] {
-  const known = problemsBySchedule.get(schedule);
-  if (known) return known;
-  const problems = Object.freeze(findProblems(schedule));
-  if (problemsBySchedule.size >= MAX_REMEMBERED_SCHEDULES) problemsBySchedule.clear();
-  problemsBySchedule.set(schedule, problems);
-  return problems;
+  return problemsBySchedule.get(schedule, () => Object.freeze(findProblems(schedule)));
 }
 
 function findProblems(schedule: string): string[] {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
 import { CRON_FIELDS, cronScheduleProblems, type CronField } from '../api/cron.ts';
+import { BoundedMemo } from '../bounded-memo.ts';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 
 // A tenant's cron schedule as the CronJob runs it: every H becomes a value
@@ -107,25 +108,21 @@ export function expandSchedule(
 // cron-parser answers in about 0.1 ms (it works in the time zone through
 // luxon), and every reconcile of a tenant with backups asks four times: the
 // answers are remembered. Schedules repeat across tenants (H puts each
-// tenant in one of a few dozen slots), so a bounded memory suffices; when
-// full it starts over.
+// tenant in one of a few dozen slots), so a bounded memory suffices.
 const MAX_REMEMBERED = 2_000;
 
 /** By expanded schedule: why cron-parser refuses it ('' when it accepts it). */
-const refusals = new Map<string, string>();
+const refusals = new BoundedMemo<string>(MAX_REMEMBERED);
 
 function whyNeverRuns(expanded: string): string | undefined {
-  let reason = refusals.get(expanded);
-  if (reason === undefined) {
+  const reason = refusals.get(expanded, () => {
     try {
       CronExpressionParser.parse(expanded, { tz: 'Etc/UTC', strict: false });
-      reason = '';
+      return '';
     } catch (err: unknown) {
-      reason = err instanceof Error ? err.message : String(err);
+      return err instanceof Error ? err.message : String(err);
     }
-    if (refusals.size >= MAX_REMEMBERED) refusals.clear();
-    refusals.set(expanded, reason);
-  }
+  });
   return reason === '' ? undefined : reason;
 }
 

@@ -4,8 +4,8 @@ import type { MetricSources, TenantBackupFacts, TenantErasureFacts } from './reg
 // The per-tenant metrics (phase counts, backup and erasure gauges) read
 // every cached Tenant at scrape time. At ten thousand tenants, walking them
 // once per gauge (eight walks) and deriving each tenant's facts again at
-// every scrape cost the operator about 75 ms a scrape, and a restart timed
-// while being scraped every second spent five seconds there. So: one walk
+// every scrape cost the operator about 60 ms a scrape, and a restart timed
+// while being scraped every second spent 4.6 s there. So: one walk
 // per scrape, shared by every gauge of that scrape, and each tenant's facts
 // derived once per cached object. A cached Tenant is replaced, never
 // changed in place, when the watch delivers a new version, so the object

@@ -1,3 +1,4 @@
+import { BoundedMemo } from '../bounded-memo.ts';
 import { CONDITION, REASON } from '../controller/conditions.ts';
 import type { Informer } from '../controller/informer.ts';
 import { addressCidr, compareCidrs, parseCidr } from './cidr.ts';
@@ -80,23 +81,20 @@ type Found = { blocks: IpBlock[]; problem: string };
  * addresses into checked, sorted blocks (parsing each address) took about a
  * tenth of a millisecond each time, a second and a half of a restart at ten
  * thousand tenants. The answer depends only on the key. Frozen, as every
- * tenant's NetworkPolicy shares it. Bounded: when full it starts over.
+ * tenant's NetworkPolicy shares it.
  */
-const foundBefore = new Map<string, Found>();
-const MAX_REMEMBERED = 1_000;
+const foundBefore = new BoundedMemo<Found>(1_000);
 
 function remembered(key: string, find: () => Found): Found {
-  const known = foundBefore.get(key);
-  if (known) return known;
-  const found = find();
-  for (const block of found.blocks) {
-    if (block.except) Object.freeze(block.except);
-    Object.freeze(block);
-  }
-  Object.freeze(found.blocks);
-  if (foundBefore.size >= MAX_REMEMBERED) foundBefore.clear();
-  foundBefore.set(key, Object.freeze(found));
-  return found;
+  return foundBefore.get(key, () => {
+    const found = find();
+    for (const block of found.blocks) {
+      if (block.except) Object.freeze(block.except);
+      Object.freeze(block);
+    }
+    Object.freeze(found.blocks);
+    return Object.freeze(found);
+  });
 }
 
 function fromRanges(cidrs: readonly string[], field: string): Found {
