@@ -1,8 +1,8 @@
 // Answers that depend only on their key, remembered: the few pure
 // computations that every reconcile repeats with the same inputs (a cron
-// schedule's check, the platform's egress blocks). Bounded, because tenants
-// choose some of the keys: when full it starts over, which costs a
-// recomputation, never a wrong answer.
+// schedule's check, the platform's egress blocks) and the caches' pooled
+// strings. Bounded, because tenants choose some of the keys: when full it
+// starts over, which costs a recomputation, never a wrong answer.
 
 export class BoundedMemo<V> {
   private readonly answers = new Map<string, V>();
@@ -10,6 +10,11 @@ export class BoundedMemo<V> {
 
   constructor(maxEntries: number) {
     this.maxEntries = maxEntries;
+  }
+
+  /** Answers remembered now. */
+  get size(): number {
+    return this.answers.size;
   }
 
   /** The answer for `key`, computed by `compute` the first time. */

@@ -1,3 +1,4 @@
+import { BoundedMemo } from '../bounded-memo.ts';
 import { DIGEST } from './compact-object.ts';
 
 // Ten thousand cached tenants repeat the same few hundred strings tens of
@@ -28,11 +29,11 @@ const UNIQUE_FIELDS = new Set([
 ]);
 
 export class StringPool {
-  private readonly pool = new Map<string, string>();
-  private readonly maxEntries: number;
+  /** A string's pooled copy, by its content. */
+  private readonly pool: BoundedMemo<string>;
 
   constructor(maxEntries = MAX_ENTRIES) {
-    this.maxEntries = maxEntries;
+    this.pool = new BoundedMemo<string>(maxEntries);
   }
 
   get size(): number {
@@ -41,11 +42,7 @@ export class StringPool {
 
   share(value: string): string {
     if (value.length > MAX_POOLED_LENGTH) return value;
-    const pooled = this.pool.get(value);
-    if (pooled !== undefined) return pooled;
-    if (this.pool.size >= this.maxEntries) this.pool.clear();
-    this.pool.set(value, value);
-    return value;
+    return this.pool.get(value, () => value);
   }
 
   /**
