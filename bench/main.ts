@@ -35,6 +35,7 @@ const { values } = parseArgs({
     'steady-periods': { type: 'string', default: '6' },
     'vault-verify-period': { type: 'string' },
     concurrency: { type: 'string', default: '8' },
+    'restart-concurrency': { type: 'string' },
     'api-qps': { type: 'string' },
     only: { type: 'string' },
     'ratio-tenants': { type: 'string' },
@@ -70,6 +71,10 @@ const scaleOptions = {
   ),
   steadyPeriods: count('steady-periods', values['steady-periods'], 6),
   concurrency: count('concurrency', values.concurrency, 8),
+  // e.g. 8,16,8,16: four restarts of the settled operator, alternating.
+  restartConcurrency: (values['restart-concurrency'] ?? values.concurrency ?? '8')
+    .split(',')
+    .map((raw) => count('restart-concurrency', raw.trim(), 8)),
   // The operator's own default unless asked: e.g. to see how much of the
   // provisioning ratio is its client-side rate limit.
   ...(values['api-qps'] === undefined ? {} : { apiQps: count('api-qps', values['api-qps'], 0) }),

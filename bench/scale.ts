@@ -46,6 +46,12 @@ export interface ScaleOptions {
   concurrency: number;
   /** The operator's client-side request rate (--api-qps); unset: its default. */
   apiQps?: number;
+  /**
+   * One restart per entry, each with that --concurrency: the first is the
+   * restart the memory and the heap snapshot are taken after; alternating
+   * values compare them on the same settled cluster.
+   */
+  restartConcurrency: number[];
 }
 
 const ROOT = join(import.meta.dirname, '..');
@@ -218,6 +224,25 @@ async function driftDuringBurst(
   };
 }
 
+/** Has the operator write a heap snapshot (SIGUSR2) and waits until it is whole. */
+async function heapSnapshot(operator: OperatorProcess): Promise<void> {
+  const before = new Set(readdirSync(ROOT));
+  process.kill(operator.pid, 'SIGUSR2');
+  const written = () =>
+    readdirSync(ROOT).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+  await until('the heap snapshot', 300_000, () => Promise.resolve(written() !== undefined));
+  // Written whole when its size holds still (the process writes it in one go).
+  let size = -1;
+  await until('the heap snapshot written', 600_000, async () => {
+    await sleep(3_000);
+    const now = statSync(join(ROOT, written()!)).size;
+    const still = now === size && now > 0;
+    size = now;
+    return still;
+  });
+  console.log(`heap snapshot: ${join(ROOT, written()!)}`);
+}
+
 export async function benchScale(options: ScaleOptions): Promise<boolean> {
   const runId = Date.now().toString(36);
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -289,40 +314,48 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
   // Fairness: a burst of new tenants, and drift on a settled one in the middle of it.
   const fairness = await driftDuringBurst(client, runId, plain[0] ?? withDatabase[0]!, options);
 
-  // Restart: a new process, synced (every tenant reconciled once, /readyz 200), with zero writes.
-  await operator.stop();
-  const restartAt = performance.now();
-  operator = await startOperator(options, logFile);
-  // Scraped once a second, not four times: at 12,000 tenants a scrape costs
-  // the operator tens of milliseconds, and Prometheus scrapes every 30 s.
-  await until(
-    'every tenant reconciled after the restart',
-    600_000,
-    async () => (await reconciles(operator)) >= total + fairness.burst,
-    1_000,
-  );
-  const restartSyncMs = performance.now() - restartAt;
-  await settled(operator, 2_000);
-  const restart = changes(fairness.versionsAfter, await resourceVersions(client));
-  const restartWrites = restart.ours;
-  const restarted = await memoryMib(operator);
-  if (process.env.BENCH_HEAP_SNAPSHOT === '1') {
-    const before = new Set(readdirSync(ROOT));
-    process.kill(operator.pid, 'SIGUSR2');
-    const written = () =>
-      readdirSync(ROOT).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
-    await until('the heap snapshot', 300_000, () => Promise.resolve(written() !== undefined));
-    // Written whole when its size holds still (the process writes it in one go).
-    let size = -1;
-    await until('the heap snapshot written', 600_000, async () => {
-      await sleep(3_000);
-      const now = statSync(join(ROOT, written()!)).size;
-      const still = now === size && now > 0;
-      size = now;
-      return still;
+  // Restarts: each a new process, synced (every tenant reconciled once,
+  // /readyz 200), with zero writes.
+  const restarts: { concurrency: number; syncSeconds: number; writes: number; rssMiB: number }[] =
+    [];
+  let restartWrites: string[] = [];
+  let restartOthers: string[] = [];
+  let restarted: Awaited<ReturnType<typeof memoryMib>> | undefined;
+  for (const [i, concurrency] of options.restartConcurrency.entries()) {
+    await operator.stop();
+    const restartAt = performance.now();
+    operator = await startOperator({ ...options, concurrency }, logFile);
+    // Scraped once a second, not four times: at 12,000 tenants a scrape costs
+    // the operator tens of milliseconds, and Prometheus scrapes every 30 s.
+    await until(
+      'every tenant reconciled after the restart',
+      600_000,
+      async () => (await reconciles(operator)) >= total + fairness.burst,
+      1_000,
+    );
+    const syncMs = performance.now() - restartAt;
+    await settled(operator, 2_000);
+    const restart = changes(fairness.versionsAfter, await resourceVersions(client));
+    const memory = await memoryMib(operator);
+    restarts.push({
+      concurrency,
+      syncSeconds: syncMs / 1000,
+      writes: restart.ours.length,
+      rssMiB: memory.proc,
     });
-    console.log(`heap snapshot: ${join(ROOT, written()!)}`);
+    console.log(
+      `restart ${i + 1} of ${options.restartConcurrency.length} (--concurrency ${concurrency}): synced in ${(syncMs / 1000).toFixed(1)} s, ${restart.ours.length} objects written by us, RSS ${memory.proc.toFixed(0)} MiB`,
+    );
+    // Judged against the versions before the first restart: a write in any
+    // restart is still a changed resourceVersion after the last one.
+    restartWrites = restart.ours;
+    restartOthers = restart.others;
+    if (i > 0) continue;
+    restarted = memory;
+    if (process.env.BENCH_HEAP_SNAPSHOT === '1') await heapSnapshot(operator);
   }
+  if (!restarted) throw new Error('--restart-concurrency: at least one restart');
+  const restartSyncMs = restarts[0]!.syncSeconds * 1000;
   await operator.stop();
 
   const result = {
@@ -364,7 +397,8 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
       syncSeconds: restartSyncMs / 1000,
       apiObjectsChanged: restartWrites.length,
       changedExamples: restartWrites.slice(0, 5),
-      changedByOthers: restart.others.length,
+      changedByOthers: restartOthers.length,
+      restarts,
     },
   };
   const file = join(RESULTS_DIR, `scale-${result.date.replace(/[:.]/g, '-')}.json`);
@@ -405,8 +439,14 @@ export async function benchScale(options: ScaleOptions): Promise<boolean> {
     ],
     [
       'restart to synced (every tenant reconciled)',
-      `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects written by us (${restart.others.length} by others)`,
+      `${(restartSyncMs / 1000).toFixed(1)} s, ${restartWrites.length} API objects written by us (${restartOthers.length} by others)`,
     ],
+    ...restarts
+      .slice(1)
+      .map((r, i): [string, string] => [
+        `restart ${i + 2}, --concurrency ${r.concurrency}`,
+        `${r.syncSeconds.toFixed(1)} s, ${r.writes} written by us, RSS ${r.rssMiB.toFixed(0)} MiB`,
+      ]),
   ]);
   await statements?.close();
   await client.close();

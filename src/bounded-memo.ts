@@ -17,6 +17,12 @@ export class BoundedMemo<V> {
     return this.answers.size;
   }
 
+  /** Replaces the answer for `key` (a memo whose answers grow, kept as values that never change). */
+  set(key: string, answer: V): void {
+    if (!this.answers.has(key) && this.answers.size >= this.maxEntries) this.answers.clear();
+    this.answers.set(key, answer);
+  }
+
   /** The answer for `key`, computed by `compute` the first time. */
   get(key: string, compute: () => V): V {
     const known = this.answers.get(key);

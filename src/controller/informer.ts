@@ -4,6 +4,7 @@ import { ERROR_CODES, OperatorError, toOperatorError } from '../errors.ts';
 import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, type ResourceType } from '../k8s/resources.ts';
 import { cachedStrings } from '../k8s/shared-strings.ts';
+import { cachedConditions } from '../k8s/shared-conditions.ts';
 import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
 import { ObjectIndex } from './object-index.ts';
 
@@ -159,14 +160,18 @@ export class Informer<T extends KubeObject> {
    * the operator never reads and which is often the largest part of an
    * object (one entry per field manager). apiVersion and kind are set, as
    * list items come without them. Its strings are the pooled copies
-   * (shared-strings.ts): ten thousand tenants repeat the same values.
+   * (shared-strings.ts): ten thousand tenants repeat the same values; its
+   * status conditions, the pooled frozen ones (shared-conditions.ts).
    */
   private cacheable(object: T): T {
     // Left out by destructuring, not `delete`: an object that lost a
     // property becomes a slow dictionary, twice the size.
     const { managedFields, ...metadata } = object.metadata;
     const kept = { ...object, apiVersion: this.type.apiVersion, kind: this.type.kind, metadata };
-    return cachedStrings.shareAll(this.options.transform ? this.options.transform(kept) : kept);
+    const cached = cachedStrings.shareAll(
+      this.options.transform ? this.options.transform(kept) : kept,
+    );
+    return cachedConditions.shareConditions(cached);
   }
 
   list(): T[] {

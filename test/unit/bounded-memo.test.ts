@@ -19,3 +19,21 @@ test('an answer is computed once per key, and a full memo starts over', () => {
   assert.equal(answer('a'), 'answer a');
   assert.deepEqual(computed, ['a', 'b', 'c', 'a']);
 });
+
+test('set replaces an answer, and a new key in a full memo starts it over', () => {
+  const memo = new BoundedMemo<number>(2);
+  memo.set('a', 1);
+  memo.set('b', 2);
+  memo.set('a', 3);
+  assert.equal(memo.size, 2);
+  assert.equal(
+    memo.get('a', () => assert.fail('a is known')),
+    3,
+  );
+  memo.set('c', 4);
+  assert.equal(memo.size, 1);
+  assert.equal(
+    memo.get('b', () => 5),
+    5,
+  );
+});
