@@ -5,6 +5,7 @@ import type { KubeClient } from '../k8s/client.ts';
 import { collectionPath, type ResourceType } from '../k8s/resources.ts';
 import { cachedStrings } from '../k8s/shared-strings.ts';
 import { cachedConditions } from '../k8s/shared-conditions.ts';
+import { cachedLabels } from '../k8s/shared-labels.ts';
 import { objectKey, type KubeList, type KubeObject } from '../k8s/types.ts';
 import { ObjectIndex } from './object-index.ts';
 
@@ -161,7 +162,8 @@ export class Informer<T extends KubeObject> {
    * object (one entry per field manager). apiVersion and kind are set, as
    * list items come without them. Its strings are the pooled copies
    * (shared-strings.ts): ten thousand tenants repeat the same values; its
-   * status conditions, the pooled frozen ones (shared-conditions.ts).
+   * status conditions and small label maps, the pooled frozen ones
+   * (shared-conditions.ts, shared-labels.ts).
    */
   private cacheable(object: T): T {
     // Left out by destructuring, not `delete`: an object that lost a
@@ -171,6 +173,8 @@ export class Informer<T extends KubeObject> {
     const cached = cachedStrings.shareAll(
       this.options.transform ? this.options.transform(kept) : kept,
     );
+    const { labels } = cached.metadata;
+    if (labels) cached.metadata.labels = cachedLabels.share(labels);
     return cachedConditions.shareConditions(cached);
   }
 

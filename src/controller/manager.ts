@@ -23,6 +23,8 @@ import { CREDENTIALS_SECRET, type DatabaseDeps } from '../tenant/database.ts';
 import { Transit } from '../vault/transit.ts';
 import { removeExpiredCertificates } from '../erasure/certificate-expiry.ts';
 import { compactOwnedObject } from '../k8s/compact-object.ts';
+import { withoutLastApplied } from '../k8s/last-applied.ts';
+import { cachedSpecParts } from '../k8s/shared-records.ts';
 import { ownedFieldsEqual, replacementFor } from '../k8s/owned-fields.ts';
 import type { KubeObject } from '../k8s/types.ts';
 import { createMetrics, type Metrics } from '../metrics/registry.ts';
@@ -260,8 +262,15 @@ export class Operator {
     // placement and each server's status count a server's tenants, which
     // must not mean a walk over every tenant per server (500 servers and
     // 11,000 tenants made each placement six million steps).
+    // Kept without kubectl's copy of what was applied (last-applied.ts),
+    // the spec's defaulted parts shared between Tenants (shared-records.ts).
     this.tenants = informer<TenantObject>('Tenant', {
       indexBy: (tenant) => tenant.status?.database?.server,
+      transform: (tenant) => {
+        const kept = withoutLastApplied(tenant);
+        if (kept.spec) cachedSpecParts.shareFields(kept.spec);
+        return kept;
+      },
     });
     // Tenants' namespaces and what is in them, about eight objects a tenant:
     // cached compact (identity, labels, a digest of what we own). Every

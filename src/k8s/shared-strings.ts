@@ -31,9 +31,12 @@ const UNIQUE_FIELDS = new Set([
 export class StringPool {
   /** A string's pooled copy, by its content. */
   private readonly pool: BoundedMemo<string>;
+  private readonly maxLength: number;
 
-  constructor(maxEntries = MAX_ENTRIES) {
+  /** `maxLength`: longer values are not pooled (a pool of certificates takes them all). */
+  constructor(maxEntries = MAX_ENTRIES, maxLength = MAX_POOLED_LENGTH) {
     this.pool = new BoundedMemo<string>(maxEntries);
+    this.maxLength = maxLength;
   }
 
   get size(): number {
@@ -41,7 +44,7 @@ export class StringPool {
   }
 
   share(value: string): string {
-    if (value.length > MAX_POOLED_LENGTH) return value;
+    if (value.length > this.maxLength) return value;
     return this.pool.get(value, () => value);
   }
 
@@ -57,6 +60,9 @@ export class StringPool {
   }
 
   private walk(node: Record<string, unknown> | unknown[]): void {
+    // Frozen: a pooled condition or label map (shared-conditions.ts,
+    // shared-labels.ts), whose strings were pooled before it was.
+    if (Object.isFrozen(node)) return;
     if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) node[i] = this.visit(node[i]);
       return;

@@ -17,6 +17,11 @@ export interface CachedRead<T> {
   maxAgeMs: number;
   /** A cheaper check of a cached answer, read at `readAt` (ms): false reads Vault again. */
   fresh?: (cached: T | undefined, readAt: number) => boolean | Promise<boolean>;
+  /**
+   * What is kept of a fresh answer (and answered): e.g. the answer with its
+   * certificate replaced by the one copy a thousand answers share.
+   */
+  keep?: (answer: T) => T;
 }
 
 interface Entry {
@@ -55,7 +60,8 @@ export class VaultReadCache {
     }
     const writesBefore = this.writes;
     const readAt = this.now();
-    const value = await read();
+    const answer = await read();
+    const value = answer !== undefined && options.keep ? options.keep(answer) : answer;
     if (this.writes === writesBefore) {
       const lifetime =
         options.maxAgeMs * (MIN_LIFETIME_SHARE + (1 - MIN_LIFETIME_SHARE) * Math.random());

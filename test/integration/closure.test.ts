@@ -10,7 +10,16 @@ import { OWNER_BINDING_NAME } from '../../src/tenant/rbac.ts';
 import { VaultClient } from '../../src/vault/client.ts';
 import { KubernetesAuth } from '../../src/vault/kubernetes-auth.ts';
 import { KvV2 } from '../../src/vault/kv.ts';
-import { adminClient, getTenant, serviceAccountToken, waitForPhase } from '../support/cluster.ts';
+import { LAST_APPLIED } from '../../src/k8s/last-applied.ts';
+import {
+  adminClient,
+  eraseTenantAndWait,
+  getTenant,
+  kubectl,
+  serviceAccountToken,
+  tenantManifest,
+  waitForPhase,
+} from '../support/cluster.ts';
 import { TestEnvironment } from '../support/fixture.ts';
 import {
   configureVault,
@@ -32,6 +41,8 @@ const CREDENTIALS = (name: string) => `tenants/${name}/database`;
 
 let env: TestEnvironment;
 let client: KubeClient;
+/** The tenant applied with kubectl, not made by the fixture: erased here. */
+let applied: string | undefined;
 const replacements: OperatorProcess[] = [];
 
 /** A Vault client logged in as the tenant's own workload (its default ServiceAccount). */
@@ -60,6 +71,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (applied) await eraseTenantAndWait(client, applied);
   await env[Symbol.asyncDispose]();
   for (const operator of replacements) await operator.stop();
   await removeTenantLeftovers(`${PREFIX}-a`);
@@ -181,5 +193,36 @@ describe('closure', () => {
     await session.connect();
     await session.query('SELECT 1');
     await session.end();
+  });
+
+  test("a Tenant applied with kubectl keeps kubectl's annotation through closure and re-opening", async () => {
+    // The Tenant cache leaves kubectl's last-applied annotation out
+    // (last-applied.ts); the closure time is still added beside it, and
+    // removed, on the server, without touching it.
+    const name = env.name('kubectl');
+    applied = name;
+    const apply = (state: string) => {
+      const result = kubectl(['apply', '-f', '-'], JSON.stringify(tenantManifest(name, { state })));
+      assert.equal(result.status, 0, result.stderr);
+    };
+    const lastApplied = async () =>
+      JSON.parse(
+        (await getTenant(client, name))?.metadata.annotations?.[LAST_APPLIED] ?? 'null',
+      ) as { spec: { state: string } } | null;
+    apply('Active');
+    await waitForPhase(client, name, 'Ready', 60_000);
+    apply('Closed');
+    const closed = await waitFor('closed, with its closure time annotated', async () => {
+      const t = await getTenant(client, name);
+      return t?.status?.phase === 'Closed' && t.metadata.annotations?.[ANNOTATION_CLOSED_AT]
+        ? t
+        : undefined;
+    });
+    assert.equal(closed.metadata.annotations?.[ANNOTATION_CLOSED_AT], closed.status?.closedAt);
+    assert.equal((await lastApplied())?.spec.state, 'Closed');
+    apply('Active');
+    const reopened = await waitForPhase(client, name, 'Ready', 60_000);
+    assert.equal(reopened.metadata.annotations?.[ANNOTATION_CLOSED_AT], undefined);
+    assert.equal((await lastApplied())?.spec.state, 'Active');
   });
 });

@@ -30,6 +30,22 @@ describe('Vault read cache', () => {
     assert.equal(cache.size, 0);
   });
 
+  test('what `keep` makes of a fresh answer is what is answered and kept', async () => {
+    const cache = new VaultReadCache();
+    const { reads, read } = counter(() => ({ ca: 'PEM', version: 1 }));
+    const shared = { ca: 'the one copy', version: 1 };
+    const options = { maxAgeMs: 1000, keep: () => shared };
+    assert.equal(await cache.read('k', options, read), shared);
+    assert.equal(await cache.read('k', options, read), shared);
+    assert.equal(reads.count, 1);
+    // Nothing to keep: undefined is answered as it is.
+    const missing = counter<{ ca: string }>(() => undefined);
+    assert.equal(
+      await cache.read('gone', { maxAgeMs: 1000, keep: () => assert.fail('kept') }, missing.read),
+      undefined,
+    );
+  });
+
   test('an answer is reused until at least 80% of maxAgeMs, and never past it', async () => {
     const time = clock();
     const cache = new VaultReadCache(time.now);
