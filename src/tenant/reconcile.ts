@@ -535,7 +535,19 @@ async function ensureNamespace(
   return { state: { kind: 'ours', phase: namespacePhase(synced) }, created: false };
 }
 
-/** Every child inside the namespace exactly as built; then removes ours that are no longer called for. */
+/**
+ * Every child inside the namespace exactly as built; then removes ours that
+ * are no longer called for.
+ *
+ * In a namespace this reconcile has just created, the isolation (network
+ * policies, quota, limits) is written all at once, and the owners'
+ * RoleBinding only after all of it is there: no one but the operator can be
+ * in the namespace before that binding, so the order among the others
+ * cannot open anything, and a new tenant waits for one round trip instead
+ * of six. Anywhere else the children are synced one after another, in
+ * order: a repair or a change of state (a suspension, a closure) tightens
+ * the policies before it touches access.
+ */
 async function syncChildren(
   deps: ReconcileDeps,
   tenant: ValidTenant,
@@ -543,8 +555,7 @@ async function syncChildren(
   planned: boolean,
   namespaceJustCreated: boolean,
 ): Promise<void> {
-  const keep = new Set<string>();
-  for (const child of children) {
+  const syncOne = async (child: KubeObject): Promise<void> => {
     const informer = deps.children[child.kind as ChildKind];
     // Missing from the cache is not missing: the cache holds only objects
     // with our labels, and those may be what was removed. In a namespace
@@ -563,9 +574,22 @@ async function syncChildren(
           ));
     const synced = await syncChild(syncDeps(deps), child, live, planned);
     if (synced !== live) informer.upsert(synced);
-    keep.add(`${child.kind}/${child.metadata.name}`);
+  };
+  if (namespaceJustCreated) {
+    const access = children.filter((child) => child.kind === 'RoleBinding');
+    const isolation = children.filter((child) => child.kind !== 'RoleBinding');
+    const written = await Promise.allSettled(isolation.map(syncOne));
+    const failed = written.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const child of access) await syncOne(child);
+  } else {
+    for (const child of children) await syncOne(child);
   }
-  await pruneChildren(deps, tenant, keep);
+  await pruneChildren(
+    deps,
+    tenant,
+    new Set(children.map((child) => `${child.kind}/${child.metadata.name}`)),
+  );
 }
 
 /**
