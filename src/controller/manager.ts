@@ -262,6 +262,7 @@ export class Operator {
     // placement and each server's status count a server's tenants, which
     // must not mean a walk over every tenant per server (500 servers and
     // 11,000 tenants made each placement six million steps).
+    //
     // Kept without kubectl's copy of what was applied (last-applied.ts),
     // the spec's defaulted parts shared between Tenants (shared-records.ts).
     this.tenants = informer<TenantObject>('Tenant', {

@@ -60,8 +60,10 @@ export class StringPool {
   }
 
   private walk(node: Record<string, unknown> | unknown[]): void {
-    // Frozen: a pooled condition or label map (shared-conditions.ts,
-    // shared-labels.ts), whose strings were pooled before it was.
+    // Frozen: a value already shared by many objects (a condition, a label
+    // map, a Tenant's spec part: shared-conditions.ts, shared-labels.ts,
+    // shared-records.ts). One instance whatever its strings; and a write to
+    // it would throw.
     if (Object.isFrozen(node)) return;
     if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) node[i] = this.visit(node[i]);

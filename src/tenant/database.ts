@@ -118,6 +118,9 @@ export interface StoredCredentials extends Record<string, string> {
 }
 
 export const DEFAULT_MIN_ROTATION_INTERVAL_MS = 60_000;
+const UNREACHABLE_RETRY_MS = 15_000;
+/** How long a cached KV version is kept while the metadata still names it (its data never changes). */
+const KV_VERSION_MAX_AGE_MS = 24 * 3_600_000;
 
 /**
  * The database servers' CA certificates, one copy each: every cached
@@ -134,9 +137,7 @@ function withSharedCertificate(
   if (typeof secret.data.ca === 'string') secret.data.ca = certificates.share(secret.data.ca);
   return secret;
 }
-const UNREACHABLE_RETRY_MS = 15_000;
-/** How long a cached KV version is kept while the metadata still names it (its data never changes). */
-const KV_VERSION_MAX_AGE_MS = 24 * 3_600_000;
+
 const CONFLICT_RETRY_MS = 30_000;
 
 /** How long the previous login role keeps working after a rotation, so apps can re-read Vault. */

@@ -543,8 +543,8 @@ async function ensureNamespace(
  * policies, quota, limits) is written all at once, and the owners'
  * RoleBinding only after all of it is there: no one but the operator can be
  * in the namespace before that binding, so the order among the others
- * cannot open anything, and a new tenant waits for one round trip instead
- * of six. Anywhere else the children are synced one after another, in
+ * cannot open anything, and a new tenant waits for two round trips instead
+ * of six or seven. Anywhere else the children are synced one after another, in
  * order: a repair or a change of state (a suspension, a closure) tightens
  * the policies before it touches access.
  */
