@@ -40,8 +40,9 @@ export class ConditionPool {
   /**
    * The pooled instance equal to `condition` (the same fields, each `===`),
    * frozen; `condition` itself, frozen, the first time. A condition without
-   * a string lastTransitionTime, or with a nested value, is answered as it
-   * is, neither shared nor frozen.
+   * a string lastTransitionTime, or with a nested value, or one more in a
+   * second that already holds MAX_PER_SECOND, is answered as it is, neither
+   * shared nor frozen.
    */
   share<T extends object>(condition: T): T {
     const record = condition as Condition;
