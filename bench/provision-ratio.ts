@@ -32,12 +32,19 @@ import { metadataRanges } from '../src/tenant/egress-blocks.ts';
 import {
   backupAuthRoleName,
   backupPolicyName,
+  backupServiceAccountName,
   desiredBackupRole,
   removeTenantBackupVault,
   restorePolicyName,
   transitKeyName,
   type BackupVaultObjects,
 } from '../src/backup/vault-access.ts';
+import {
+  backupCronJobName,
+  buildBackupCronJob,
+  buildBackupServiceAccount,
+} from '../src/backup/cronjob.ts';
+import { DEFAULT_BACKUP_IMAGE } from '../src/cli/options.ts';
 import { VaultClient } from '../src/vault/client.ts';
 import { Transit } from '../src/vault/transit.ts';
 import { KubernetesAuth } from '../src/vault/kubernetes-auth.ts';
@@ -63,12 +70,14 @@ import { createAndTimeToReady, kubeConfig, percentile, pool, printTable } from '
 //     that proves the password, the claimed KV secret, the policy and the
 //     Kubernetes auth role; and its backup key and roles (Transit key,
 //     backup and restore policies, the backup job's auth role), which the
-//     operator makes even with scheduled backups off.
-// Scheduled backups are off for these tenants (no CronJob on either side).
+//     operator makes even with scheduled backups off, and the backup job's
+//     ServiceAccount and CronJob.
+// Scheduled backups are off for these tenants (the CronJob stays suspended).
 // The two go in both orders, with every trace of one phase removed before
 // the next.
 
 const RESULTS_DIR = join(import.meta.dirname, 'results');
+const OPERATOR_NAMESPACE = 'tenant-system';
 
 /** API requests made to provision, by method (GET, POST, PATCH, ...) and for writes by resource. */
 interface RequestCounts {
@@ -129,6 +138,11 @@ function spec(name: string, database: boolean, server: LocalServer | undefined) 
   };
 }
 
+/** No owner: the bare calls have no Tenant to point at (the garbage collector would delete them). */
+function withoutOwner(object: KubeObject): KubeObject {
+  return { ...object, metadata: { ...object.metadata, ownerReferences: [] } };
+}
+
 class BareWork {
   private readonly kube: KubeClient;
   private readonly pools: Map<string, pg.Pool>;
@@ -185,10 +199,8 @@ class BareWork {
       { blocks: [{ cidr: '127.0.0.1/32' }], port: Number(vault.port) },
     ];
     const children = desiredChildren(valid, { platform, forbidden: metadataRanges() });
-    for (const object of [children.namespace, ...children.namespaced]) {
-      // No owner: the bare calls have no Tenant to point at.
-      await this.kube.apply({ ...object, metadata: { ...object.metadata, ownerReferences: [] } });
-    }
+    for (const object of [children.namespace, ...children.namespaced])
+      await this.kube.apply(withoutOwner(object));
     if (!server) return;
     const ids = databaseIdentifiersFor(name);
     const claim = quoteLiteral(ownershipMarker(name, valid.uid));
@@ -268,6 +280,16 @@ class BareWork {
       backupAuthRoleName(name),
       desiredBackupRole(backup, name),
     );
+    // The backup job's ServiceAccount and its CronJob (suspended while
+    // backups are off; on-demand backups are made from it).
+    const job = {
+      namespace: OPERATOR_NAMESPACE,
+      image: DEFAULT_BACKUP_IMAGE,
+      vaultAddr: env('VAULT_ADDR'),
+      vaultAudience: 'vault',
+    };
+    for (const object of [buildBackupServiceAccount(valid, job), buildBackupCronJob(valid, job)])
+      await this.kube.apply(withoutOwner(object));
     this.uids.set(name, valid.uid);
   }
 
@@ -294,6 +316,12 @@ class BareWork {
     await new VaultPolicies(this.vault).deletePolicy(vaultObjectName(name));
     await new KubernetesAuth(this.vault).deleteKubernetesRole(vaultObjectName(name));
     await removeTenantBackupVault(this.backupObjects(), { name, uid: this.uids.get(name) ?? '' });
+    await this.kube.delete(
+      objectPath(RESOURCES.CronJob, backupCronJobName(name), OPERATOR_NAMESPACE),
+    );
+    await this.kube.delete(
+      objectPath(RESOURCES.ServiceAccount, backupServiceAccountName(name), OPERATOR_NAMESPACE),
+    );
   }
 
   async close(): Promise<void> {

@@ -3,11 +3,13 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { DEFAULT_GUARD_IDENTITIES } from '../admission/identities.ts';
 import { buildAdmissionGuard } from '../admission/policies.ts';
+import { tenantFinalizerPolicy } from '../admission/tenant-finalizer.ts';
 import { GROUP } from '../api/constants.ts';
 import { ALL_KINDS, customResourceDefinition } from '../api/crd.ts';
 import { alertRuleGroups } from '../metrics/alerts.ts';
 import { grafanaDashboard } from '../metrics/dashboard.ts';
 import { renderChartFiles } from './gen-chart.ts';
+import { yamlDocuments } from './yaml-documents.ts';
 
 // `tenant-operator gen-crds [CRD_DIR] [ADMISSION_DIR] [MONITORING_DIR] [CHART_FILES_DIR]`:
 // one YAML file per kind, the admission guard for the default identities (the
@@ -29,12 +31,14 @@ export function renderCrds(): Map<string, string> {
 }
 
 export const ADMISSION_FILE = 'admission-guard.yaml';
+/** Its own file: it needs Kubernetes 1.36, the guard only 1.30. */
+export const TENANT_FINALIZER_FILE = 'tenant-finalizer.yaml';
 
 export function renderAdmissionGuard(): Map<string, string> {
-  const documents = buildAdmissionGuard(DEFAULT_GUARD_IDENTITIES).map((object) =>
-    stringify(object, { lineWidth: 0 }),
-  );
-  return new Map([[ADMISSION_FILE, HEADER + documents.join('---\n')]]);
+  return new Map([
+    [ADMISSION_FILE, HEADER + yamlDocuments(buildAdmissionGuard(DEFAULT_GUARD_IDENTITIES))],
+    [TENANT_FINALIZER_FILE, HEADER + yamlDocuments(tenantFinalizerPolicy())],
+  ]);
 }
 
 export const ALERTS_FILE = 'alerts.rules.yaml';

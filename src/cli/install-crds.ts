@@ -2,7 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildAdmissionGuard } from '../admission/policies.ts';
 import { KUBE_CONTROLLER_USERS, type GuardIdentities } from '../admission/identities.ts';
 import { POLICY_NAME_PREFIX } from '../admission/policy.ts';
-import { LABEL_MANAGED_BY, MANAGED_BY_VALUE, NAMESPACE_PREFIX } from '../api/constants.ts';
+import { tenantFinalizerPolicy } from '../admission/tenant-finalizer.ts';
+import {
+  API_VERSION,
+  FINALIZER,
+  LABEL_MANAGED_BY,
+  MANAGED_BY_VALUE,
+  NAMESPACE_PREFIX,
+} from '../api/constants.ts';
 import { ERROR_CODES, OperatorError } from '../errors.ts';
 import { ALL_KINDS, customResourceDefinition } from '../api/crd.ts';
 import type { KubeClient } from '../k8s/client.ts';
@@ -132,4 +139,46 @@ function buildNamespaceProbe(): KubeObject {
       labels: { [LABEL_MANAGED_BY]: MANAGED_BY_VALUE },
     },
   };
+}
+
+/** The API server serves MutatingAdmissionPolicy as v1 (Kubernetes 1.36 and later). */
+async function servesMutatingPolicies(client: KubeClient): Promise<boolean> {
+  const list = await client.get<KubeObject & { resources: { name: string }[] }>(
+    '/apis/admissionregistration.k8s.io/v1',
+  );
+  return list?.resources.some((r) => r.name === 'mutatingadmissionpolicies') ?? false;
+}
+
+/**
+ * Applies the policy that gives every new Tenant its finalizer, where the API
+ * server has MutatingAdmissionPolicy, and waits until a dry-run Tenant comes
+ * back with it. Elsewhere the operator adds the finalizer itself.
+ */
+export async function installTenantFinalizerPolicy(
+  client: KubeClient,
+  timeoutMs = 60_000,
+): Promise<'enforced' | 'not-served'> {
+  if (!(await servesMutatingPolicies(client))) return 'not-served';
+  for (const object of tenantFinalizerPolicy()) await client.apply(object);
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probeGetsFinalizer(client))) {
+    if (Date.now() > deadline)
+      throw new Error(`the Tenant finalizer policy is not in force after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+  return 'enforced';
+}
+
+/** A dry-run Tenant, which the policy must hand back with its finalizer. Nothing is stored. */
+async function probeGetsFinalizer(client: KubeClient): Promise<boolean> {
+  const created = await client.request<KubeObject>('POST', collectionPath(RESOURCES.Tenant), {
+    query: { dryRun: 'All' },
+    body: {
+      apiVersion: API_VERSION,
+      kind: 'Tenant',
+      metadata: { name: 'admission-policy-probe' },
+      spec: { owners: [{ kind: 'Group', name: 'admission-policy-probe' }] },
+    },
+  });
+  return created.metadata.finalizers?.includes(FINALIZER) ?? false;
 }

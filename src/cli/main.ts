@@ -19,7 +19,11 @@ import { BACKUP_USAGE, runBackupCommand } from './backup.ts';
 import { CERTIFICATE_USAGE, runCertificateCommand } from './certificate.ts';
 import { CHART_FILES_DIR } from './gen-chart.ts';
 import { generateCrds } from './gen-crds.ts';
-import { installAdmissionGuard, installCrds } from './install-crds.ts';
+import {
+  installAdmissionGuard,
+  installCrds,
+  installTenantFinalizerPolicy,
+} from './install-crds.ts';
 import { INSTALL_RBAC_USAGE, installRbac, parseInstallRbacArgs } from './install-rbac.ts';
 import { parseOperatorOptions, UsageError } from './options.ts';
 
@@ -228,6 +232,10 @@ async function runInstallCrds(args: string[]): Promise<void> {
     );
     if (guard === 'installer-exempt')
       console.log('you are exempt from the guard, so whether it is enforced yet was not checked');
+    if ((await installTenantFinalizerPolicy(client)) === 'not-served')
+      console.log(
+        'this API server has no MutatingAdmissionPolicy (Kubernetes 1.36): the operator adds Tenant finalizers itself',
+      );
   } finally {
     await client.close();
   }

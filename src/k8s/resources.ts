@@ -54,6 +54,18 @@ export const RESOURCES = {
     'validatingadmissionpolicybindings',
     false,
   ),
+  MutatingAdmissionPolicy: resource(
+    'admissionregistration.k8s.io/v1',
+    'MutatingAdmissionPolicy',
+    'mutatingadmissionpolicies',
+    false,
+  ),
+  MutatingAdmissionPolicyBinding: resource(
+    'admissionregistration.k8s.io/v1',
+    'MutatingAdmissionPolicyBinding',
+    'mutatingadmissionpolicybindings',
+    false,
+  ),
   CustomResourceDefinition: resource(
     'apiextensions.k8s.io/v1',
     'CustomResourceDefinition',

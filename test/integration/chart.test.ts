@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments, stringify } from 'yaml';
 import { registerLocalDatabaseServers } from '../../hack/database-servers.ts';
 import { buildAdmissionGuard } from '../../src/admission/policies.ts';
+import { tenantFinalizerPolicy } from '../../src/admission/tenant-finalizer.ts';
 import { renderCrds } from '../../src/cli/gen-crds.ts';
 import { LEASE_NAME } from '../../src/controller/leader.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -46,6 +47,8 @@ const CHART = join(import.meta.dirname, '..', '..', 'charts', 'tenant-operator')
 const KUBE_VERSION = '1.36.3';
 const RELEASE = 'chart';
 const FULLNAME = `${RELEASE}-tenant-operator`;
+/** What `helm install` finds in a 1.36 API server's discovery. */
+const MUTATING_POLICY_API = 'admissionregistration.k8s.io/v1/MutatingAdmissionPolicy';
 const SA_USER = `system:serviceaccount:${OPERATOR_NAMESPACE}:${FULLNAME}`;
 const work = mkdtempSync(join(tmpdir(), 'chart-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -238,7 +241,7 @@ describe('helm lint and template', () => {
 
   test('the admission guard is the one install-crds applies, for the release identities', () => {
     const objects = render(NON_DEFAULT);
-    const guard = objects.filter((o) => o.apiVersion === 'admissionregistration.k8s.io/v1');
+    const guard = objects.filter((o) => o.kind.startsWith('ValidatingAdmissionPolicy'));
     const expected = buildAdmissionGuard({
       operatorUsers: [`system:serviceaccount:${OPERATOR_NAMESPACE}:operator`, 'ci-bot'],
       breakGlassGroups: ['oncall:break-glass'],
@@ -255,6 +258,16 @@ describe('helm lint and template', () => {
       ).length,
       0,
     );
+  });
+
+  test("the Tenant finalizer policy is install-crds' own, where the API server has MutatingAdmissionPolicy", () => {
+    const mutating = (objects: KubeObject[]) =>
+      objects.filter((o) => o.kind.startsWith('MutatingAdmissionPolicy'));
+    assert.deepEqual(mutating(render({}, ['--api-versions', MUTATING_POLICY_API])), [
+      ...tenantFinalizerPolicy(),
+    ]);
+    // Kubernetes before 1.36 (helm asks the cluster; template says what it is told).
+    assert.deepEqual(mutating(render()), []);
   });
 
   test('other values: monitoring objects from monitoring/, AppRole and a Vault CA, the named ServiceAccount', () => {
@@ -433,7 +446,7 @@ describe('the rendered chart on the real API server', () => {
           breakGlassGroups: ['tenancy.io:break-glass'],
         },
       },
-      ['--include-crds'],
+      ['--include-crds', '--api-versions', MUTATING_POLICY_API],
     );
     applied.push(...objects);
     applyServerSide(objects);

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { buildAdmissionGuard } from '../../src/admission/policies.ts';
+import { tenantFinalizerPolicy } from '../../src/admission/tenant-finalizer.ts';
 import { renderAdmissionGuard } from '../../src/cli/gen-crds.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
 
@@ -10,16 +11,55 @@ import type { KubeObject } from '../../src/k8s/types.ts';
 // real API server in test/integration/admission.test.ts.
 
 test('checked-in admission/ equals what gen:crds generates', async () => {
+  const kindsOf: Record<string, string[]> = {};
   for (const [file, content] of renderAdmissionGuard()) {
     const checkedIn = await readFile(new URL(`../../admission/${file}`, import.meta.url), 'utf8');
     assert.equal(checkedIn, content, `admission/${file} is stale: run npm run gen:crds`);
-    const kinds = parseAllDocuments(content).map((d) => (d.toJS() as KubeObject).kind);
-    assert.ok(
-      kinds.includes('ValidatingAdmissionPolicy') &&
-        kinds.includes('ValidatingAdmissionPolicyBinding'),
-    );
+    kindsOf[file] = parseAllDocuments(content).map((d) => (d.toJS() as KubeObject).kind);
   }
+  assert.deepEqual(new Set(kindsOf['admission-guard.yaml']), new Set(GUARD_KINDS));
+  assert.deepEqual(kindsOf['tenant-finalizer.yaml'], [
+    'MutatingAdmissionPolicy',
+    'MutatingAdmissionPolicyBinding',
+  ]);
+  // The chart reads the same file.
+  const chartCopy = await readFile(
+    new URL('../../charts/tenant-operator/files/tenant-finalizer.yaml', import.meta.url),
+    'utf8',
+  );
+  assert.equal(chartCopy, renderAdmissionGuard().get('tenant-finalizer.yaml'));
 });
+
+const GUARD_KINDS = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+
+test("the finalizer policy adds tenancy.io/finalizer to Tenants, alongside others' finalizers", () => {
+  const [policy, binding] = tenantFinalizerPolicy() as [
+    KubeObject & { spec: MutatingSpec },
+    KubeObject & { spec: { policyName: string } },
+  ];
+  assert.equal(binding.spec.policyName, policy.metadata.name);
+  assert.equal(policy.spec.failurePolicy, 'Fail');
+  assert.deepEqual(policy.spec.matchConstraints.resourceRules, [
+    {
+      apiGroups: ['tenancy.io'],
+      apiVersions: ['v1alpha1'],
+      resources: ['tenants'],
+      operations: ['CREATE', 'UPDATE'],
+    },
+  ]);
+  const conditions = policy.spec.matchConditions.map((c) => c.expression);
+  assert.ok(conditions.includes('!has(object.metadata.deletionTimestamp)'));
+  assert.ok(conditions.some((c) => c.includes('"tenancy.io/finalizer" in object.metadata')));
+  const [mutation] = policy.spec.mutations;
+  assert.match(mutation!.jsonPatch.expression, /path: "\/metadata\/finalizers\/-"/);
+});
+
+interface MutatingSpec {
+  failurePolicy: string;
+  matchConstraints: { resourceRules: unknown[] };
+  matchConditions: { expression: string }[];
+  mutations: { jsonPatch: { expression: string } }[];
+}
 
 interface PolicySpec {
   failurePolicy: string;
