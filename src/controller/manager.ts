@@ -222,6 +222,7 @@ export class Operator {
         if (method !== 'GET') this.metrics.apiWrites.inc({ resource: resourceOfPath(path) });
       });
     }
+    this.metrics.shards.set(this.options.shards ?? 1);
     this.shards = new ShardSet(this.leaseClient, {
       shards: this.options.shards ?? 1,
       namespace: this.options.namespace,
@@ -234,7 +235,7 @@ export class Operator {
       onAcquired: (shard) => void this.lead(shard).catch((err: unknown) => this.fatal(err)),
       onReleased: (shard) => this.release(shard),
       onLostAll: () => {
-        this.metrics.leader.set(0);
+        this.showLeases();
         this.queue.stop();
         this.serverQueue?.stop();
         this.verifier?.stop();
@@ -511,7 +512,7 @@ export class Operator {
    * have stopped anywhere, and a new holder trusts nothing it read before.
    */
   private async lead(shard: number): Promise<void> {
-    this.metrics.leader.set(1);
+    this.showLeases();
     // Another replica may have led in between: what this one read before is stale.
     this.options.vault?.readCache.clear();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
@@ -547,8 +548,15 @@ export class Operator {
   /** A shard's lease is gone (lost or handed back): its queued tenants are dropped as they come up. */
   private release(shard: number): void {
     this.takeovers.delete(shard);
-    if (!this.shards.holdsAny()) this.metrics.leader.set(0);
+    this.showLeases();
     this.options.log.info({ shard }, 'shard released');
+  }
+
+  /** The lease gauges, as the shard set now has them. */
+  private showLeases(): void {
+    const held = this.shards.heldShards().length;
+    this.metrics.leader.set(held > 0 ? 1 : 0);
+    this.metrics.shardsHeld.set(held);
   }
 
   /** The queues and timers, started when the first shard (or the leader lease) is held. */
@@ -756,6 +764,7 @@ export class Operator {
     }
     await this.shards?.stop(() => this.client.writesSettled());
     this.metrics.leader.set(0);
+    this.metrics.shardsHeld.set(0);
     this.abort.abort();
     await Promise.allSettled(this.running);
     await new Promise<void>((resolve) =>

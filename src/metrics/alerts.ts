@@ -59,6 +59,25 @@ export function alertRuleGroups(): RuleGroup[] {
           },
         },
         {
+          // With --shards, each shard has its own Lease: a shard nobody holds
+          // leaves its tenants unreconciled while the others lead, which
+          // TenantOperatorNoLeader cannot see. With one shard that alert
+          // already covers it.
+          alert: 'TenantOperatorShardUnheld',
+          expr:
+            'max(tenant_operator_shards) - sum(tenant_operator_shards_held) > 0 ' +
+            'and max(tenant_operator_shards) > 1',
+          for: '5m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: 'A shard of tenants has no replica leading it',
+            description:
+              '{{ $value }} shard(s) held by no scraped replica for 5 minutes: their tenants are not provisioned, ' +
+              'repaired, backed up or erased. Check the Leases `tenant-operator-shard-<i>` in the operator namespace ' +
+              '(holder, renewTime) and the replicas: fewer live replicas than needed, or one that cannot renew.',
+          },
+        },
+        {
           // Errors now and then are retried with backoff; a steady share of
           // them means tenants are not converging.
           alert: 'TenantReconcileErrors',

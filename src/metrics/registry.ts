@@ -131,6 +131,16 @@ export function createMetrics(sources: MetricSources = {}) {
       help: '1 while this replica holds the leader lease (with --shards: any shard lease).',
       ...metric,
     }),
+    shards: new Gauge({
+      name: `${PREFIX}shards`,
+      help: 'How many shards the tenants are split into (--shards; 1: the single leader lease).',
+      ...metric,
+    }),
+    shardsHeld: new Gauge({
+      name: `${PREFIX}shards_held`,
+      help: "How many shards' leases this replica holds: summed over replicas, less than shards means tenants nobody reconciles.",
+      ...metric,
+    }),
     backupLastSuccess: perTenantGauge(
       registry,
       'backup_last_success_timestamp_seconds',

@@ -138,6 +138,28 @@ const CASES: AlertCase[] = [
     quietUntil: '25m',
   },
   {
+    // Two shards; replica b, holding shard 1, stops being scraped at minute 3.
+    alert: 'TenantOperatorShardUnheld',
+    interval: '1m',
+    series: [
+      { series: 'tenant_operator_shards{instance="a"}', values: '2x30' },
+      { series: 'tenant_operator_shards_held{instance="a"}', values: '1x30' },
+      { series: 'tenant_operator_shards{instance="b"}', values: '2 2 2 2 stale' },
+      { series: 'tenant_operator_shards_held{instance="b"}', values: '1 1 1 1 stale' },
+    ],
+    silentAt: '6m',
+    firesAt: '12m',
+    fill: { '{{ $value }}': '1' },
+    quiet: [
+      // a holds both until b starts and takes shard 1 over.
+      { series: 'tenant_operator_shards{instance="a"}', values: '2x30' },
+      { series: 'tenant_operator_shards_held{instance="a"}', values: '2 2 1x28' },
+      { series: 'tenant_operator_shards{instance="b"}', values: '2x30' },
+      { series: 'tenant_operator_shards_held{instance="b"}', values: '0 0 1x28' },
+    ],
+    quietUntil: '25m',
+  },
+  {
     // 2 errors and 8 successes a minute: 20% fail.
     alert: 'TenantReconcileErrors',
     interval: '1m',

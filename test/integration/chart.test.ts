@@ -135,6 +135,7 @@ const NON_DEFAULT = {
   serviceAccount: { name: 'operator', annotations: { 'example.com/owner': 'platform' } },
   operator: {
     concurrency: 16,
+    shards: 4,
     clusterCIDRs: ['10.0.0.0/8', 'fd00::/8'],
     purgedTenants: 'delete',
     extraArgs: ['--verify-concurrency=2'],
@@ -183,6 +184,7 @@ describe('helm lint and template', () => {
     assert.equal(container.readinessProbe.httpGet.path, '/readyz');
     assert.ok(container.resources.requests.memory && container.resources.limits.memory);
     assert.equal(container.image, 'ghcr.io/tenancy-io/tenant-operator:0.1.0');
+    assert.ok(container.args.includes('--shards=1'), 'one leader unless asked');
     // Backup jobs run the very image the operator runs.
     const env = envOf(container);
     assert.equal(env.BACKUP_IMAGE, container.image);
@@ -295,6 +297,7 @@ describe('helm lint and template', () => {
     const [container] = pod.containers;
     assert.equal(container.image, 'registry.example.com/platform/tenant-operator:0.1.0-rc.1');
     assert.ok(container.args.includes('--concurrency=16'));
+    assert.ok(container.args.includes('--shards=4'));
     assert.ok(container.args.includes('--verify-concurrency=2'));
     const env = envOf(container);
     assert.equal(env.CLUSTER_CIDRS, '10.0.0.0/8,fd00::/8');
@@ -335,7 +338,7 @@ describe('helm lint and template', () => {
       '--values',
       valuesFile({
         replicaCount: 'two',
-        operator: { purgedTenants: 'sometimes', concurency: 4 },
+        operator: { purgedTenants: 'sometimes', concurency: 4, shards: 257 },
         admissionGuard: { breakGlassGroups: ['on call"] || true || ["'] },
         vault: { auth: { method: 'approle' } },
       }),
@@ -345,6 +348,7 @@ describe('helm lint and template', () => {
       '/replicaCount',
       '/operator/purgedTenants',
       "additional properties 'concurency' not allowed",
+      '/operator/shards',
       '/admissionGuard/breakGlassGroups/0',
       '/vault/auth/approle',
     ])

@@ -65,6 +65,9 @@ test('the operator exposes no metric of its own that the README does not documen
 
 test('the tenant counted by phase, and a missing metric fails instead of reading 0', async () => {
   assert.equal(await env.operator.metric('tenant_operator_leader'), 1);
+  // One shard unless asked: the single leader holds it.
+  assert.equal(await env.operator.metric('tenant_operator_shards'), 1);
+  assert.equal(await env.operator.metric('tenant_operator_shards_held'), 1);
   assert.ok((await env.operator.metric('tenant_operator_tenants', 'phase="Ready"')) >= 1);
   await assert.rejects(env.operator.metric('tenant_operator_no_such_metric'), /not exposed/);
 });

@@ -137,6 +137,13 @@ test('two replicas share the shards, and the survivor of a SIGKILL takes over th
     { timeoutMs: 4 * LEASE_SECONDS * 1000 },
   );
   const replicaOf = (shard: number) => (split[shard] === a.identity ? a : b);
+  // What the alert reads: each says how many shards there are, and holds one.
+  for (const replica of [a, b]) {
+    assert.equal(await replica.metric('tenant_operator_shards'), SHARDS);
+    await waitFor(`${replica.identity} to report one shard held`, async () =>
+      (await replica.metric('tenant_operator_shards_held')) === 1 ? true : undefined,
+    );
+  }
 
   const names = Array.from({ length: TENANTS }, (_, i) => `shard-${process.pid}-${i}`);
   const byShard = (shard: number) => names.filter((name) => shardOf(name, SHARDS) === shard);
@@ -181,6 +188,9 @@ test('two replicas share the shards, and the survivor of a SIGKILL takes over th
     { timeoutMs: 4 * LEASE_SECONDS * 1000, intervalMs: 50 },
   );
   const takeoverMs = Date.now() - killedAt;
+  await waitFor('the survivor to report both shards held', async () =>
+    (await survivor.metric('tenant_operator_shards_held')) === SHARDS ? true : undefined,
+  );
   await waitForRepair(orphan, 4 * LEASE_SECONDS * 1000);
   const repairMs = Date.now() - killedAt;
   // Its log line may reach us a moment after the object is back.
