@@ -10,6 +10,7 @@ import type { KubeObject } from '../../src/k8s/types.ts';
 import {
   adminClient,
   createTenant,
+  deleteUnreconciledTenant,
   eraseTenantAndWait,
   getTenant,
   kubectl,
@@ -33,17 +34,13 @@ before(async () => {
 
 after(async () => {
   // Tenants the operator never saw: nothing of theirs to erase but the object.
-  for (const tenant of (
-    await client.request<{ items: TenantObject[] }>('GET', collectionPath(RESOURCES.Tenant))
-  ).items) {
-    if (!tenant.metadata.name.startsWith(`${PREFIX}-`)) continue;
-    await client.delete(objectPath(RESOURCES.Tenant, tenant.metadata.name));
-    await client
-      .jsonPatch(objectPath(RESOURCES.Tenant, tenant.metadata.name), [
-        { op: 'replace', path: '/metadata/finalizers', value: [] },
-      ])
-      .catch(() => undefined);
-  }
+  const { items } = await client.request<{ items: TenantObject[] }>(
+    'GET',
+    collectionPath(RESOURCES.Tenant),
+  );
+  for (const tenant of items)
+    if (tenant.metadata.name.startsWith(`${PREFIX}-`))
+      await deleteUnreconciledTenant(client, tenant.metadata.name);
   await client.close();
 });
 

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { OperatorError } from '../../src/errors.ts';
-import { adminClient, createTenant, tenantManifest } from '../support/cluster.ts';
+import {
+  adminClient,
+  createTenant,
+  deleteUnreconciledTenant,
+  tenantManifest,
+} from '../support/cluster.ts';
 
 // The real API server refuses invalid Tenants through the generated CRD
 // schema and its CEL rules, with a message that names the field.
@@ -125,7 +130,7 @@ describe('the Tenant CRD refuses invalid input', () => {
       retention: { afterClosure: '36500d' },
     })) as { spec: { retention: { afterClosure: string } } };
     assert.equal(longest.spec.retention.afterClosure, '36500d');
-    await client.delete('/apis/tenancy.io/v1alpha1/tenants/longest-retention');
+    await deleteUnreconciledTenant(client, 'longest-retention');
   });
 
   test('label selectors: key and value syntax, and operators with the right values', async () => {
@@ -194,7 +199,7 @@ describe('the Tenant CRD refuses invalid input', () => {
     await createTenant(client, 'sa-own', {
       owners: [{ kind: 'ServiceAccount', name: 'deployer', namespace: 'tenant-sa-own' }],
     });
-    await client.delete('/apis/tenancy.io/v1alpha1/tenants/sa-own');
+    await deleteUnreconciledTenant(client, 'sa-own');
   });
 
   test('negative quota counts and quantities beyond 64 bits', async () => {
@@ -218,6 +223,6 @@ describe('the Tenant CRD refuses invalid input', () => {
     assert.equal(created.spec.quota.nodePorts, 0);
     assert.equal(created.spec.quota.loadBalancers, 0);
     assert.equal(created.spec.quota.ephemeralStorage, '20Gi');
-    await client.delete('/apis/tenancy.io/v1alpha1/tenants/defaults-check');
+    await deleteUnreconciledTenant(client, 'defaults-check');
   });
 });

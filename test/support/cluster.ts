@@ -156,6 +156,24 @@ export async function eraseTenantAndWait(
   );
 }
 
+/**
+ * Deletes a Tenant that no operator has reconciled, so nothing of it exists
+ * outside the object, and lets it go by removing its finalizers: the API
+ * server gave it ours at creation (the finalizer policy), and no operator
+ * will ever erase it. What an administrator does for such a Tenant.
+ */
+export async function deleteUnreconciledTenant(client: KubeClient, name: string): Promise<void> {
+  const path = objectPath(RESOURCES.Tenant, name);
+  await client.delete(path);
+  const held = await getTenant(client, name);
+  if (!held) return;
+  await client.jsonPatch(path, [
+    { op: 'test', path: '/metadata/resourceVersion', value: held.metadata.resourceVersion },
+    { op: 'replace', path: '/metadata/finalizers', value: [] },
+  ]);
+  await waitFor(`tenant ${name} to go`, async () => !(await getTenant(client, name)));
+}
+
 /** The erase-now annotation, with the tenant's own name as confirmation (nothing if it is gone). */
 export async function requestErasure(client: KubeClient, name: string): Promise<void> {
   await client
