@@ -24,20 +24,15 @@ interface WithStatus extends KubeObject {
   status?: { conditions?: { type: string; status: string }[] };
 }
 
-async function waitUntil(
-  client: KubeClient,
-  object: KubeObject,
-  ready: (live: WithStatus) => boolean,
-  what: string,
+/** Asks `done` every 200 ms until it says yes; throws "<notYet> after <timeoutMs> ms" past the deadline. */
+async function pollUntil(
+  done: () => Promise<boolean>,
+  notYet: string,
   timeoutMs: number,
 ): Promise<void> {
-  const type = RESOURCES.CustomResourceDefinition;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const live = await client.get<WithStatus>(objectPath(type, object.metadata.name));
-    if (live && ready(live)) return;
-    if (Date.now() > deadline)
-      throw new Error(`${object.kind} ${object.metadata.name} not ${what} after ${timeoutMs} ms`);
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${notYet} after ${timeoutMs} ms`);
     await sleep(200);
   }
 }
@@ -47,13 +42,13 @@ export async function installCrds(client: KubeClient, timeoutMs = 60_000): Promi
   for (const kind of ALL_KINDS) {
     const crd = customResourceDefinition(kind) as unknown as KubeObject;
     await client.apply(crd);
-    await waitUntil(
-      client,
-      crd,
-      (live) =>
-        live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ??
-        false,
-      'established',
+    const path = objectPath(RESOURCES.CustomResourceDefinition, crd.metadata.name);
+    await pollUntil(
+      async () =>
+        (await client.get<WithStatus>(path))?.status?.conditions?.some(
+          (c) => c.type === 'Established' && c.status === 'True',
+        ) ?? false,
+      `${crd.kind} ${crd.metadata.name} not established`,
       timeoutMs,
     );
   }
@@ -73,12 +68,7 @@ export async function installAdmissionGuard(
   const me = await whoAmI(client);
   // The guard lets exempt identities through, so their probe can prove nothing.
   if (isExempt(me, identities)) return 'installer-exempt';
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probeRefused(client))) {
-    if (Date.now() > deadline)
-      throw new Error(`the admission guard is not enforced after ${timeoutMs} ms`);
-    await sleep(200);
-  }
+  await pollUntil(() => probeRefused(client), 'the admission guard is not enforced', timeoutMs);
   return 'enforced';
 }
 
@@ -160,17 +150,16 @@ export async function installTenantFinalizerPolicy(
 ): Promise<'enforced' | 'not-served'> {
   if (!(await servesMutatingPolicies(client))) return 'not-served';
   for (const object of tenantFinalizerPolicy()) await client.apply(object);
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probeGetsFinalizer(client))) {
-    if (Date.now() > deadline)
-      throw new Error(`the Tenant finalizer policy is not in force after ${timeoutMs} ms`);
-    await sleep(200);
-  }
+  await pollUntil(
+    () => probeGetsFinalizer(client),
+    'the Tenant finalizer policy is not in force',
+    timeoutMs,
+  );
   return 'enforced';
 }
 
 /** A dry-run Tenant, which the policy must hand back with its finalizer. Nothing is stored. */
-async function probeGetsFinalizer(client: KubeClient): Promise<boolean> {
+export async function probeGetsFinalizer(client: KubeClient): Promise<boolean> {
   const created = await client.request<KubeObject>('POST', collectionPath(RESOURCES.Tenant), {
     query: { dryRun: 'All' },
     body: {

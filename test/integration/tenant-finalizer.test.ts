@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { TENANT_FINALIZER_POLICY } from '../../src/admission/tenant-finalizer.ts';
 import { FIELD_MANAGER, FINALIZER } from '../../src/api/constants.ts';
 import type { TenantObject } from '../../src/tenant/model.ts';
-import { installTenantFinalizerPolicy } from '../../src/cli/install-crds.ts';
+import { installTenantFinalizerPolicy, probeGetsFinalizer } from '../../src/cli/install-crds.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { collectionPath, objectPath, RESOURCES } from '../../src/k8s/resources.ts';
 import type { KubeObject } from '../../src/k8s/types.ts';
@@ -162,13 +162,7 @@ describe('with the operator', () => {
       objectPath(RESOURCES.MutatingAdmissionPolicyBinding, TENANT_FINALIZER_POLICY),
     );
     // The API server drops the policy in the background: wait until it has.
-    await waitFor('the policy to be out of force', async () => {
-      const probe = await client.request<TenantObject>('POST', collectionPath(RESOURCES.Tenant), {
-        query: { dryRun: 'All' },
-        body: tenantManifest(`${PREFIX}-probe`),
-      });
-      return !(probe.metadata.finalizers ?? []).includes(FINALIZER);
-    });
+    await waitFor('the policy to be out of force', async () => !(await probeGetsFinalizer(client)));
     const created = kubectl(
       ['create', '-o', 'json', '-f', '-'],
       JSON.stringify(tenantManifest(WITHOUT_POLICY)),
